@@ -1,0 +1,21 @@
+# glmflow: the logistic-regression chapter as a Snakemake workflow.
+# Run `snakemake --cores all` in the project's environment (see README.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/checks.smk"
+include: "workflow/rules/interpretation.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

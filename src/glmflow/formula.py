@@ -1,0 +1,246 @@
+"""R model formulas: design matrices through formulaic, with R's column labels and NA handling.
+
+formulaic implements R's term algebra and contrast rules (terms ordered by degree, full
+dummy coding where a main effect is missing). What R users write that Python does not
+parse is translated first: ``factor(x)`` is formulaic's ``C(x)`` and ``^`` inside a call
+(``I(fare^2)``) is ``**``. Columns are then renamed to R's labels (``sexmale``,
+``factor(pclass)2``, ``I(fare^2)``, ``(Intercept)``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from formulaic import Formula, model_matrix
+from formulaic.model_spec import ModelSpec
+
+from glmflow.errors import GlmflowError
+
+# Functions a formula may call, as R names them.
+FORMULA_FUNCTIONS = {
+    "log": np.log,
+    "log2": np.log2,
+    "log10": np.log10,
+    "log1p": np.log1p,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+}
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)"
+    r"|(?P<name>[A-Za-z.][A-Za-z0-9._]*|`[^`]+`)"
+    r"|(?P<op>%in%|==|!=|<=|>=|&&|\|\||[-+*/:^~|<>()&,!])"
+    r"|(?P<string>\"[^\"]*\"|'[^']*'))"
+)
+_RANDOM_TERM = re.compile(r"\(([^()|]*)\|([^()]*)\)")
+
+
+def tokenize(formula: str) -> list[str]:
+    tokens, position = [], 0
+    text = formula.rstrip()
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise GlmflowError(f"formula {formula!r}: cannot read it at {text[position:]!r}")
+        tokens.append(match.group(match.lastgroup))
+        position = match.end()
+    return tokens
+
+
+_TIGHT = {":", "^", "("}
+
+
+def deparse_formula(formula: str) -> str:
+    """The formula spaced as R's ``deparse()`` prints it: ``survived ~ 1 + sex * fare``."""
+    return _render(tokenize(formula))
+
+
+def _render(tokens: list[str]) -> str:
+    out: list[str] = []
+    for i, token in enumerate(tokens):
+        previous = tokens[i - 1] if i else None
+        unary = token in "+-!" and (previous is None or previous in {"~", "(", ",", "+", "-", "*", "/"})
+        if token == ",":
+            out.append(", ")
+        elif token == ")":
+            out.append(")")
+        elif token in _TIGHT or (previous in {":", "^"} and token not in "()"):
+            out.append(token)
+        elif unary:
+            out.append(token if previous in {None, "("} else " " + token)
+        elif _is_operator(token):
+            out.append(f" {token} ")
+        else:
+            out.append(token)
+    return "".join(out).replace("  ", " ").strip()
+
+
+def _is_operator(token: str) -> bool:
+    return not (token[0].isalnum() or token[0] in "._`\"'")
+
+
+def split_formula(formula: str, where: str) -> tuple[str, str]:
+    if formula.count("~") != 1:
+        raise GlmflowError(f"{where}: formula {formula!r} needs exactly one '~' (response ~ terms)")
+    response, rhs = (part.strip() for part in formula.split("~"))
+    if not response:
+        raise GlmflowError(f"{where}: formula {formula!r} has no response left of '~'")
+    if not re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", response):
+        raise GlmflowError(
+            f"{where}: formula {formula!r}: the response must be a column name, not {response!r}"
+        )
+    if not rhs:
+        raise GlmflowError(f"{where}: formula {formula!r} has no terms right of '~'")
+    return response, rhs
+
+
+def random_effect_terms(formula: str) -> list[tuple[str, str]]:
+    """The ``(expr | group)`` terms of a mixed-model formula, as (expr, group) pairs."""
+    return [(a.strip(), b.strip()) for a, b in _RANDOM_TERM.findall(formula)]
+
+
+def fixed_part(rhs: str) -> str:
+    """The right-hand side without its ``( | )`` terms."""
+    text = _RANDOM_TERM.sub("", rhs)
+    text = re.sub(r"\+\s*(?=\+|$)", "", text.strip())
+    text = re.sub(r"^\s*\+", "", text).strip()
+    return text or "1"
+
+
+def to_formulaic(rhs: str) -> str:
+    """Translate R-only syntax: ``factor(x)`` to ``C(x)``, ``^`` inside calls to ``**``."""
+    tokens = tokenize(rhs)
+    out, call_depth, depth_stack = [], 0, []
+    for i, token in enumerate(tokens):
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        if token == "(":
+            is_call = bool(out) and _is_name(out[-1])
+            depth_stack.append(is_call)
+            call_depth += is_call
+        elif token == ")" and depth_stack:
+            call_depth -= depth_stack.pop()
+        if token == "factor" and following == "(":
+            token = "C"
+        elif token == "^" and call_depth:
+            token = "**"
+        out.append(token)
+    return _render(out)
+
+
+def _is_name(token: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", token))
+
+
+_LEVEL = re.compile(r"^(?P<base>.*)\[(?:T\.)?(?P<level>[^\[\]]*)\]$")
+
+
+def r_label(column: str) -> str:
+    """formulaic's column name as R labels it."""
+    if column == "Intercept":
+        return "(Intercept)"
+    parts = []
+    for part in _split_interaction(column):
+        match = _LEVEL.match(part)
+        base, level = (match["base"], match["level"]) if match else (part, "")
+        base = re.sub(r"^C\((.*)\)$", r"factor(\1)", base)
+        base = base.replace(" ** ", "^")
+        parts.append(base + level)
+    return ":".join(parts)
+
+
+def _split_interaction(column: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in column:
+        depth += char in "(["
+        depth -= char in ")]"
+        if char == ":" and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return parts + [current]
+
+
+@dataclass
+class Design:
+    """A model frame as R builds it: response, model matrix, labels and the rows used."""
+
+    response: str
+    y: np.ndarray
+    X: np.ndarray
+    terms: list[str]
+    rows: np.ndarray  # index labels of the rows used (row positions in the full dataset)
+    n_dropped: int
+    variables: list[str]
+    spec: ModelSpec
+
+    @property
+    def has_intercept(self) -> bool:
+        return "(Intercept)" in self.terms
+
+
+def required_variables(formula: str, where: str) -> tuple[str, list[str]]:
+    """The response and the data columns a formula reads."""
+    response, rhs = split_formula(formula, where)
+    try:
+        needed = Formula(to_formulaic(fixed_part(rhs))).required_variables
+    except GlmflowError:
+        raise
+    except Exception as error:
+        raise GlmflowError(f"{where}: formula {formula!r} cannot be parsed: {error}") from error
+    needed_names = {str(v) for v in needed} - set(FORMULA_FUNCTIONS) - {"C"}
+    needed_names |= {g for _, g in random_effect_terms(rhs)}
+    in_formula_order = [t for t in dict.fromkeys(tokenize(rhs)) if t in needed_names]
+    return response, [response] + [n for n in in_formula_order if n != response]
+
+
+def build_design(formula: str, data: pd.DataFrame, where: str) -> Design:
+    """Model frame and matrix for the fixed part of ``formula``; rows with NAs dropped as na.omit."""
+    response, variables = required_variables(formula, where)
+    missing = [v for v in variables if v not in data.columns]
+    if missing:
+        raise GlmflowError(
+            f"{where}: formula {formula!r} uses {', '.join(map(repr, missing))}, "
+            f"not a column of the data (columns: {', '.join(data.columns)})"
+        )
+    complete = data[variables].notna().all(axis=1).to_numpy()
+    frame = data.loc[complete]
+    rhs = to_formulaic(fixed_part(split_formula(formula, where)[1]))
+    try:
+        matrix = model_matrix(rhs, frame, context=FORMULA_FUNCTIONS, na_action="raise")
+    except Exception as error:
+        raise GlmflowError(f"{where}: formula {formula!r} cannot be evaluated: {error}") from error
+    X = np.asarray(matrix, dtype=float)
+    if not np.isfinite(X).all():
+        raise GlmflowError(f"{where}: formula {formula!r} gives NaN or Inf in the model matrix")
+    y_values = frame[response]
+    return Design(
+        response=response,
+        y=_numeric_response(y_values, where, response),
+        X=X,
+        terms=[r_label(str(c)) for c in matrix.columns],
+        rows=frame.index.to_numpy(),
+        n_dropped=int((~complete).sum()),
+        variables=variables,
+        spec=matrix.model_spec,
+    )
+
+
+def _numeric_response(values: pd.Series, where: str, response: str) -> np.ndarray:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # As R's binomial(): the first level is failure, every other level success.
+        return (values.cat.codes.to_numpy() > 0).astype(float)
+    if values.dtype == bool:
+        return values.to_numpy(dtype=float)
+    if not pd.api.types.is_numeric_dtype(values.dtype):
+        raise GlmflowError(f"{where}: response column {response!r} is not numeric")
+    return values.to_numpy(dtype=float)
+
+
+def design_for(design: Design, newdata: pd.DataFrame) -> np.ndarray:
+    """The model matrix of new rows, with the factor levels of the fitted data."""
+    return np.asarray(design.spec.get_model_matrix(newdata, na_action="raise"), dtype=float)

@@ -1,0 +1,71 @@
+"""Reading and writing results files the same way everywhere: deterministic bytes, logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def write_json(path: str | Path, value) -> None:
+    """JSON with keys in insertion order, floats at full precision (repr), newline at the end."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(_plain(value), indent=2, allow_nan=True) + "\n")
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text())
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=index, lineterminator="\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
+
+
+@contextlib.contextmanager
+def logged(snakemake):
+    """Send a rule script's log and any error (with its traceback) to the rule's ``log:`` file."""
+    log_path = Path(snakemake.log[0])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as handle:
+        logger = logging.getLogger("glmflow")
+        handler = logging.StreamHandler(handle)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
+        try:
+            yield logger
+        except Exception as error:
+            handle.write(traceback.format_exc())
+            print(f"glmflow: {error}", file=sys.stderr)
+            raise
+        finally:
+            logger.removeHandler(handler)

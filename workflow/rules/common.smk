@@ -1,0 +1,56 @@
+# Config validation and the helpers that turn config.yaml into targets and params.
+from snakemake.utils import validate
+
+from glmflow.config import check_config, is_mixed
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+check_config(config, ".")
+
+DATASETS = sorted(config["datasets"])
+# Mixed models (with `( | )` terms) get their own engine; the schema accepts them already.
+GLM_MODELS = sorted(m for m, spec in config["models"].items() if not is_mixed(spec))
+COMPARISONS = sorted(config.get("comparisons", {}))
+PREDICTIONS = sorted(config["interpretation"].get("predictions", {}))
+COUNTS = sorted(config["interpretation"].get("counts", {}))
+MODEL_FILES = ["tidy.csv", "glance.json", "summary.txt", "augment.csv", "vcov.csv"]
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS) or "no-dataset",
+    model="|".join(GLM_MODELS) or "no-model",
+
+
+def model_spec(wildcards):
+    return config["models"][wildcards.model]
+
+
+def dataset_of_model(wildcards):
+    return f"results/data/{model_spec(wildcards)['dataset']}.parquet"
+
+
+def model_result(model, name):
+    return f"results/models/{model}/{name}"
+
+
+def prediction_model(wildcards):
+    return config["interpretation"]["predictions"][wildcards.name]["model"]
+
+
+def comparison_input(role, file):
+    return lambda w: model_result(config["comparisons"][w.name][role], file)
+
+
+def all_targets():
+    targets = expand(
+        "results/data/{dataset}{suffix}",
+        dataset=DATASETS,
+        suffix=[".parquet", "_glimpse.txt", "_head.csv"],
+    )
+    targets += expand(
+        "results/models/{model}/{file}", model=GLM_MODELS, file=MODEL_FILES
+    )
+    targets += expand("results/checks/likelihood_{model}.json", model=GLM_MODELS)
+    targets += expand("results/comparisons/{name}.json", name=COMPARISONS)
+    targets += expand("results/interpretation/predictions/{name}.csv", name=PREDICTIONS)
+    targets += expand("results/interpretation/counts/{name}.csv", name=COUNTS)
+    return targets

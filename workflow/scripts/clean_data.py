@@ -1,0 +1,19 @@
+"""Load, check and clean one data set; write it with its glimpse and first rows."""
+
+from glmflow.data import glimpse, load_dataset
+from glmflow.io import logged, write_csv, write_text
+
+with logged(snakemake) as log:
+    spec = snakemake.params.spec
+    data = load_dataset(
+        snakemake.input.csv,
+        name=snakemake.wildcards.dataset,
+        sha256=spec.get("sha256"),
+        clean_names_=spec.get("clean_names", True),
+        factors=spec.get("factors", []),
+        filter_=spec.get("filter"),
+    )
+    log.info("%d rows, %d columns after cleaning", *data.shape)
+    data.to_parquet(snakemake.output.data, index=False)
+    write_text(snakemake.output.glimpse, glimpse(data))
+    write_csv(snakemake.output.head, data.head(10))

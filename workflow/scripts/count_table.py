@@ -1,0 +1,11 @@
+"""Counts and proportions of a data set by some columns (the chapter's sex x survived table)."""
+
+import pandas as pd
+
+from glmflow.interpret import count_table
+from glmflow.io import logged, write_csv
+
+with logged(snakemake):
+    data = pd.read_parquet(snakemake.input.data)
+    table = count_table(data, list(snakemake.params.by), f"counts {snakemake.wildcards.name!r}")
+    write_csv(snakemake.output[0], table)

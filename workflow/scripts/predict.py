@@ -1,0 +1,18 @@
+"""A fitted model's predictions on a grid, from its written coefficients and covariance."""
+
+import pandas as pd
+
+from glmflow.interpret import predictions
+from glmflow.io import logged, write_csv
+
+with logged(snakemake):
+    files, params = snakemake.input, snakemake.params
+    table = predictions(
+        pd.read_parquet(files.data),
+        params.spec,
+        params.model,
+        pd.read_csv(files.tidy),
+        pd.read_csv(files.vcov, index_col="term"),
+        params.at,
+    )
+    write_csv(snakemake.output[0], table)
