@@ -129,7 +129,8 @@ def glm_fit(
     coef_old = None
     converged = boundary = False
     iterations = 0
-    for iterations in range(1, maxit + 1):
+    while iterations < maxit:
+        iterations += 1
         mu_eta = family.mu_eta(eta)
         good = mu_eta != 0
         z = eta[good] + (y[good] - mu[good]) / mu_eta[good]
@@ -248,7 +249,8 @@ class ModelFit:
         return values
 
     def augment(self, data: pd.DataFrame) -> pd.DataFrame:
-        """Per row used: the model's variables, ``.fitted`` (link), ``.prob`` (response), ``.resid`` (deviance)."""
+        """Per row used: the model's variables, ``.fitted`` (link scale), ``.prob`` (response scale)
+        and ``.resid`` (deviance residual); ``.row`` is the row's number in the dataset."""
         frame = data.loc[self.design.rows, self.design.variables]
         frame.insert(0, ".row", self.design.rows + 1)
         frame[".fitted"] = self.fitted_link

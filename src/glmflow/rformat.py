@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 
@@ -24,11 +25,13 @@ def _scientific(x: float, digits: int) -> tuple[int, int, int, bool]:
     neg = 1 if x < 0 else 0
     r = abs(x)
     kp = math.floor(math.log10(r)) - digits + 1
-    r_prec = r / 10.0**kp if kp >= 0 else r * 10.0**-kp
-    if r_prec < 10.0 ** (digits - 1):
-        r_prec *= 10.0
+    # R scales in long double; exact decimal arithmetic keeps 0.60835 (really 0.608349999...)
+    # from rounding up the way a double product (6083.5) would.
+    r_prec = Decimal(r).scaleb(-kp)
+    if r_prec < 10 ** (digits - 1):
+        r_prec = r_prec.scaleb(1)
         kp -= 1
-    alpha = float(round(r_prec))
+    alpha = float(r_prec.to_integral_value(rounding=ROUND_HALF_EVEN))
     nsig = digits
     for _ in range(digits):
         alpha /= 10.0
@@ -100,16 +103,33 @@ def format_number(value: float, digits: int = 7) -> str:
     return format_real([value], digits)[0]
 
 
-def r_round(values, digits: int):
-    """R's ``round(x, digits)``; numpy's round-half-even differs only on exact ties."""
-    return np.round(np.asarray(values, dtype=float), digits)
+def format_c(value: float, digits: int) -> str:
+    """R's ``formatC(x, digits = d)``: C's ``%g`` with d significant digits, at least d + 1 wide."""
+    return f"{value:{digits + 1}.{digits}g}"
+
+
+def r_round(values, digits: float) -> np.ndarray:
+    """R 4's ``round(x, digits)``: the decimal nearest to the double's exact value, ties to even.
+
+    ``digits`` is rounded to a whole number first, as R does.
+    """
+    places = math.floor(digits + 0.5)
+    quantum = Decimal(1).scaleb(-places)
+
+    def one(v: float) -> float:
+        if not math.isfinite(v):
+            return v
+        return float(Decimal(v).quantize(quantum, rounding=ROUND_HALF_EVEN))
+
+    x = np.asarray(values, dtype=float)
+    return np.vectorize(one, otypes=[float])(x) if x.size else x
 
 
 def zapsmall(values, digits: int) -> np.ndarray:
-    """R's ``zapsmall(x, digits)``."""
+    """R's ``zapsmall(x, digits)``: round to ``digits - log10(max |x|)`` places."""
     x = np.asarray(values, dtype=float)
     mx = float(np.nanmax(np.abs(x))) if x.size else 0.0
-    return np.round(x, max(0, digits - math.ceil(math.log10(mx))) if mx > 0 else digits)
+    return r_round(x, max(0.0, digits - math.log10(mx)) if mx > 0 else digits)
 
 
 def format_pval(pvalues: Sequence[float], digits: int, eps: float = DOUBLE_EPS) -> list[str]:

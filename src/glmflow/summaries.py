@@ -9,6 +9,7 @@ from glmflow.models import ModelFit
 from glmflow.rformat import (
     coefficient_table,
     deparse_call,
+    format_c,
     format_pval,
     format_real,
     print_named_vector,
@@ -84,8 +85,8 @@ def _lm_summary(fit: ModelFit) -> str:
         f_value, df1, df2 = stats["fstatistic"]
         p_text = format_pval([stats["f_p_value"]], DIGITS)[0]
         text += (
-            f"Multiple R-squared:  {stats['r_squared']:.{DIGITS}g},\t"
-            f"Adjusted R-squared:  {stats['adj_r_squared']:.{DIGITS}g} \n"
-            f"F-statistic: {f_value:.{DIGITS}g} on {df1} and {df2} DF,  p-value: {p_text}\n"
+            f"Multiple R-squared:  {format_c(stats['r_squared'], DIGITS)},\t"
+            f"Adjusted R-squared:  {format_c(stats['adj_r_squared'], DIGITS)} \n"
+            f"F-statistic: {format_c(f_value, DIGITS)} on {df1} and {df2} DF,  p-value: {p_text}\n"
         )
     return text + "\n"

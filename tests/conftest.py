@@ -1,0 +1,66 @@
+"""Shared fixtures: the R reference values and the vendored data, loaded once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from glmflow.data import load_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+# The chapter's R values (R 4.2, lme4 1.1-31) and text; see tests/reference/README.md.
+CHAPTER_REFERENCE = ROOT / "tests" / "reference" / "chapter_r_reference.json"
+CHAPTER_TEXT = ROOT / "tests" / "reference" / "chapter.Rmd.txt"
+EXTRA_REFERENCE = ROOT / "tests" / "r" / "extra_reference.json"
+
+
+@pytest.fixture(scope="session")
+def config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def r_ref():
+    return json.loads(CHAPTER_REFERENCE.read_text())
+
+
+@pytest.fixture(scope="session")
+def extra_ref():
+    return json.loads(EXTRA_REFERENCE.read_text())
+
+
+@pytest.fixture(scope="session")
+def chapter_text():
+    return CHAPTER_TEXT.read_text()
+
+
+@pytest.fixture(scope="session")
+def titanic(config):
+    spec = config["datasets"]["titanic"]
+    return load_dataset(ROOT / spec["path"], sha256=spec["sha256"], factors=spec["factors"])
+
+
+@pytest.fixture(scope="session")
+def bdf(config):
+    spec = config["datasets"]["bdf"]
+    return load_dataset(
+        ROOT / spec["path"], sha256=spec["sha256"], factors=spec["factors"], filter_=spec["filter"]
+    )
+
+
+def assert_close(actual, expected, rtol, what=""):
+    """Relative closeness elementwise, with the worst offender in the message."""
+    import numpy as np
+
+    actual = np.asarray(actual, dtype=float)
+    expected = np.asarray(expected, dtype=float)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    relative = np.abs(actual - expected) / np.maximum(np.abs(expected), 1e-300)
+    worst = int(np.argmax(relative))
+    assert relative.max() <= rtol, (
+        f"{what}: relative error {relative.max():.3g} > {rtol:g} at {worst}: "
+        f"{actual.ravel()[worst]!r} vs R {expected.ravel()[worst]!r}"
+    )
