@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from glmflow.errors import GlmflowError
 
@@ -84,9 +84,9 @@ def likelihood_ratio_test(
     # anova.glm scales by the dispersion (1 here); anova.lmlist by the larger model's sigma^2.
     scale = glance_a["sigma"] ** 2 if glance_a["family"] == "gaussian" else 1.0
     if df > 0:
-        p_value = float(stats.chi2.sf(deviance / scale, df))
+        p_value = float(special.chdtrc(df, deviance / scale))
     elif df < 0:
-        p_value = float(stats.chi2.sf(-deviance / scale, -df))
+        p_value = float(special.chdtrc(-df, -deviance / scale))
     else:
         p_value = None
     return {

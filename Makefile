@@ -1,0 +1,34 @@
+# Two commands do everything (README.md): `make run` and `make test`.
+# Both create the environment in .venv/ from requirements.lock the first time.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+CORES ?= all
+
+.PHONY: run test lint lock clean
+
+$(INSTALLED): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --editable .
+	touch $@
+
+run: $(INSTALLED)  ## set up, then run the whole workflow on all cores
+	$(BIN)/snakemake --cores $(CORES)
+
+test: $(INSTALLED)  ## set up, then run the test suite
+	$(BIN)/pytest
+
+lint: $(INSTALLED)  ## the linters that tests/test_lint.py also runs
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/snakefmt --check . && $(BIN)/snakemake --lint
+
+lock:  ## re-pin every dependency from a fresh environment
+	rm -rf /tmp/glmflow-lock && $(PYTHON) -m venv /tmp/glmflow-lock
+	/tmp/glmflow-lock/bin/python -m pip install --quiet ".[dev]"
+	(echo "# Exact versions of every package glmflow installs (pip freeze of a fresh .venv)."; \
+	 echo "# Regenerate: make lock"; \
+	 /tmp/glmflow-lock/bin/python -m pip freeze --exclude glmflow) > requirements.lock
+
+clean:  ## remove the workflow's outputs (not the environment)
+	rm -rf results logs benchmarks .snakemake

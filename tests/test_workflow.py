@@ -1,0 +1,173 @@
+"""The real Snakemake on a temporary copy of the workflow with the real data."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, assert_close
+
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "resources"]
+
+
+def copy_workflow(destination: Path) -> Path:
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name)
+        else:
+            shutil.copy(source, destination / name)
+    return destination
+
+
+def snakemake(directory: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", *arguments]
+    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(directory: Path) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans, but the `all` target."""
+    output = snakemake(directory, "--dry-run").stdout
+    jobs = set()
+    for block in re.split(r"\n(?=rule \w+:)", output):
+        match = re.match(r"rule (\w+):", block)
+        if match and match.group(1) != "all":
+            wildcards = re.search(r"wildcards: (.*)", block)
+            jobs.add((match.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+def edit_config(directory: Path, change) -> None:
+    path = directory / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    change(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    directory = copy_workflow(tmp_path_factory.mktemp("run"))
+    snakemake(directory)
+    return directory
+
+
+def test_full_run_writes_every_output(finished_run, config):
+    results = finished_run / "results"
+    for dataset in config["datasets"]:
+        for suffix in [".parquet", "_glimpse.txt", "_head.csv"]:
+            assert (results / "data" / f"{dataset}{suffix}").is_file()
+    glm_models = [m for m, spec in config["models"].items() if "|" not in spec["formula"]]
+    for model in glm_models:
+        for name in ["tidy.csv", "glance.json", "summary.txt", "augment.csv", "vcov.csv"]:
+            assert (results / "models" / model / name).is_file(), (model, name)
+        check = json.loads((results / "checks" / f"likelihood_{model}.json").read_text())
+        assert check["ok"] and check["max_abs_difference"] <= 1e-8
+    assert pd.read_parquet(results / "data" / "titanic.parquet")["sex"].dtype == "category"
+    assert len(pd.read_csv(results / "data" / "titanic_head.csv")) == 10
+    for name in ["clean_data", "fit_model", "likelihood_check", "compare_models", "predict", "count_table"]:
+        assert list((finished_run / "benchmarks").rglob("*.tsv")), name
+    assert (finished_run / "logs" / "models" / "glm_fare.log").read_text().startswith("INFO rule fit_model")
+
+
+def test_workflow_outputs_match_r(finished_run, r_ref):
+    results = finished_run / "results"
+    tidy = pd.read_csv(results / "models" / "glm_sex_fare" / "tidy.csv")
+    for column in ["estimate", "std_error", "statistic", "p_value"]:
+        assert_close(tidy[column], r_ref["glm_sex_fare"]["tidy"][column], 1e-6, column)
+    glance = json.loads((results / "models" / "lm_fare" / "glance.json").read_text())
+    assert_close(glance["r_squared"], r_ref["lm_fare"]["r_squared"], 1e-6, "r2")
+    lrt = json.loads((results / "comparisons" / "sex_effect.json").read_text())
+    assert_close(lrt["deviance"], r_ref["lrt_sex"]["deviance"], 1e-6, "LRT deviance")
+    assert_close(lrt["p_value"], r_ref["lrt_sex"]["p_value"], 1e-6, "LRT p")
+    effects = pd.read_csv(results / "interpretation" / "predictions" / "sex_fare_effects.csv")
+    assert_close(effects["prob"], r_ref["effects_sex_fare"]["fit"], 1e-6, "effects")
+    counts = pd.read_csv(results / "interpretation" / "counts" / "survival_by_sex.csv")
+    assert counts["n"].tolist() == [81, 233, 468, 109]
+
+
+def test_second_run_does_nothing(finished_run):
+    assert planned_jobs(finished_run) == set()
+
+
+def test_changing_one_model_reruns_only_that_model(finished_run):
+    original = (finished_run / "config.yaml").read_text()
+    try:
+        edit_config(finished_run, lambda c: c["models"]["glm_sex"].update(formula="survived ~ 1 + sex"))
+        assert planned_jobs(finished_run) == {
+            ("fit_model", "model=glm_sex"),
+            ("likelihood_check", "model=glm_sex"),
+            ("predict", "name=sex_probabilities"),
+        }
+        edit_config(finished_run, lambda c: c["models"]["glm_fare"].update(formula="survived ~ fare"))
+        assert ("compare_models", "name=sex_effect") in planned_jobs(finished_run)
+    finally:
+        (finished_run / "config.yaml").write_text(original)
+    assert planned_jobs(finished_run) == set()
+
+
+def test_changing_a_dataset_reruns_its_models_only(finished_run):
+    original = (finished_run / "config.yaml").read_text()
+    try:
+        edit_config(finished_run, lambda c: c["datasets"]["bdf"].update(filter="repeatgr < 2"))
+        assert planned_jobs(finished_run) == {("clean_data", "dataset=bdf")}
+    finally:
+        (finished_run / "config.yaml").write_text(original)
+
+
+def test_two_runs_give_identical_results(finished_run, tmp_path):
+    second = copy_workflow(tmp_path / "second")
+    snakemake(second)
+    first_files = sorted(
+        p.relative_to(finished_run) for p in (finished_run / "results").rglob("*") if p.is_file()
+    )
+    second_files = sorted(p.relative_to(second) for p in (second / "results").rglob("*") if p.is_file())
+    assert first_files == second_files
+    different = [p for p in first_files if (finished_run / p).read_bytes() != (second / p).read_bytes()]
+    assert different == []
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["models"]["glm_fare"].update(formula="survived ~ 1 + fares"), "models.glm_fare.formula"),
+        (lambda c: c["models"]["glm_fare"].update(dataset="titanics"), "models.glm_fare.dataset"),
+        (lambda c: c["models"]["glm_fare"].update(family="gamma"), "family"),
+        (
+            lambda c: c["comparisons"]["sex_effect"].update(augmented="nope"),
+            "comparisons.sex_effect.augmented",
+        ),
+        (lambda c: c["datasets"]["titanic"].update(path="resources/missing.csv"), "datasets.titanic.path"),
+        (
+            lambda c: c["interpretation"]["counts"]["survival_by_sex"].update(by=["gender"]),
+            "counts.survival_by_sex",
+        ),
+    ],
+)
+def test_bad_config_fails_before_any_job(tmp_path, change, message):
+    directory = copy_workflow(tmp_path / "bad")
+    edit_config(directory, change)
+    result = snakemake(directory, check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (directory / "results").exists()
+
+
+def test_checksum_mismatch_fails_the_data_job_and_leaves_nothing(tmp_path):
+    directory = copy_workflow(tmp_path / "tampered")
+    with (directory / "resources" / "titanic_train.csv").open("a") as handle:
+        handle.write('892,1,3,"Extra, Mr. A",male,30,0,0,X,8.05,,S\n')
+    result = snakemake(directory, "results/data/titanic.parquet", check=False)
+    assert result.returncode != 0
+    assert "titanic_train.csv: sha256 is" in result.stdout + result.stderr
+    assert not (directory / "results" / "data" / "titanic.parquet").exists()
