@@ -13,6 +13,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/checks.smk"
 include: "workflow/rules/interpretation.smk"
+include: "workflow/rules/simulation.smk"
 
 
 rule all:

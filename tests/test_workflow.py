@@ -96,6 +96,27 @@ def test_workflow_outputs_match_r(finished_run, r_ref):
     assert counts["n"].tolist() == [81, 233, 468, 109]
 
 
+def test_simulation_outputs(finished_run, r_ref, config):
+    demo = finished_run / "results" / "simulation" / "demo"
+    data = pd.read_csv(demo / "data.csv")
+    assert list(data.columns) == ["x", "p", "response"] and int(data["response"].sum()) == 485
+    tidy = pd.read_csv(demo / "tidy.csv")
+    assert_close(tidy["estimate"], r_ref["simulation_seed1"]["tidy"]["estimate"], 1e-6, "demo estimates")
+    glance = json.loads((demo / "glance.json").read_text())
+    assert_close(glance["logLik"], r_ref["simulation_seed1"]["logLik"], 1e-6, "demo logLik")
+    table = pd.read_csv(demo / "likelihood.csv")
+    assert list(table.columns) == ["response", "p(Y = 1)", "p(Y = response)", "log(p(Y = response))"]
+    summary = pd.read_csv(finished_run / "results" / "simulation" / "summary.csv")
+    study = config["simulation"]["study"]
+    assert len(summary) == len(study["n"]) * len(study["b0"]) * len(study["b1"])
+    assert (summary["replicates"] == study["replicates"]).all()
+    steep_small = summary[(summary["n"] == 50) & (summary["b1"] == 8)].iloc[0]
+    assert (
+        steep_small["separated"] > 0 and steep_small["used"] + steep_small["separated"] == study["replicates"]
+    )
+    assert ((summary["coverage"] > 0.85) & (summary["coverage"] < 1)).all()
+
+
 def test_second_run_does_nothing(finished_run):
     assert planned_jobs(finished_run) == set()
 

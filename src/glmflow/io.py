@@ -49,6 +49,17 @@ def write_text(path: str | Path, text: str) -> None:
     Path(path).write_text(text)
 
 
+def write_model_outputs(fit, data: pd.DataFrame, outputs) -> None:
+    """A fitted model's tidy, glance, summary, augment and vcov files, where ``outputs`` names them."""
+    from glmflow.summaries import summary_text
+
+    write_csv(outputs.tidy, fit.tidy())
+    write_json(outputs.glance, fit.glance())
+    write_text(outputs.summary, summary_text(fit))
+    write_csv(outputs.augment, fit.augment(data))
+    write_csv(outputs.vcov, fit.vcov_frame(), index=True)
+
+
 @contextlib.contextmanager
 def logged(snakemake):
     """Send a rule script's log and any error (with its traceback) to the rule's ``log:`` file."""

@@ -2,6 +2,7 @@
 from snakemake.utils import validate
 
 from glmflow.config import check_config, is_mixed
+from glmflow.study import study_cells
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 check_config(config, ".")
@@ -13,6 +14,10 @@ COMPARISONS = sorted(config.get("comparisons", {}))
 PREDICTIONS = sorted(config["interpretation"].get("predictions", {}))
 COUNTS = sorted(config["interpretation"].get("counts", {}))
 MODEL_FILES = ["tidy.csv", "glance.json", "summary.txt", "augment.csv", "vcov.csv"]
+SIMULATION = config.get("simulation", {})
+SIMULATION_CELLS = (
+    [c.label for c in study_cells(SIMULATION["study"])] if "study" in SIMULATION else []
+)
 
 
 wildcard_constraints:
@@ -53,4 +58,11 @@ def all_targets():
     targets += expand("results/comparisons/{name}.json", name=COMPARISONS)
     targets += expand("results/interpretation/predictions/{name}.csv", name=PREDICTIONS)
     targets += expand("results/interpretation/counts/{name}.csv", name=COUNTS)
+    if "demo" in SIMULATION:
+        targets += expand(
+            "results/simulation/demo/{file}",
+            file=MODEL_FILES + ["data.csv", "likelihood.csv"],
+        )
+    if SIMULATION_CELLS:
+        targets.append("results/simulation/summary.csv")
     return targets

@@ -1,0 +1,38 @@
+"""The simulation study's grid: cells and their labels (light, so the Snakefile can import it)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from glmflow.errors import GlmflowError
+
+
+@dataclass(frozen=True)
+class Cell:
+    n: int
+    b0: float
+    b1: float
+
+    @property
+    def label(self) -> str:
+        return f"n{self.n}_b0{self.b0:g}_b1{self.b1:g}"
+
+    def key(self, master_seed: int) -> list[int]:
+        """Philox's 128-bit key, from the master seed and the cell's parameters (not its position)."""
+        text = f"seed={master_seed};n={self.n};b0={self.b0!r};b1={self.b1!r}"
+        digest = hashlib.sha256(text.encode()).digest()
+        return [int.from_bytes(digest[0:8], "little"), int.from_bytes(digest[8:16], "little")]
+
+
+def study_cells(study: dict) -> list[Cell]:
+    return [
+        Cell(int(n), float(b0), float(b1)) for n in study["n"] for b0 in study["b0"] for b1 in study["b1"]
+    ]
+
+
+def cell_by_label(study: dict, label: str) -> Cell:
+    for cell in study_cells(study):
+        if cell.label == label:
+            return cell
+    raise GlmflowError(f"simulation.study has no cell {label!r}")

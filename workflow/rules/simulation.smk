@@ -1,0 +1,64 @@
+rule simulate_demo:
+    output:
+        data="results/simulation/demo/data.csv",
+    log:
+        "logs/simulation/demo_data.log",
+    benchmark:
+        "benchmarks/simulation/demo_data.tsv"
+    conda:
+        "../envs/stats.yaml"
+    params:
+        spec=config["simulation"].get("demo"),
+    script:
+        "../scripts/simulate_demo.py"
+
+
+rule fit_simulation_demo:
+    input:
+        data="results/simulation/demo/data.csv",
+    output:
+        tidy="results/simulation/demo/tidy.csv",
+        glance="results/simulation/demo/glance.json",
+        summary="results/simulation/demo/summary.txt",
+        augment="results/simulation/demo/augment.csv",
+        vcov="results/simulation/demo/vcov.csv",
+        likelihood="results/simulation/demo/likelihood.csv",
+    log:
+        "logs/simulation/demo_fit.log",
+    benchmark:
+        "benchmarks/simulation/demo_fit.tsv"
+    conda:
+        "../envs/stats.yaml"
+    script:
+        "../scripts/fit_simulation_demo.py"
+
+
+rule simulate_cell:
+    output:
+        "results/simulation/cells/{cell}.json",
+    log:
+        "logs/simulation/cells/{cell}.log",
+    benchmark:
+        "benchmarks/simulation/cells/{cell}.tsv"
+    conda:
+        "../envs/stats.yaml"
+    threads: 1
+    params:
+        study=config["simulation"].get("study"),
+    script:
+        "../scripts/simulate_cell.py"
+
+
+rule gather_simulation:
+    input:
+        expand("results/simulation/cells/{cell}.json", cell=SIMULATION_CELLS),
+    output:
+        "results/simulation/summary.csv",
+    log:
+        "logs/simulation/gather.log",
+    benchmark:
+        "benchmarks/simulation/gather.tsv"
+    conda:
+        "../envs/stats.yaml"
+    script:
+        "../scripts/gather_simulation.py"

@@ -1,0 +1,14 @@
+"""glm(response ~ 1 + x, binomial) on the simulated data, with the chapter's likelihood table."""
+
+import pandas as pd
+
+from glmflow.io import logged, write_csv, write_model_outputs
+from glmflow.likelihood import likelihood_table
+from glmflow.models import fit_model
+
+with logged(snakemake):
+    data = pd.read_csv(snakemake.input.data)
+    spec = {"dataset": "simulated", "formula": "response ~ 1 + x", "family": "binomial"}
+    fit = fit_model(data, spec, "simulation_demo")
+    write_model_outputs(fit, data, snakemake.output)
+    write_csv(snakemake.output.likelihood, likelihood_table(fit.design.y, fit.fitted))
