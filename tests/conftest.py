@@ -46,9 +46,7 @@ def titanic(config):
 @pytest.fixture(scope="session")
 def bdf(config):
     spec = config["datasets"]["bdf"]
-    return load_dataset(
-        ROOT / spec["path"], sha256=spec["sha256"], factors=spec["factors"], filter_=spec["filter"]
-    )
+    return load_dataset(ROOT / spec["path"], sha256=spec["sha256"], factors=spec["factors"], filter_=spec["filter"])
 
 
 def assert_close(actual, expected, rtol, what=""):

@@ -29,9 +29,7 @@ def test_every_requirement_is_pinned():
             assert re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", line), line
 
 
-@pytest.mark.parametrize(
-    "env_file", sorted((ROOT / "workflow" / "envs").glob("*.yaml")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("env_file", sorted((ROOT / "workflow" / "envs").glob("*.yaml")), ids=lambda p: p.name)
 def test_conda_envs_use_the_locked_versions(env_file):
     pins = locked_versions()
     dependencies = yaml.safe_load(env_file.read_text())["dependencies"]
@@ -39,18 +37,14 @@ def test_conda_envs_use_the_locked_versions(env_file):
     assert conda_pins, env_file
     for dependency in conda_pins:
         name, version = dependency.split("=")
-        assert pins.get(name.lower()) == version, (
-            f"{env_file.name}: {dependency} but the lock has {pins.get(name)}"
-        )
+        assert pins.get(name.lower()) == version, f"{env_file.name}: {dependency} but the lock has {pins.get(name)}"
 
 
 def test_every_rule_has_log_and_benchmark():
     for rules in (ROOT / "workflow" / "rules").glob("*.smk"):
         for block in re.split(r"\n(?=rule )", rules.read_text()):
             if block.startswith("rule "):
-                assert "    log:" in block and "    benchmark:" in block, (
-                    f"{rules.name}: {block.splitlines()[0]}"
-                )
+                assert "    log:" in block and "    benchmark:" in block, f"{rules.name}: {block.splitlines()[0]}"
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():

@@ -41,7 +41,5 @@ def test_format_c_pads_to_digits_plus_one():
 
 
 def test_deparse_breaks_after_sixty_bytes():
-    call = deparse_call(
-        "glm", [("formula", "survived ~ 1 + sex * fare"), ("family", '"binomial"'), ("data", "df")]
-    )
+    call = deparse_call("glm", [("formula", "survived ~ 1 + sex * fare"), ("family", '"binomial"'), ("data", "df")])
     assert call == 'glm(formula = survived ~ 1 + sex * fare, family = "binomial", \n    data = df)'

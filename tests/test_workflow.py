@@ -111,10 +111,26 @@ def test_simulation_outputs(finished_run, r_ref, config):
     assert len(summary) == len(study["n"]) * len(study["b0"]) * len(study["b1"])
     assert (summary["replicates"] == study["replicates"]).all()
     steep_small = summary[(summary["n"] == 50) & (summary["b1"] == 8)].iloc[0]
-    assert (
-        steep_small["separated"] > 0 and steep_small["used"] + steep_small["separated"] == study["replicates"]
-    )
+    assert steep_small["separated"] > 0 and steep_small["used"] + steep_small["separated"] == study["replicates"]
     assert ((summary["coverage"] > 0.85) & (summary["coverage"] < 1)).all()
+
+
+def test_mixed_model_outputs(finished_run, config):
+    glmm_models = [m for m, spec in config["models"].items() if "|" in spec["formula"]]
+    targets = json.loads((ROOT / "tests" / "reference" / "glmm_targets.json").read_text())
+    assert glmm_models
+    for model in glmm_models:
+        folder = finished_run / "results" / "models" / model
+        for name in ["tidy.csv", "glance.json", "summary.txt", "augment.csv", "vcov.csv", "ranef.csv"]:
+            assert (folder / name).is_file(), (model, name)
+        glance = json.loads((folder / "glance.json").read_text())
+        target = targets["laplace" if glance["nAGQ"] == 1 else "agq10"]
+        assert abs(glance["theta"] - target["theta"]) <= target["tolerance"]["parameters_absolute"]
+        assert glance["check_passed"] and glance["n_groups"] == 131
+        check = json.loads((finished_run / "results" / "checks" / f"likelihood_{model}.json").read_text())
+        assert check["ok"]
+        assert len(pd.read_csv(folder / "ranef.csv")) == 131
+        assert (folder / "summary.txt").read_text().startswith("Generalized linear mixed model fit by maximum")
 
 
 def test_second_run_does_nothing(finished_run):
@@ -141,7 +157,10 @@ def test_changing_a_dataset_reruns_its_models_only(finished_run):
     original = (finished_run / "config.yaml").read_text()
     try:
         edit_config(finished_run, lambda c: c["datasets"]["bdf"].update(filter="repeatgr < 2"))
-        assert planned_jobs(finished_run) == {("clean_data", "dataset=bdf")}
+        bdf_models = sorted(m for m, spec in yaml.safe_load(original)["models"].items() if spec["dataset"] == "bdf")
+        expected = {("clean_data", "dataset=bdf")}
+        expected |= {(rule, f"model={m}") for m in bdf_models for rule in ("fit_glmm", "glmm_likelihood_check")}
+        assert planned_jobs(finished_run) == expected
     finally:
         (finished_run / "config.yaml").write_text(original)
 
@@ -149,9 +168,7 @@ def test_changing_a_dataset_reruns_its_models_only(finished_run):
 def test_two_runs_give_identical_results(finished_run, tmp_path):
     second = copy_workflow(tmp_path / "second")
     snakemake(second)
-    first_files = sorted(
-        p.relative_to(finished_run) for p in (finished_run / "results").rglob("*") if p.is_file()
-    )
+    first_files = sorted(p.relative_to(finished_run) for p in (finished_run / "results").rglob("*") if p.is_file())
     second_files = sorted(p.relative_to(second) for p in (second / "results").rglob("*") if p.is_file())
     assert first_files == second_files
     different = [p for p in first_files if (finished_run / p).read_bytes() != (second / p).read_bytes()]

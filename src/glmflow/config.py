@@ -62,9 +62,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
                     f"{model['dataset']!r} (columns: {', '.join(known)})"
                 )
         if is_mixed(model) and model["family"] == "gaussian":
-            problems.append(
-                f"{key}.family: linear mixed models (gaussian with ( | ) terms) are not supported"
-            )
+            problems.append(f"{key}.family: linear mixed models (gaussian with ( | ) terms) are not supported")
 
     for name, comparison in config.get("comparisons", {}).items():
         pair = [comparison["compact"], comparison["augmented"]]
@@ -74,9 +72,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         if all(m in models for m in pair):
             first, second = (models[m] for m in pair)
             if first["dataset"] != second["dataset"] or first.get("filter") != second.get("filter"):
-                problems.append(
-                    f"comparisons.{name}: {pair[0]!r} and {pair[1]!r} are fitted to different data"
-                )
+                problems.append(f"comparisons.{name}: {pair[0]!r} and {pair[1]!r} are fitted to different data")
             if first["family"] != second["family"]:
                 problems.append(f"comparisons.{name}: {pair[0]!r} and {pair[1]!r} have different families")
 
@@ -91,9 +87,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         elif model in variables:
             unknown = [v for v in prediction.get("at", {}) if v not in variables[model][1:]]
             if unknown:
-                problems.append(
-                    f"{key}.at: {', '.join(map(repr, unknown))} not a predictor of model {model!r}"
-                )
+                problems.append(f"{key}.at: {', '.join(map(repr, unknown))} not a predictor of model {model!r}")
     for name, table in interpretation.get("counts", {}).items():
         key = f"interpretation.counts.{name}"
         if table["dataset"] not in columns:
@@ -101,9 +95,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             continue
         unknown = [v for v in table["by"] if v not in columns[table["dataset"]]]
         if unknown:
-            problems.append(
-                f"{key}.by: {', '.join(map(repr, unknown))} not a column of dataset {table['dataset']!r}"
-            )
+            problems.append(f"{key}.by: {', '.join(map(repr, unknown))} not a column of dataset {table['dataset']!r}")
 
     if problems:
         raise GlmflowError("config.yaml has problems:\n  - " + "\n  - ".join(problems))

@@ -90,9 +90,7 @@ def split_formula(formula: str, where: str) -> tuple[str, str]:
     if not response:
         raise GlmflowError(f"{where}: formula {formula!r} has no response left of '~'")
     if not re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", response):
-        raise GlmflowError(
-            f"{where}: formula {formula!r}: the response must be a column name, not {response!r}"
-        )
+        raise GlmflowError(f"{where}: formula {formula!r}: the response must be a column name, not {response!r}")
     if not rhs:
         raise GlmflowError(f"{where}: formula {formula!r} has no terms right of '~'")
     return response, rhs

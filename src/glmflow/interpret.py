@@ -16,9 +16,7 @@ def prediction_grid(data: pd.DataFrame, variables: list[str], at: dict, where: s
     its mean if numeric, or every level if a factor."""
     unknown = [v for v in at if v not in variables]
     if unknown:
-        raise GlmflowError(
-            f"{where}: {', '.join(map(repr, unknown))} not among the model's variables {variables}"
-        )
+        raise GlmflowError(f"{where}: {', '.join(map(repr, unknown))} not among the model's variables {variables}")
     axes = {}
     for variable in variables:
         column = data[variable]
@@ -52,9 +50,7 @@ def predictions(
     where = f"predictions of model {model!r}"
     design = build_design(model_spec["formula"], model_data(data, model_spec, model), where)
     if list(tidy["term"]) != design.terms:
-        raise GlmflowError(
-            f"{where}: the model's terms {list(tidy['term'])} do not match its formula's {design.terms}"
-        )
+        raise GlmflowError(f"{where}: the model's terms {list(tidy['term'])} do not match its formula's {design.terms}")
     predictors = [v for v in design.variables if v != design.response]
     grid = prediction_grid(data.loc[design.rows], predictors, at or {}, where)
     X = design_for(design, grid)

@@ -122,9 +122,7 @@ class IrlsResult:
     boundary: bool
 
 
-def glm_fit(
-    X: np.ndarray, y: np.ndarray, family: Family, epsilon: float = 1e-8, maxit: int = 25
-) -> IrlsResult:
+def glm_fit(X: np.ndarray, y: np.ndarray, family: Family, epsilon: float = 1e-8, maxit: int = 25) -> IrlsResult:
     """R's ``glm.fit`` (unit prior weights, no offset), step-halving included."""
     eta = family.linkfun(family.mustart(y))
     mu = family.linkinv(eta)

@@ -180,19 +180,72 @@ def print_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str
     widths = [max([len(colnames[j])] + [len(row[j]) for row in cells]) for j in range(len(colnames))]
     lines = [" " * row_width + "".join(" " + c.rjust(w) for c, w in zip(colnames, widths, strict=True))]
     for name, row in zip(rownames, cells, strict=True):
-        lines.append(
-            name.ljust(row_width) + "".join(" " + c.rjust(w) for c, w in zip(row, widths, strict=True))
-        )
+        lines.append(name.ljust(row_width) + "".join(" " + c.rjust(w) for c, w in zip(row, widths, strict=True)))
     return "\n".join(lines) + "\n"
 
 
-def print_named_vector(values, names: list[str], digits: int, gap: int = 1) -> str:
-    """R's ``print()`` of a short named numeric vector (each entry right-justified, then the gap)."""
-    formatted = format_real(values, digits)
-    widths = [max(len(n), len(v)) for n, v in zip(names, formatted, strict=True)]
-    head = "".join(n.rjust(w) + " " * gap for n, w in zip(names, widths, strict=True))
-    body = "".join(v.rjust(w) + " " * gap for v, w in zip(formatted, widths, strict=True))
+def print_named_vector(values, names: list[str], digits: int = 7, gap: int = 1) -> str:
+    """R's ``print()`` of a short named vector: one common width, each entry right-justified and
+    followed by the gap. Numbers are formatted together (``format``); strings are printed as they are."""
+    formatted = format_real(values, digits) if not isinstance(values[0], str) else list(values)
+    width = max(max(len(n) for n in names), max(len(v) for v in formatted))
+    head = "".join(n.rjust(width) + " " * gap for n in names)
+    body = "".join(v.rjust(width) + " " * gap for v in formatted)
     return head + "\n" + body + "\n"
+
+
+def print_text_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str]) -> str:
+    """R's ``print()`` of a character matrix with ``quote = FALSE``: columns left-justified."""
+    row_width = max(len(r) for r in rownames)
+    widths = [max([len(colnames[j])] + [len(row[j]) for row in cells]) for j in range(len(colnames))]
+    lines = [" " * row_width + "".join(" " + c.ljust(w) for c, w in zip(colnames, widths, strict=True))]
+    for name, row in zip(rownames, cells, strict=True):
+        lines.append(name.ljust(row_width) + "".join(" " + c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(lines) + "\n"
+
+
+def abbreviate(name: str, minlength: int) -> str:
+    """R's ``abbreviate(name, minlength)`` (method "left.kept", one word): drop lower-case vowels,
+    then lower-case letters, then any character, from the right, never the first character,
+    until ``minlength`` characters are left."""
+    chars = list(name)
+
+    def drop_where(keep_dropping) -> bool:
+        i = len(chars) - 1
+        while i > 0:
+            if len(chars) <= minlength:
+                return True
+            if keep_dropping(i):
+                del chars[i]
+            i -= 1
+        return len(chars) <= minlength
+
+    if len(chars) <= minlength:
+        return name
+    last = lambda i: i == len(chars) - 1  # noqa: E731
+    for rule in (
+        lambda i: chars[i] in "aeiou" and last(i),
+        lambda i: chars[i] in "aeiou",
+        lambda i: chars[i].islower() and last(i),
+        lambda i: chars[i].islower(),
+        lambda i: True,
+    ):
+        if drop_where(rule):
+            break
+    return "".join(chars)
+
+
+def strwrap(text: str, width: int, exdent: int = 0) -> list[str]:
+    """R's ``strwrap()`` for one paragraph: greedy, lines shorter than ``width``."""
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if len(candidate) < width or not line:
+            line = candidate
+        else:
+            lines.append(line)
+            line = " " * exdent + word
+    return lines + [line]
 
 
 def coefficient_table(

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from glmflow.errors import GlmflowError
+from glmflow.fastexp import exp_neg as _exp_neg
 from glmflow.rrandom import RRandom, plogis
 from glmflow.study import Cell
 
@@ -59,9 +60,7 @@ def replicate_generator(master_seed: int, cell: Cell, replicate: int) -> np.rand
     return np.random.Generator(np.random.Philox(key=cell.key(master_seed), counter=[0, replicate, 0, 0]))
 
 
-def simulate_cell(
-    master_seed: int, cell: Cell, replicates: int, first: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def simulate_cell(master_seed: int, cell: Cell, replicates: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """x and y (replicates x n) of replicates ``first, ..., first + replicates - 1`` of a cell."""
     x = np.empty((replicates, cell.n))
     u = np.empty((replicates, cell.n))
@@ -81,42 +80,11 @@ _W_CLAMPED = _EPS * _EPS / _VARIANCE_CLAMPED
 _HALF_DEV_RIGHT = math.log1p(_EPS)  # -log(mu) of a clamped, correctly classified row
 _HALF_DEV_WRONG = -math.log(_MU_LOW)
 _LOG3 = math.log(3.0)
-_FACTORIALS_12_TO_0 = tuple(float(math.factorial(k)) for k in range(12, -1, -1))
 _BLOCK = 512  # rows per running product of (1 + exp(-|eta|)): at most 2^512, far from overflow
 
 # The kernels are compiled with fastmath (sums may be reassociated, so that loops run on
 # SIMD lanes) and numpy's error model (no zero-division checks, which block vectorisation).
 _KERNEL = {"cache": True, "fastmath": True, "error_model": "numpy"}
-
-
-@numba.njit(inline="always", **_KERNEL)
-def _exp_neg(t):
-    """exp(-t) for 0 <= t <= 30, branch-free so that it vectorises: exp(-t / 64) by its Taylor
-    polynomial (to r^13, r <= 0.47), squared six times; relative error below 1e-13."""
-    r = -t * (1.0 / 64.0)
-    p = 1.0 / 6227020800.0
-    for k in (
-        479001600.0,
-        39916800.0,
-        3628800.0,
-        362880.0,
-        40320.0,
-        5040.0,
-        720.0,
-        120.0,
-        24.0,
-        6.0,
-        2.0,
-        1.0,
-        1.0,
-    ):
-        p = p * r + 1.0 / k
-    p *= p
-    p *= p
-    p *= p
-    p *= p
-    p *= p
-    return p * p
 
 
 @numba.njit(inline="always", **_KERNEL)
@@ -170,11 +138,7 @@ def _block_clamped(x, y, b0, b1, lo, hi, sums):
         mu = inverse if eta >= 0.0 else a * inverse
         mu_clamped = _MU_HIGH if eta > 0.0 else _MU_LOW
         w = _W_CLAMPED if clamped else a * inverse * inverse
-        wz = (
-            (_W_CLAMPED * eta + (yi - mu_clamped) * _EPS / _VARIANCE_CLAMPED)
-            if clamped
-            else w * eta + (yi - mu)
-        )
+        wz = (_W_CLAMPED * eta + (yi - mu_clamped) * _EPS / _VARIANCE_CLAMPED) if clamped else w * eta + (yi - mu)
         right = (eta > 0.0) == (yi > 0.5)
         clamped_half_dev = _HALF_DEV_RIGHT if right else _HALF_DEV_WRONG
         # half deviance of a row: log(1 + exp(-|eta|)) + max(eta, 0) - y eta
@@ -335,9 +299,7 @@ def summarise_cell(cell: Cell, fit: BatchFit, alpha: float = 0.05) -> dict:
         rmse = math.sqrt(mse)
         mse_mcse = float((errors**2).std(ddof=1)) / math.sqrt(used)
         ratio = float(se.mean()) / sd
-        ratio_mcse = ratio * math.sqrt(
-            float(se.var(ddof=1)) / (used * float(se.mean()) ** 2) + 1 / (2 * (used - 1))
-        )
+        ratio_mcse = ratio * math.sqrt(float(se.var(ddof=1)) / (used * float(se.mean()) ** 2) + 1 / (2 * (used - 1)))
         covered = np.abs(errors) <= Z_975 * se
         row.update(
             {
@@ -369,9 +331,7 @@ def run_cell(master_seed: int, cell: Cell, replicates: int, threads: int = 1, ch
     for first in range(0, replicates, chunk):
         x, y = simulate_cell(master_seed, cell, min(chunk, replicates - first), first)
         fits.append(fit_logistic_batch(x, y))
-    merged = BatchFit(
-        *(np.concatenate([getattr(f, name) for f in fits]) for name in BatchFit.__dataclass_fields__)
-    )
+    merged = BatchFit(*(np.concatenate([getattr(f, name) for f in fits]) for name in BatchFit.__dataclass_fields__))
     return summarise_cell(cell, merged)
 
 

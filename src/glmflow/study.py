@@ -26,9 +26,7 @@ class Cell:
 
 
 def study_cells(study: dict) -> list[Cell]:
-    return [
-        Cell(int(n), float(b0), float(b1)) for n in study["n"] for b0 in study["b0"] for b1 in study["b1"]
-    ]
+    return [Cell(int(n), float(b0), float(b1)) for n in study["n"] for b0 in study["b0"] for b1 in study["b1"]]
 
 
 def cell_by_label(study: dict, label: str) -> Cell:

@@ -7,12 +7,16 @@ import numpy as np
 from glmflow.formula import deparse_formula
 from glmflow.models import ModelFit
 from glmflow.rformat import (
+    abbreviate,
     coefficient_table,
     deparse_call,
     format_c,
     format_pval,
     format_real,
     print_named_vector,
+    print_text_matrix,
+    r_round,
+    strwrap,
     zapsmall,
 )
 
@@ -37,7 +41,10 @@ def _missing_note(fit: ModelFit) -> str:
     return f"  ({n} observation{'s' if n > 1 else ''} deleted due to missingness)\n"
 
 
-def summary_text(fit: ModelFit) -> str:
+def summary_text(fit) -> str:
+    """R's summary of an lm, glm or glmer fit."""
+    if not isinstance(fit, ModelFit):
+        return glmm_summary_text(fit)
     return _lm_summary(fit) if fit.family == "gaussian" else _glm_summary(fit)
 
 
@@ -90,3 +97,42 @@ def _lm_summary(fit: ModelFit) -> str:
             f"F-statistic: {format_c(f_value, DIGITS)} on {df1} and {df2} DF,  p-value: {p_text}\n"
         )
     return text + "\n"
+
+
+def glmm_summary_text(fit) -> str:
+    """``summary()`` of a glmer fit as lme4 1.1-31 prints it (``print.summary.merMod``)."""
+    method = "Laplace Approximation" if fit.nAGQ == 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {fit.nAGQ}"
+    title = strwrap(f"Generalized linear mixed model fit by maximum likelihood ({method})", 78, exdent=2)
+    link = "logit" if fit.family == "binomial" else "log"
+    text = "\n".join(title) + " [glmerMod]\n"
+    text += f" Family: {fit.family}  ( {link} )\nFormula: {deparse_formula(fit.formula)}\n   Data: {fit.dataset}\n\n"
+    rounded = [round(v, 1) for v in (fit.aic, fit.bic, fit.loglik, fit.deviance)]
+    aic_table = format_real(rounded) + [str(fit.nobs - fit.n_params)]
+    text += print_named_vector(aic_table, ["AIC", "BIC", "logLik", "deviance", "df.resid"]) + "\n"
+    quantiles = zapsmall(np.quantile(fit.scaled_residuals(), [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
+    text += "Scaled residuals: \n" + print_named_vector(quantiles, QUANTILE_NAMES, DIGITS) + "\n"
+    group = fit.glmm_design.group_name
+    variance = [format_real([fit.theta**2], DIGITS)[0], format_real([fit.theta], DIGITS)[0]]
+    text += "Random effects:\n" + print_text_matrix(
+        [[group, "(Intercept)", *variance]], ["Groups", "Name", "Variance", "Std.Dev."], [""]
+    )
+    text += f"Number of obs: {fit.nobs}, groups:  {group}, {fit.glmm_design.n_groups}\n"
+    tidy = fit.tidy()
+    text += "\nFixed effects:\n" + coefficient_table(
+        tidy["estimate"], tidy["std_error"], tidy["statistic"], tidy["p_value"], fit.terms, "z", DIGITS
+    )
+    if len(fit.terms) > 1:
+        text += "\nCorrelation of Fixed Effects:\n" + _correlation_text(fit.correlation(), fit.terms)
+    for warning in fit.warnings:
+        text += f"{warning}\n"
+    return text
+
+
+def _correlation_text(correlation: np.ndarray, terms: list[str]) -> str:
+    """lme4's lower-triangle correlation table: values to 3 decimals, names abbreviated."""
+    p = len(terms)
+    values = format_real(r_round(correlation.ravel(), 3), DIGITS, nsmall=3)
+    cells = [[values[i * p + j] if i > j else "" for j in range(p - 1)] for i in range(1, p)]
+    rows = [abbreviate(t, 11) for t in terms[1:]]
+    columns = [abbreviate(t, 6) for t in terms[: p - 1]]
+    return print_text_matrix(cells, columns, rows)

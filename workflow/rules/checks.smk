@@ -8,6 +8,8 @@ rule likelihood_check:
         "logs/checks/likelihood_{model}.log",
     benchmark:
         "benchmarks/checks/likelihood_{model}.tsv"
+    wildcard_constraints:
+        model=GLM_PATTERN,
     conda:
         "../envs/stats.yaml"
     params:
@@ -34,3 +36,23 @@ rule compare_models:
         spec=lambda w: config["comparisons"][w.name],
     script:
         "../scripts/compare_models.py"
+
+
+rule glmm_likelihood_check:
+    input:
+        data=dataset_of_model,
+        glance=lambda w: model_result(w.model, "glance.json"),
+    output:
+        "results/checks/likelihood_{model}.json",
+    log:
+        "logs/checks/likelihood_{model}.log",
+    benchmark:
+        "benchmarks/checks/likelihood_{model}.tsv"
+    wildcard_constraints:
+        model=GLMM_PATTERN,
+    conda:
+        "../envs/stats.yaml"
+    params:
+        spec=model_spec,
+    script:
+        "../scripts/glmm_likelihood_check.py"

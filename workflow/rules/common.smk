@@ -8,8 +8,10 @@ validate(config, workflow.source_path("../schemas/config.schema.yaml"))
 check_config(config, ".")
 
 DATASETS = sorted(config["datasets"])
-# Mixed models (with `( | )` terms) get their own engine; the schema accepts them already.
+# Models with a `( | )` term are mixed models, fitted by their own rules.
 GLM_MODELS = sorted(m for m, spec in config["models"].items() if not is_mixed(spec))
+GLMM_MODELS = sorted(m for m, spec in config["models"].items() if is_mixed(spec))
+GLMM_PATTERN = "|".join(GLMM_MODELS) or "no-model"
 COMPARISONS = sorted(config.get("comparisons", {}))
 PREDICTIONS = sorted(config["interpretation"].get("predictions", {}))
 COUNTS = sorted(config["interpretation"].get("counts", {}))
@@ -20,9 +22,11 @@ SIMULATION_CELLS = (
 )
 
 
+GLM_PATTERN = "|".join(GLM_MODELS) or "no-model"
+
+
 wildcard_constraints:
     dataset="|".join(DATASETS) or "no-dataset",
-    model="|".join(GLM_MODELS) or "no-model",
 
 
 def model_spec(wildcards):
@@ -54,7 +58,14 @@ def all_targets():
     targets += expand(
         "results/models/{model}/{file}", model=GLM_MODELS, file=MODEL_FILES
     )
-    targets += expand("results/checks/likelihood_{model}.json", model=GLM_MODELS)
+    targets += expand(
+        "results/models/{model}/{file}",
+        model=GLMM_MODELS,
+        file=MODEL_FILES + ["ranef.csv"],
+    )
+    targets += expand(
+        "results/checks/likelihood_{model}.json", model=GLM_MODELS + GLMM_MODELS
+    )
     targets += expand("results/comparisons/{name}.json", name=COMPARISONS)
     targets += expand("results/interpretation/predictions/{name}.csv", name=PREDICTIONS)
     targets += expand("results/interpretation/counts/{name}.csv", name=COUNTS)

@@ -11,9 +11,35 @@ rule fit_model:
         "logs/models/{model}.log",
     benchmark:
         "benchmarks/models/{model}.tsv"
+    wildcard_constraints:
+        model=GLM_PATTERN,
     conda:
         "../envs/stats.yaml"
     params:
         spec=model_spec,
     script:
         "../scripts/fit_model.py"
+
+
+rule fit_glmm:
+    input:
+        data=dataset_of_model,
+    output:
+        tidy="results/models/{model}/tidy.csv",
+        glance="results/models/{model}/glance.json",
+        summary="results/models/{model}/summary.txt",
+        augment="results/models/{model}/augment.csv",
+        vcov="results/models/{model}/vcov.csv",
+        ranef="results/models/{model}/ranef.csv",
+    log:
+        "logs/models/{model}.log",
+    benchmark:
+        "benchmarks/models/{model}.tsv"
+    wildcard_constraints:
+        model=GLMM_PATTERN,
+    conda:
+        "../envs/stats.yaml"
+    params:
+        spec=model_spec,
+    script:
+        "../scripts/fit_glmm.py"

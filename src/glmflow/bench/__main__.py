@@ -1,11 +1,11 @@
-"""``python -m glmflow.bench {simulate}``: speed ratios against a baseline run in the same process."""
+"""``python -m glmflow.bench {simulate,glmm}``: speed against a baseline timed beside it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from glmflow.bench import simulate
+from glmflow.bench import glmm, simulate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,15 +14,17 @@ def main(argv: list[str] | None = None) -> int:
     simulate_parser = commands.add_parser("simulate", help="batched IRLS against a statsmodels GLM loop")
     simulate_parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000])
     simulate_parser.add_argument("--replicates", type=int, default=20000, help="fits for the batched fitter")
-    simulate_parser.add_argument(
-        "--baseline-fits", type=int, default=200, help="fits for the statsmodels loop"
-    )
-    simulate_parser.add_argument(
-        "--repeats", type=int, default=5, help="timings per measure; the median is kept"
-    )
+    simulate_parser.add_argument("--baseline-fits", type=int, default=200, help="fits for the statsmodels loop")
+    simulate_parser.add_argument("--repeats", type=int, default=5, help="timings per measure; the median is kept")
+    glmm_parser = commands.add_parser("glmm", help="the chapter's mixed model, SEs included, against glmer")
+    glmm_parser.add_argument("--nagq", type=int, nargs="+", default=[1, 10])
+    glmm_parser.add_argument("--repeats", type=int, default=7, help="timed fits after a warm-up; the median is kept")
+    glmm_parser.add_argument("--with-r", action="store_true", help="also time glmer with Rscript, if installed")
     arguments = parser.parse_args(argv)
     if arguments.command == "simulate":
         simulate.run(arguments.sizes, arguments.replicates, arguments.baseline_fits, arguments.repeats)
+    else:
+        glmm.run(arguments.nagq, arguments.repeats, arguments.with_r)
     return 0
 
 

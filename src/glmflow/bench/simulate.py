@@ -37,9 +37,7 @@ def run(sizes: list[int], replicates: int, baseline_fits: int, repeats: int) -> 
         batched = replicates / _median_seconds(lambda x=x, y=y: fit_logistic_batch(x, y), repeats)
         xs, ys = x[:baseline_fits], y[:baseline_fits]
         statsmodels_loop(xs[:3], ys[:3])  # import statsmodels and warm it up before timing
-        baseline = baseline_fits / _median_seconds(
-            lambda xs=xs, ys=ys: statsmodels_loop(xs, ys), max(1, repeats // 2)
-        )
+        baseline = baseline_fits / _median_seconds(lambda xs=xs, ys=ys: statsmodels_loop(xs, ys), max(1, repeats // 2))
         end_to_end = replicates / _median_seconds(
             lambda cell=cell: fit_logistic_batch(*simulate_cell(2026, cell, replicates)), max(1, repeats // 2)
         )

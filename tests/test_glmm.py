@@ -1,0 +1,139 @@
+"""Mixed models against R (lme4) and against the exact optima the GLMM issue gives."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, assert_close
+from scipy import special
+
+from glmflow.errors import GlmflowError
+from glmflow.glmm import GlmmDeviance, build_glmm_design, fit_glmm
+from glmflow.likelihood import glmm_likelihood_check
+from glmflow.summaries import glmm_summary_text
+
+TARGETS = json.loads((ROOT / "tests" / "reference" / "glmm_targets.json").read_text())
+R = json.loads((ROOT / "tests" / "r" / "glmm_reference.json").read_text())
+CHAPTER_FORMULA = "repeatgr ~ 1 + ses * minority + (1 | school_nr)"
+# lme4 takes its modes from PIRLS stopped at tolPwrss = 1e-7; the conditional (RX) SEs and the
+# conditional SDs of the modes depend on them directly: 5e-5 to 8e-5 (relative) from the exact
+# ones here, also when evaluated at lme4's own parameters. Our modes are exact (Newton to 1e-12).
+LME4_PIRLS_RTOL = 2e-4
+
+
+def numbers(values) -> np.ndarray:
+    """The R script writes doubles as %.17g strings."""
+    return np.atleast_1d(np.array(values, dtype=float))
+
+
+@pytest.fixture(scope="module")
+def poisson_data():
+    return pd.read_csv(ROOT / "tests" / "r" / "poisson_glmm_data.csv")
+
+
+def fit_chapter(bdf, nAGQ):
+    return fit_glmm(bdf, {"formula": CHAPTER_FORMULA, "family": "binomial", "nAGQ": nAGQ, "dataset": "bdf"}, "m")
+
+
+@pytest.mark.parametrize("key, nAGQ", [("laplace", 1), ("agq10", 10)])
+def test_chapter_model_reaches_the_exact_optimum(bdf, key, nAGQ):
+    target = TARGETS[key]
+    tolerance = target["tolerance"]
+    fit = fit_chapter(bdf, nAGQ)
+    assert abs(fit.theta - target["theta"]) <= tolerance["parameters_absolute"]
+    assert np.max(np.abs(fit.beta - target["beta"])) <= tolerance["parameters_absolute"]
+    assert abs(fit.deviance - target["deviance"]) <= tolerance["deviance_absolute"]
+    if "se" in target:
+        assert_close(np.sqrt(np.diag(fit.vcov)), target["se"], tolerance["se_relative"], "SEs")
+    assert fit.converged and fit.convergence_check()["check_passed"]
+
+
+def test_laplace_is_below_lme4s_early_stop(bdf, r_ref):
+    fit = fit_chapter(bdf, 1)
+    lme4_deviance = -2 * r_ref["glmm_repeatgr"]["logLik"]
+    assert 0.004 < lme4_deviance - fit.deviance < 0.007  # the issue's 0.0055
+
+
+@pytest.mark.parametrize("name", ["chapter_agq10", "chapter_agq25", "iq_agq10", "poisson_agq10"])
+def test_agq_fits_match_lme4(bdf, poisson_data, name):
+    reference = R[name]
+    data = bdf if reference["data"] == "bdf" else poisson_data
+    spec = {"formula": reference["formula"], "family": reference["family"], "nAGQ": reference["nAGQ"]}
+    fit = fit_glmm(data, spec, name)
+    assert fit.terms == [t.replace("minorityY", "minorityY") for t in reference["term"]]
+    assert abs(fit.theta - numbers(reference["theta"])[0]) <= 5e-5
+    assert np.max(np.abs(fit.beta - numbers(reference["beta"]))) <= 5e-5
+    deviance = fit.deviance
+    if reference["family"] == "poisson":
+        # lme4 with nAGQ > 1 leaves out the saturated log-likelihood, sum(dpois(y, y, log = TRUE)),
+        # for non-Bernoulli families (its nAGQ = 1 value includes it); glmflow always includes it.
+        y = fit.design.y
+        deviance += 2 * float(np.sum(special.xlogy(y, y) - y - special.gammaln(y + 1)))
+    assert abs(deviance - numbers(reference["deviance"])[0]) <= 1e-7
+    tidy = fit.tidy()
+    assert_close(tidy["std_error"], numbers(reference["se"]), 1e-5, "SEs (lme4's Hessian)")
+    assert_close(tidy["std_error_conditional"], numbers(reference["se_rx"]), LME4_PIRLS_RTOL, "RX SEs")
+    ranef = fit.ranef()
+    assert np.max(np.abs(ranef["condval"] - numbers(reference["ranef"]))) <= 1e-5
+    assert_close(ranef["condsd"], numbers(reference["ranef_sd"]), LME4_PIRLS_RTOL, "conditional SDs")
+    assert fit.nobs == reference["nobs"] and fit.glmm_design.n_groups == reference["n_groups"]
+
+
+def test_summary_is_laid_out_as_lme4s(bdf):
+    reference = R["chapter_agq10"]
+    fit = fit_glmm(bdf, {"formula": CHAPTER_FORMULA, "family": "binomial", "nAGQ": 10, "dataset": "data"}, "m")
+    ours = glmm_summary_text(fit).rstrip("\n").split("\n")
+    theirs = [line for line in reference["summary"].split("\n") if not line.startswith("Control:")]
+    assert len(ours) == len(theirs)
+    number = re.compile(r"-?\d+\.\d+(?:e[-+]\d+)?")
+    for mine, r_line in zip(ours, theirs, strict=True):
+        # Layout to the character; printed numbers to their last digit's worth (lme4's optimiser
+        # tolerance moves the sixth digit of a few estimates).
+        assert len(mine) == len(r_line), (mine, r_line)
+        assert number.sub("#", mine) == number.sub("#", r_line), (mine, r_line)
+        for a, b in zip(number.findall(mine), number.findall(r_line), strict=True):
+            assert abs(float(a) - float(b)) <= 1e-5 + 1e-5 * abs(float(b)), (mine, r_line)
+
+
+@pytest.mark.parametrize("family, nAGQ", [("binomial", 1), ("binomial", 7), ("poisson", 1), ("poisson", 5)])
+def test_analytic_gradient_matches_differences(bdf, poisson_data, family, nAGQ):
+    if family == "binomial":
+        design = build_glmm_design(CHAPTER_FORMULA, bdf, "m")
+        params = np.array([0.7, -0.4, -0.05, 0.4, 0.02])
+    else:
+        design = build_glmm_design("count ~ x + (1 | group)", poisson_data, "m")
+        params = np.array([0.4, 0.2, 0.6])
+    d = design.design
+    objective = GlmmDeviance(d.y, d.X, design.group, design.n_groups, family, nAGQ)
+    _, gradient = objective(params)
+    for i in range(len(params)):
+        step = np.zeros(len(params))
+        step[i] = 1e-6
+        numeric = (objective(params + step)[0] - objective(params - step)[0]) / 2e-6
+        assert abs(numeric - gradient[i]) <= 1e-5 * max(1.0, abs(gradient[i])), (i, numeric, gradient[i])
+
+
+@pytest.mark.parametrize("nAGQ", [1, 10])
+def test_likelihood_recomputed_independently(bdf, nAGQ):
+    check = glmm_likelihood_check(fit_chapter(bdf, nAGQ))
+    assert check["ok"] and abs(check["difference"]) <= 1e-6
+    # Laplace's error is about 2e-3 here; 10 adaptive nodes leave about 2e-7
+    assert abs(check["approximation_error"]) < (5e-3 if nAGQ == 1 else 1e-6)
+
+
+@pytest.mark.parametrize(
+    "formula, message",
+    [
+        ("repeatgr ~ ses + (ses | school_nr)", "only random intercepts"),
+        ("repeatgr ~ ses + (1 | school_nr) + (1 | class_nr)", "2 random-effect terms"),
+        ("repeatgr ~ ses", "0 random-effect terms"),
+        ("repeatgr ~ ses + (1 | school_nr:class_nr)", "must be one column"),
+    ],
+)
+def test_unsupported_formulas_are_refused(bdf, formula, message):
+    with pytest.raises(GlmflowError, match=re.escape(message)):
+        fit_glmm(bdf, {"formula": formula, "family": "binomial"}, "m")
