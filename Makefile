@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: run test lint lock clean
+.PHONY: run test lint lock clean chromium
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,14 @@ $(INSTALLED): requirements.lock pyproject.toml
 run: $(INSTALLED)  ## set up, then run the whole workflow on all cores
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(INSTALLED)  ## set up, then run the test suite
+test: $(INSTALLED) chromium  ## set up, then run the test suite
 	$(BIN)/pytest
+
+# The browser test needs Debian's chromium: installed here when missing and we are root.
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } || \
+	  { echo "the report's browser test needs Chromium: apt-get install chromium" >&2; exit 1; }
 
 lint: $(INSTALLED)  ## the linters that tests/test_lint.py also runs
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/snakefmt --check . && $(BIN)/snakemake --lint

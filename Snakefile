@@ -14,9 +14,13 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/checks.smk"
 include: "workflow/rules/interpretation.smk"
 include: "workflow/rules/simulation.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        "results/report.html",
+        "results/provenance.html",

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +66,53 @@ def assert_close(actual, expected, rtol, what=""):
         f"{what}: relative error {relative.max():.3g} > {rtol:g} at {worst}: "
         f"{actual.ravel()[worst]!r} vs R {expected.ravel()[worst]!r}"
     )
+
+
+# --- the real Snakemake on a temporary copy of the workflow ---------------------------------
+
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "resources"]
+
+
+def copy_workflow(destination: Path) -> Path:
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name)
+        else:
+            shutil.copy(source, destination / name)
+    return destination
+
+
+def snakemake(directory: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--cores", "2", *arguments]
+    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def planned_jobs(directory: Path) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans, but the `all` target."""
+    output = snakemake(directory, "--dry-run").stdout
+    jobs = set()
+    for block in re.split(r"\n(?=rule \w+:)", output):
+        match = re.match(r"rule (\w+):", block)
+        if match and match.group(1) != "all":
+            wildcards = re.search(r"wildcards: (.*)", block)
+            jobs.add((match.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+def edit_config(directory: Path, change) -> None:
+    path = directory / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    change(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    directory = copy_workflow(tmp_path_factory.mktemp("run"))
+    snakemake(directory)
+    return directory

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pandas as pd
 
 from glmflow.errors import GlmflowError
@@ -55,7 +56,20 @@ def predictions(
     grid = prediction_grid(data.loc[design.rows], predictors, at or {}, where)
     X = design_for(design, grid)
     vcov_matrix = vcov.loc[design.terms, design.terms].to_numpy()
-    return predict_from(X, tidy["estimate"].to_numpy(), vcov_matrix, model_spec["family"], grid)
+    df_residual = design.X.shape[0] - design.X.shape[1] if model_spec["family"] == "gaussian" else None
+    return predict_from(
+        X, tidy["estimate"].to_numpy(), vcov_matrix, model_spec["family"], grid, df_residual=df_residual
+    )
+
+
+def fitted_curve(
+    data: pd.DataFrame, model_spec: dict, model: str, tidy: pd.DataFrame, vcov: pd.DataFrame, x: str, points: int = 200
+) -> pd.DataFrame:
+    """Predictions with 95% bands along ``x`` over its observed range, for every level of the
+    model's factors (what ``geom_smooth`` draws)."""
+    rows = model_data(data, model_spec, model)[x].dropna()
+    grid = np.linspace(rows.min(), rows.max(), points)
+    return predictions(data, model_spec, model, tidy, vcov, {x: grid.tolist()})
 
 
 def count_table(data: pd.DataFrame, by: list[str], where: str) -> pd.DataFrame:

@@ -383,13 +383,19 @@ def _fit_glm(design: Design, spec: dict, name: str) -> ModelFit:
 def predict(fit: ModelFit, newdata: pd.DataFrame, conf_level: float = 0.95) -> pd.DataFrame:
     """Predictions with Wald intervals on the link scale, then transformed (as ``effects`` does)."""
     X = design_for(fit.design, newdata)
-    return predict_from(X, fit.coef, fit.vcov, fit.family, newdata, conf_level)
+    df = fit.df_residual if fit.family == "gaussian" else None
+    return predict_from(X, fit.coef, fit.vcov, fit.family, newdata, conf_level, df)
 
 
-def predict_from(X, coef, vcov, family: str, newdata: pd.DataFrame, conf_level: float = 0.95) -> pd.DataFrame:
+def predict_from(
+    X, coef, vcov, family: str, newdata: pd.DataFrame, conf_level: float = 0.95, df_residual: int | None = None
+) -> pd.DataFrame:
+    """Link-scale predictions with Wald intervals, transformed to the response scale. For lm
+    (``df_residual`` given) the intervals use t quantiles, as ``predict.lm`` and ``geom_smooth``."""
     link = X @ coef
     se = np.sqrt(np.einsum("ij,jk,ik->i", X, vcov, X))
-    z = special.ndtri(0.5 + conf_level / 2)
+    level = 0.5 + conf_level / 2
+    z = special.stdtrit(df_residual, level) if df_residual else special.ndtri(level)
     inverse = linkinv(family)
     out = newdata.reset_index(drop=True).copy()
     out["link"] = link

@@ -49,6 +49,58 @@ def comparison_input(role, file):
     return lambda w: model_result(config["comparisons"][w.name][role], file)
 
 
+def _fit_figures():
+    """Every fitted-curve figure: the configured ones and the simulated data set's."""
+    figures = {}
+    for name, figure in config.get("figures", {}).get("fits", {}).items():
+        model = figure["model"]
+        spec = config["models"][model]
+        figures[name] = {
+            "figure": figure,
+            "spec": spec,
+            "model": model,
+            "data": f"results/data/{spec['dataset']}.parquet",
+            "results": f"results/models/{model}",
+        }
+    if "demo" in SIMULATION:
+        figures["simulation_demo"] = {
+            "figure": {"x": "x", "y_label": "p(response)", "point_alpha": 0.1},
+            "spec": {
+                "dataset": "simulated",
+                "formula": "response ~ 1 + x",
+                "family": "binomial",
+            },
+            "model": "simulation_demo",
+            "data": "results/simulation/demo/data.csv",
+            "results": "results/simulation/demo",
+        }
+    return figures
+
+
+FIT_FIGURES = _fit_figures()
+
+
+def fit_figure_inputs(wildcards):
+    figure = FIT_FIGURES[wildcards.name]
+    return {
+        "data": figure["data"],
+        "tidy": f"{figure['results']}/tidy.csv",
+        "vcov": f"{figure['results']}/vcov.csv",
+    }
+
+
+def figure_targets():
+    targets = expand("results/figures/fit_{name}.svg", name=sorted(FIT_FIGURES))
+    targets += expand(
+        "results/figures/proportions_{name}.svg",
+        name=sorted(config["figures"].get("proportions", {})),
+    )
+    targets += expand("results/figures/caterpillar_{model}.svg", model=GLMM_MODELS)
+    if SIMULATION_CELLS:
+        targets.append("results/figures/simulation_study.svg")
+    return targets
+
+
 def all_targets():
     targets = expand(
         "results/data/{dataset}{suffix}",
@@ -76,4 +128,4 @@ def all_targets():
         )
     if SIMULATION_CELLS:
         targets.append("results/simulation/summary.csv")
-    return targets
+    return targets + figure_targets()

@@ -23,6 +23,7 @@ rule fit_simulation_demo:
         augment="results/simulation/demo/augment.csv",
         vcov="results/simulation/demo/vcov.csv",
         likelihood="results/simulation/demo/likelihood.csv",
+        check="results/simulation/demo/likelihood_check.json",
     log:
         "logs/simulation/demo_fit.log",
     benchmark:

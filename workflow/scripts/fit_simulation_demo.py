@@ -2,8 +2,9 @@
 
 import pandas as pd
 
-from glmflow.io import logged, write_csv, write_model_outputs
-from glmflow.likelihood import likelihood_table
+from glmflow.errors import GlmflowError
+from glmflow.io import logged, write_csv, write_json, write_model_outputs
+from glmflow.likelihood import likelihood_check, likelihood_table
 from glmflow.models import fit_model
 
 with logged(snakemake):
@@ -12,3 +13,7 @@ with logged(snakemake):
     fit = fit_model(data, spec, "simulation_demo")
     write_model_outputs(fit, data, snakemake.output)
     write_csv(snakemake.output.likelihood, likelihood_table(fit.design.y, fit.fitted))
+    check = likelihood_check("simulation_demo", "binomial", fit.augment(data), "response", fit.glance())
+    if not check["ok"]:
+        raise GlmflowError(f"simulated data: the log-likelihood by hand differs by {check['max_abs_difference']:.3g}")
+    write_json(snakemake.output.check, check)

@@ -1,0 +1,121 @@
+"""The chapter's figures with matplotlib, as deterministic SVG (same inputs, same bytes).
+
+Style as the chapter's ``theme_classic() + theme(text = element_text(size = 20))``: no
+top or right spines, large text. Colours are ColorBrewer's Set1, as ``scale_*_brewer``.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+SET1 = ["#E41A1C", "#377EB8", "#4DAF4A", "#984EA3", "#FF7F00"]
+SMOOTH_BLUE = "#3366FF"  # ggplot2's geom_smooth line
+STYLE = {
+    "font.size": 14,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.fonttype": "path",  # text as outlines: no fonts needed to view the file
+    "svg.hashsalt": "glmflow",  # fixed ids inside the SVG
+    "figure.dpi": 100,
+}
+
+
+def _figure(width: float = 7.0, height: float = 4.5):
+    with plt.rc_context(STYLE):
+        figure, axes = plt.subplots(figsize=(width, height))
+    return figure, axes
+
+
+def to_svg(figure) -> str:
+    """The figure as SVG text, without the date matplotlib would write into it."""
+    buffer = io.StringIO()
+    with plt.rc_context(STYLE):
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "glmflow"})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def fit_figure(
+    data: pd.DataFrame, x: str, y: str, curves: pd.DataFrame, by: str | None, y_label: str, point_alpha: float
+) -> str:
+    """Points and a fitted curve with its 95% band, one colour per level of ``by``
+    (``geom_point`` + ``geom_smooth``)."""
+    figure, axes = _figure()
+    groups = (
+        [(None, data, curves)]
+        if by is None
+        else [
+            (level, data[data[by].astype(str) == level], curves[curves[by].astype(str) == level])
+            for level in sorted(curves[by].astype(str).unique())
+        ]
+    )
+    for index, (level, points, curve) in enumerate(groups):
+        colour = SMOOTH_BLUE if by is None else SET1[index % len(SET1)]
+        axes.scatter(points[x], points[y], s=12, color="black" if by is None else colour, alpha=point_alpha, lw=0)
+        axes.fill_between(curve[x], curve["conf_low"], curve["conf_high"], color="grey" if by is None else colour,
+                          alpha=0.25, lw=0)  # fmt: skip
+        axes.plot(curve[x], curve["prob"], color=colour, lw=2, label=level)
+    axes.set_xlabel(x)
+    axes.set_ylabel(y_label)
+    if by is not None:
+        axes.legend(title=by, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return to_svg(figure)
+
+
+def proportion_bars(counts: pd.DataFrame, x: str, fill: str, labels: dict) -> str:
+    """100% stacked bars (``geom_bar(position = "fill")``), Set1 colours, black outlines."""
+    figure, axes = _figure(5.5, 4.5)
+    table = counts.pivot(index=x, columns=fill, values="n").fillna(0)
+    shares = table.div(table.sum(axis=1), axis=0)
+    bottom = np.zeros(len(shares))
+    # ggplot stacks the first level on top
+    for index, level in reversed(list(enumerate(shares.columns))):
+        axes.bar(shares.index.astype(str), shares[level], bottom=bottom, color=SET1[index % len(SET1)],
+                 edgecolor="black", width=0.9, label=labels.get(str(level), str(level)))  # fmt: skip
+        bottom += shares[level].to_numpy()
+    handles, names = axes.get_legend_handles_labels()
+    axes.legend(handles[::-1], names[::-1], frameon=False, loc="center left", bbox_to_anchor=(1, 0.5))
+    axes.set_ylabel("probability")
+    axes.set_xlabel("")
+    return to_svg(figure)
+
+
+def study_figure(summary: pd.DataFrame) -> str:
+    """Bias and coverage of the slope against n, one line per true slope, Monte Carlo 95% bars."""
+    with plt.rc_context(STYLE):
+        figure, (bias_axes, coverage_axes) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for index, (b1, cell) in enumerate(summary.sort_values("n").groupby("b1")):
+        colour = SET1[index % len(SET1)]
+        for axes, column in ((bias_axes, "bias"), (coverage_axes, "coverage")):
+            axes.errorbar(cell["n"], cell[column], yerr=1.96 * cell[f"{column}_mcse"], color=colour, marker="o",
+                          ms=4, capsize=3, label=f"b1 = {b1:g}")  # fmt: skip
+    bias_axes.axhline(0, color="grey", lw=1)
+    coverage_axes.axhline(0.95, color="grey", lw=1)
+    for axes, label in ((bias_axes, "bias of the slope"), (coverage_axes, "95% Wald coverage")):
+        axes.set_xscale("log")
+        axes.set_xlabel("n")
+        axes.set_ylabel(label)
+    coverage_axes.legend(frameon=False, fontsize=11, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return to_svg(figure)
+
+
+def caterpillar(ranef: pd.DataFrame, group_name: str) -> str:
+    """Conditional modes of the group intercepts, sorted, with 95% intervals."""
+    ordered = ranef.sort_values("condval").reset_index(drop=True)
+    figure, axes = _figure(7, 4.5)
+    position = np.arange(len(ordered))
+    axes.errorbar(position, ordered["condval"], yerr=1.96 * ordered["condsd"], fmt="o", ms=2.5, color=SMOOTH_BLUE,
+                  ecolor="grey", elinewidth=0.8)  # fmt: skip
+    axes.axhline(0, color="black", lw=1)
+    axes.set_xlabel(f"{group_name} (sorted)")
+    axes.set_ylabel("random intercept")
+    axes.set_xticks([])
+    return to_svg(figure)

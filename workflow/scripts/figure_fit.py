@@ -1,0 +1,28 @@
+"""A model's fitted curve with its 95% band over the data points."""
+
+import pandas as pd
+
+from glmflow.figures import fit_figure
+from glmflow.interpret import fitted_curve
+from glmflow.io import logged, write_text
+from glmflow.models import model_data
+
+with logged(snakemake):
+    files, params = snakemake.input, snakemake.params
+    spec, figure = params.spec, params.figure
+    read = pd.read_parquet if files.data.endswith(".parquet") else pd.read_csv
+    data = read(files.data)
+    tidy, vcov = pd.read_csv(files.tidy), pd.read_csv(files.vcov, index_col="term")
+    curve = fitted_curve(data, spec, params.model, tidy, vcov, figure["x"])
+    points = model_data(data, spec, params.model)
+    response = spec["formula"].split("~")[0].strip()
+    svg = fit_figure(
+        points,
+        figure["x"],
+        response,
+        curve,
+        figure.get("by"),
+        figure.get("y_label", response),
+        figure.get("point_alpha", 1),
+    )
+    write_text(snakemake.output[0], svg)
