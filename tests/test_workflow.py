@@ -93,6 +93,8 @@ def test_changing_one_model_reruns_only_that_model(finished_run):
             ("fit_model", "model=glm_sex"),
             ("likelihood_check", "model=glm_sex"),
             ("predict", "name=sex_probabilities"),
+            ("report", ""),
+            ("provenance", ""),
         }
         edit_config(finished_run, lambda c: c["models"]["glm_fare"].update(formula="survived ~ fare"))
         assert ("compare_models", "name=sex_effect") in planned_jobs(finished_run)
@@ -107,7 +109,8 @@ def test_changing_a_dataset_reruns_its_models_only(finished_run):
         edit_config(finished_run, lambda c: c["datasets"]["bdf"].update(filter="repeatgr < 2"))
         bdf_models = sorted(m for m, spec in yaml.safe_load(original)["models"].items() if spec["dataset"] == "bdf")
         expected = {("clean_data", "dataset=bdf")}
-        expected |= {(rule, f"model={m}") for m in bdf_models for rule in ("fit_glmm", "glmm_likelihood_check")}
+        rules = ("fit_glmm", "glmm_likelihood_check", "figure_caterpillar")
+        expected |= {(rule, f"model={m}") for m in bdf_models for rule in rules} | {("report", ""), ("provenance", "")}
         assert planned_jobs(finished_run) == expected
     finally:
         (finished_run / "config.yaml").write_text(original)

@@ -41,7 +41,7 @@ from scipy import optimize, special
 from glmflow.errors import GlmflowError
 from glmflow.fastexp import exp_neg
 from glmflow.formula import Design, build_design, random_effect_terms, split_formula
-from glmflow.models import BINOMIAL, POISSON, glm_fit, model_data
+from glmflow.models import BINOMIAL, POISSON, FittedModel, glm_fit, model_data
 
 CHECK_CONV_TOL = 2e-3  # lme4's check.conv.grad tolerance
 HESSIAN_STEP = 1e-4  # lme4's deriv12 step
@@ -327,7 +327,7 @@ class GlmmDeviance:
 
 
 @dataclass
-class GlmmFit:
+class GlmmFit(FittedModel):
     name: str
     formula: str
     family: str
@@ -351,14 +351,6 @@ class GlmmFit:
     @property
     def design(self) -> Design:
         return self.glmm_design.design
-
-    @property
-    def terms(self) -> list[str]:
-        return self.design.terms
-
-    @property
-    def nobs(self) -> int:
-        return len(self.design.y)
 
     @property
     def n_params(self) -> int:
@@ -454,9 +446,6 @@ class GlmmFit:
         frame[".prob"] = self.fitted
         frame[".resid"] = self.scaled_residuals()
         return frame.reset_index(drop=True)
-
-    def vcov_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.vcov, index=self.terms, columns=self.terms).rename_axis("term")
 
     def correlation(self) -> np.ndarray:
         se = np.sqrt(np.diag(self.vcov))

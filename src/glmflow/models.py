@@ -159,8 +159,27 @@ def glm_fit(X: np.ndarray, y: np.ndarray, family: Family, epsilon: float = 1e-8,
     return IrlsResult(coef, r_inv @ r_inv.T, eta, mu, dev, iterations, converged, boundary)
 
 
+class FittedModel:
+    """What every fit offers through its ``design``: R's term labels, the number of rows used,
+    and the covariance of the coefficients as a labelled table."""
+
+    design: Design
+    vcov: np.ndarray
+
+    @property
+    def terms(self) -> list[str]:
+        return self.design.terms
+
+    @property
+    def nobs(self) -> int:
+        return len(self.design.y)
+
+    def vcov_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.vcov, index=self.terms, columns=self.terms).rename_axis("term")
+
+
 @dataclass
-class ModelFit:
+class ModelFit(FittedModel):
     """A fitted lm or glm with what R's summary, broom's tidy/glance/augment and logLik give."""
 
     name: str
@@ -184,14 +203,6 @@ class ModelFit:
     converged: bool
     warnings: list[str] = field(default_factory=list)
     lm_statistics: dict | None = None
-
-    @property
-    def terms(self) -> list[str]:
-        return self.design.terms
-
-    @property
-    def nobs(self) -> int:
-        return len(self.design.y)
 
     @property
     def uses_t(self) -> bool:
@@ -259,9 +270,6 @@ class ModelFit:
         frame[".prob"] = self.fitted
         frame[".resid"] = self.deviance_residuals
         return frame.reset_index(drop=True)
-
-    def vcov_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.vcov, index=self.terms, columns=self.terms).rename_axis("term")
 
 
 def linkinv(family: str):

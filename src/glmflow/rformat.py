@@ -174,13 +174,18 @@ def signif_stars(p: float) -> str:
 SIGNIF_LEGEND = "---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1\n"
 
 
-def print_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str]) -> str:
-    """R's ``print.default`` of a character matrix, ``quote = FALSE, right = TRUE``."""
+def print_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str], right: bool = True) -> str:
+    """R's ``print.default`` of a character matrix with ``quote = FALSE``: columns right-justified
+    (``right = TRUE``, as printCoefmat asks) or left-justified (R's default for strings)."""
+
+    def justify(text: str, width: int) -> str:
+        return text.rjust(width) if right else text.ljust(width)
+
     row_width = max(len(r) for r in rownames)
     widths = [max([len(colnames[j])] + [len(row[j]) for row in cells]) for j in range(len(colnames))]
-    lines = [" " * row_width + "".join(" " + c.rjust(w) for c, w in zip(colnames, widths, strict=True))]
+    lines = [" " * row_width + "".join(" " + justify(c, w) for c, w in zip(colnames, widths, strict=True))]
     for name, row in zip(rownames, cells, strict=True):
-        lines.append(name.ljust(row_width) + "".join(" " + c.rjust(w) for c, w in zip(row, widths, strict=True)))
+        lines.append(name.ljust(row_width) + "".join(" " + justify(c, w) for c, w in zip(row, widths, strict=True)))
     return "\n".join(lines) + "\n"
 
 
@@ -192,16 +197,6 @@ def print_named_vector(values, names: list[str], digits: int = 7, gap: int = 1) 
     head = "".join(n.rjust(width) + " " * gap for n in names)
     body = "".join(v.rjust(width) + " " * gap for v in formatted)
     return head + "\n" + body + "\n"
-
-
-def print_text_matrix(cells: list[list[str]], colnames: list[str], rownames: list[str]) -> str:
-    """R's ``print()`` of a character matrix with ``quote = FALSE``: columns left-justified."""
-    row_width = max(len(r) for r in rownames)
-    widths = [max([len(colnames[j])] + [len(row[j]) for row in cells]) for j in range(len(colnames))]
-    lines = [" " * row_width + "".join(" " + c.ljust(w) for c, w in zip(colnames, widths, strict=True))]
-    for name, row in zip(rownames, cells, strict=True):
-        lines.append(name.ljust(row_width) + "".join(" " + c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    return "\n".join(lines) + "\n"
 
 
 def abbreviate(name: str, minlength: int) -> str:

@@ -123,7 +123,9 @@ def _block(x, y, b0, b1, lo, hi, sums):
 
 @numba.njit(inline="always", **_KERNEL)
 def _block_clamped(x, y, b0, b1, lo, hi, sums):
-    """As ``_block``, with R's clamping for rows where |eta| > 30 (about 2x slower)."""
+    """As ``_block``, with R's clamping for rows where |eta| > 30. Kept as a loop of its own
+    on purpose: one loop with a ``clamp`` flag (even a constant one) ran the study's fits
+    1.6x (n = 1000) to 1.9x (n = 100) slower, since the selects stop it vectorising."""
     s0 = s1 = s2 = t0 = t1 = linear = 0.0
     product = 1.0
     for i in range(lo, hi):

@@ -13,8 +13,8 @@ from glmflow.rformat import (
     format_c,
     format_pval,
     format_real,
+    print_matrix,
     print_named_vector,
-    print_text_matrix,
     r_round,
     strwrap,
     zapsmall,
@@ -113,8 +113,8 @@ def glmm_summary_text(fit) -> str:
     text += "Scaled residuals: \n" + print_named_vector(quantiles, QUANTILE_NAMES, DIGITS) + "\n"
     group = fit.glmm_design.group_name
     variance = [format_real([fit.theta**2], DIGITS)[0], format_real([fit.theta], DIGITS)[0]]
-    text += "Random effects:\n" + print_text_matrix(
-        [[group, "(Intercept)", *variance]], ["Groups", "Name", "Variance", "Std.Dev."], [""]
+    text += "Random effects:\n" + print_matrix(
+        [[group, "(Intercept)", *variance]], ["Groups", "Name", "Variance", "Std.Dev."], [""], right=False
     )
     text += f"Number of obs: {fit.nobs}, groups:  {group}, {fit.glmm_design.n_groups}\n"
     tidy = fit.tidy()
@@ -135,4 +135,4 @@ def _correlation_text(correlation: np.ndarray, terms: list[str]) -> str:
     cells = [[values[i * p + j] if i > j else "" for j in range(p - 1)] for i in range(1, p)]
     rows = [abbreviate(t, 11) for t in terms[1:]]
     columns = [abbreviate(t, 6) for t in terms[: p - 1]]
-    return print_text_matrix(cells, columns, rows)
+    return print_matrix(cells, columns, rows, right=False)

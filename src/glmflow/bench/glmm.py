@@ -8,11 +8,10 @@ times measured for the GLMM issue on this kind of machine are printed beside our
 from __future__ import annotations
 
 import shutil
-import statistics
 import subprocess
-import time
 from pathlib import Path
 
+from glmflow.bench import median_seconds
 from glmflow.data import load_dataset
 from glmflow.glmm import fit_glmm
 
@@ -31,16 +30,6 @@ for (k in c({agqs})) {{
 """
 
 
-def _median_seconds(function, repeats: int) -> float:
-    function()  # warm-up: compiles (or loads) the numba kernels
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def glmer_seconds(agqs: list[int], repeats: int) -> dict[int, float]:
     script = R_TIMING.format(path=ROOT / "resources" / "bdf.csv", agqs=", ".join(map(str, agqs)), repeats=repeats)
     output = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, check=True).stdout
@@ -52,7 +41,7 @@ def run(agqs: list[int], repeats: int, with_r: bool) -> None:
     ours = {}
     for nAGQ in agqs:
         spec = {"formula": FORMULA, "family": "binomial", "nAGQ": nAGQ, "dataset": "bdf"}
-        ours[nAGQ] = _median_seconds(lambda spec=spec: fit_glmm(data, spec, "bench"), repeats)
+        ours[nAGQ] = median_seconds(lambda spec=spec: fit_glmm(data, spec, "bench"), repeats)
         print(f"nAGQ={nAGQ} fit_seconds={ours[nAGQ]:.4f}", flush=True)
     if with_r and shutil.which("Rscript"):
         for nAGQ, seconds in glmer_seconds(agqs, repeats).items():

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 
+from glmflow.bench import median_seconds
 from glmflow.simulate import Cell, fit_logistic_batch, simulate_cell
-
-
-def _median_seconds(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def statsmodels_loop(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -33,12 +22,10 @@ def run(sizes: list[int], replicates: int, baseline_fits: int, repeats: int) -> 
     for n in sizes:
         cell = Cell(n, 0.0, 1.0)
         x, y = simulate_cell(2026, cell, replicates)
-        fit_logistic_batch(x[:10], y[:10])  # compile (or load the cached kernel) before timing
-        batched = replicates / _median_seconds(lambda x=x, y=y: fit_logistic_batch(x, y), repeats)
+        batched = replicates / median_seconds(lambda x=x, y=y: fit_logistic_batch(x, y), repeats)
         xs, ys = x[:baseline_fits], y[:baseline_fits]
-        statsmodels_loop(xs[:3], ys[:3])  # import statsmodels and warm it up before timing
-        baseline = baseline_fits / _median_seconds(lambda xs=xs, ys=ys: statsmodels_loop(xs, ys), max(1, repeats // 2))
-        end_to_end = replicates / _median_seconds(
+        baseline = baseline_fits / median_seconds(lambda xs=xs, ys=ys: statsmodels_loop(xs, ys), max(1, repeats // 2))
+        end_to_end = replicates / median_seconds(
             lambda cell=cell: fit_logistic_batch(*simulate_cell(2026, cell, replicates)), max(1, repeats // 2)
         )
         print(
