@@ -61,6 +61,10 @@ def check_config(config: dict, base: str | Path = ".") -> None:
                     f"{key}.formula: {', '.join(map(repr, unknown))} not a column of dataset "
                     f"{model['dataset']!r} (columns: {', '.join(known)})"
                 )
+        if "weights" in model and known is not None and model["weights"] not in known:
+            problems.append(f"{key}.weights: {model['weights']!r} is not a column of dataset {model['dataset']!r}")
+        if "weights" in model and not is_mixed(model):
+            problems.append(f"{key}.weights: prior weights are supported for mixed binomial models only")
         if is_mixed(model) and model["family"] == "gaussian":
             problems.append(f"{key}.family: linear mixed models (gaussian with ( | ) terms) are not supported")
 

@@ -3,7 +3,9 @@
 What it covers: one random intercept ``(1 | group)``; binomial (logit, 0/1 response) and
 Poisson (log) families; the Laplace approximation (``nAGQ = 1``) and adaptive
 Gauss-Hermite quadrature (``nAGQ > 1``). What it does not: random slopes, more than one
-grouping factor, other links, prior weights; such formulas get a clear error.
+grouping factor, other links, weights for Poisson models; such formulas get a clear error.
+Binomial responses are 0/1, or proportions with ``weights`` (the numbers of trials), as in
+``glmer(proportion ~ ..., weights = trials)``.
 
 Why by hand: statsmodels has no maximum-likelihood GLMM (its ``BinomialBayesMixedGLM`` is
 Bayesian, with priors, and gives no logLik), and no other maintained Python package fits
@@ -52,10 +54,11 @@ class _Family:
     name: str
     link: str
 
-    def logp(self, y, eta):
+    def logp(self, y, eta, prior=1.0):
+        """log p(y | eta); binomial y is a proportion of ``prior`` trials (1 for 0/1 data)."""
         if self.name == "binomial":
-            return y * eta - np.logaddexp(0.0, eta)
-        return y * eta - np.exp(eta) - special.gammaln(y + 1.0)
+            return prior * (y * eta - np.logaddexp(0.0, eta)) + log_constant(self.name, y, prior)
+        return y * eta - np.exp(eta) + log_constant(self.name, y, prior)
 
     def mean(self, eta):
         return special.expit(eta) if self.name == "binomial" else np.exp(eta)
@@ -80,13 +83,14 @@ class GlmmDesign:
     group: np.ndarray  # group code of each row, 0..G-1
     group_labels: np.ndarray
     group_name: str
+    prior: np.ndarray  # prior weights: binomial trials per row (1 for 0/1 data)
 
     @property
     def n_groups(self) -> int:
         return len(self.group_labels)
 
 
-def build_glmm_design(formula: str, data: pd.DataFrame, where: str) -> GlmmDesign:
+def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str | None = None) -> GlmmDesign:
     terms = random_effect_terms(formula)
     if len(terms) != 1:
         raise GlmflowError(
@@ -102,12 +106,31 @@ def build_glmm_design(formula: str, data: pd.DataFrame, where: str) -> GlmmDesig
     if not group_name.replace("_", "").replace(".", "").isalnum():
         raise GlmflowError(f"{where}: grouping {group_name!r} must be one column (no nesting or interactions)")
     split_formula(formula, where)
+    if weights is not None and weights not in data.columns:
+        raise GlmflowError(f"{where}: weights column {weights!r} is not in the data")
+    if weights is not None:
+        data = data[data[weights].notna()]
     design = build_design(formula, data, where)
     labels, codes = np.unique(data.loc[design.rows, group_name].to_numpy(), return_inverse=True)
-    return GlmmDesign(design=design, group=codes.astype(np.int64), group_labels=labels, group_name=group_name)
+    prior = np.ones(len(design.y)) if weights is None else data.loc[design.rows, weights].to_numpy(dtype=float)
+    return GlmmDesign(
+        design=design, group=codes.astype(np.int64), group_labels=labels, group_name=group_name, prior=prior
+    )
 
 
-_BINOMIAL, _POISSON = 0, 1
+def log_constant(family: str, y, prior):
+    """The part of log p(y) free of eta: log choose(m, m y) for binomial proportions of m
+    trials (0 for 0/1 data), -log(y!) for counts."""
+    y = np.asarray(y, dtype=float)
+    if family == "binomial":
+        m = np.broadcast_to(np.asarray(prior, dtype=float), y.shape)
+        successes = m * y
+        return special.gammaln(m + 1) - special.gammaln(successes + 1) - special.gammaln(m - successes + 1)
+    return -special.gammaln(y + 1.0)
+
+
+# Kernel families: 0/1 binomial (the vectorised path), binomial proportions with weights, Poisson.
+_BINOMIAL, _BINOMIAL_WEIGHTED, _POISSON = 0, 1, 2
 
 
 # fastmath lets the row loops run on SIMD lanes; numpy's error model drops zero-division checks.
@@ -115,15 +138,16 @@ _KERNEL = {"cache": True, "fastmath": True, "error_model": "numpy"}
 
 
 @numba.njit(inline="always", **_KERNEL)
-def _row(family, y, eta, log_factorial):
-    """Per row: mean, weight d mu / d eta, its slope in eta, and log p(y | eta)."""
-    if family == _BINOMIAL:
-        a = math.exp(-abs(eta))
-        mu = 1.0 / (1.0 + a) if eta >= 0 else a / (1.0 + a)
-        w = mu * (1.0 - mu)
-        return mu, w, w * (1.0 - 2.0 * mu), y * eta - max(eta, 0.0) - math.log1p(a)
-    mu = math.exp(eta)
-    return mu, mu, mu, y * eta - mu - log_factorial
+def _row(family, y, eta, constant, prior):
+    """Per row: the score prior (y - mu), the weight prior d mu / d eta, its slope in eta,
+    and log p(y | eta)."""
+    if family == _POISSON:
+        mu = math.exp(eta)
+        return y - mu, mu, mu, y * eta - mu + constant
+    a = math.exp(-abs(eta))
+    mu = 1.0 / (1.0 + a) if eta >= 0 else a / (1.0 + a)
+    w = prior * mu * (1.0 - mu)
+    return prior * (y - mu), w, w * (1.0 - 2.0 * mu), prior * (y * eta - max(eta, 0.0) - math.log1p(a)) + constant
 
 
 @numba.njit(inline="always", **_KERNEL)
@@ -136,8 +160,8 @@ def _binomial_mean(eta):
 
 
 @numba.njit(inline="always", **_KERNEL)
-def _mode_sums(family, y, eta0, log_factorial, lo, hi, theta, uj):
-    """sum(y - mu) and sum(w) over a group's rows at its intercept u_j."""
+def _mode_sums(family, y, eta0, constant, prior, lo, hi, theta, uj):
+    """The sums of the scores and of the weights over a group's rows at its intercept u_j."""
     sum_resid = 0.0
     sum_w = 0.0
     if family == _BINOMIAL:
@@ -147,17 +171,17 @@ def _mode_sums(family, y, eta0, log_factorial, lo, hi, theta, uj):
             sum_w += mu * (1.0 - mu)
     else:
         for i in range(lo, hi):
-            mu = math.exp(eta0[i] + theta * uj)
-            sum_resid += y[i] - mu
-            sum_w += mu
+            resid, w, _, _ = _row(family, y[i], eta0[i] + theta * uj, constant[i], prior[i])
+            sum_resid += resid
+            sum_w += w
     return sum_resid, sum_w
 
 
 @numba.njit(inline="always", **_KERNEL)
-def _node_pass(family, y, eta0, log_factorial, lo, hi, theta, v, resid, k):
-    """sum(log p(y | eta)) and sum(y - mu) over a group's rows at node position v; the
-    residuals go to resid[:, k]. Binomial: log p = y eta - max(eta, 0) - log(1 + a), whose
-    logs are taken once, of the product of the (1 + a)."""
+def _node_pass(family, y, eta0, constant, prior, lo, hi, theta, v, resid, k):
+    """sum(log p(y | eta)) and the sum of the scores over a group's rows at node position v;
+    the scores go to resid[:, k]. 0/1 binomial: log p = y eta - max(eta, 0) - log(1 + a),
+    whose logs are taken once, of the product of the (1 + a)."""
     total = 0.0
     r_sum = 0.0
     if family == _BINOMIAL:
@@ -173,17 +197,15 @@ def _node_pass(family, y, eta0, log_factorial, lo, hi, theta, v, resid, k):
         total -= math.log(product)
     else:
         for i in range(lo, hi):
-            eta = eta0[i] + theta * v
-            mu = math.exp(eta)
-            total += y[i] * eta - mu - log_factorial[i]
-            r = y[i] - mu
+            r, _, _, logp = _row(family, y[i], eta0[i] + theta * v, constant[i], prior[i])
+            total += logp
             resid[i - lo, k] = r
             r_sum += r
     return total, r_sum
 
 
 @numba.njit(**_KERNEL)
-def _deviance_and_gradient(y, X, eta0, log_factorial, starts, family, nodes, node_constant, theta, u, gradient):
+def _deviance_and_gradient(y, X, eta0, constant, prior, starts, family, nodes, node_constant, theta, u, gradient):
     """The deviance at (theta, beta) (beta enters through eta0 = X beta) and its gradient,
     written to ``gradient`` as (d theta, d beta). ``u`` holds each group's mode: the starting
     point of its Newton iteration on entry, the mode on exit. See the module docstring."""
@@ -206,7 +228,7 @@ def _deviance_and_gradient(y, X, eta0, log_factorial, starts, family, nodes, nod
         lo, hi = starts[j], starts[j + 1]
         uj = u[j]
         for _ in range(100):  # Newton for the mode: u - theta sum(y - mu) = 0
-            sum_resid, sum_w = _mode_sums(family, y, eta0, log_factorial, lo, hi, theta, uj)
+            sum_resid, sum_w = _mode_sums(family, y, eta0, constant, prior, lo, hi, theta, uj)
             step = (uj - theta * sum_resid) / (1.0 + theta * theta * sum_w)
             step = min(max(step, -2.0), 2.0)
             uj -= step
@@ -218,10 +240,10 @@ def _deviance_and_gradient(y, X, eta0, log_factorial, starts, family, nodes, nod
             Xw[c] = 0.0
             Xws[c] = 0.0
         for i in range(lo, hi):
-            mu, w, w_slope, _ = _row(family, y[i], eta0[i] + theta * uj, log_factorial[i])
+            resid_i, w, w_slope, _ = _row(family, y[i], eta0[i] + theta * uj, constant[i], prior[i])
             S += w
             S_slope += w_slope
-            sum_resid += y[i] - mu
+            sum_resid += resid_i
             for c in range(p):
                 Xw[c] += X[i, c] * w
                 Xws[c] += X[i, c] * w_slope
@@ -230,7 +252,7 @@ def _deviance_and_gradient(y, X, eta0, log_factorial, starts, family, nodes, nod
         peak = -np.inf
         for k in range(K):
             v[k] = uj + s * nodes[k]
-            total, R[k] = _node_pass(family, y, eta0, log_factorial, lo, hi, theta, v[k], resid, k)
+            total, R[k] = _node_pass(family, y, eta0, constant, prior, lo, hi, theta, v[k], resid, k)
             total += node_constant[k] - v[k] * v[k] / 2.0
             A[k] = total
             peak = max(peak, total)
@@ -274,7 +296,7 @@ class GlmmDeviance:
     gradient, as a callable for scipy's optimisers. The work is one compiled pass per call
     (numba); rows are kept sorted by group so that each group is a contiguous slice."""
 
-    def __init__(self, y, X, group, n_groups, family: str, nAGQ: int):
+    def __init__(self, y, X, group, n_groups, family: str, nAGQ: int, prior=None):
         if nAGQ < 1:
             raise GlmflowError("nAGQ must be at least 1 (nAGQ = 0 is not an approximation of the likelihood)")
         order = np.argsort(group, kind="stable")
@@ -287,8 +309,14 @@ class GlmmDeviance:
         self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.n_groups = n_groups
         self.family = FAMILIES[family]
-        self.family_code = _BINOMIAL if family == "binomial" else _POISSON
-        self.log_factorial = special.gammaln(self.y + 1.0) if family == "poisson" else np.zeros_like(self.y)
+        prior = np.ones_like(y, dtype=float) if prior is None else np.asarray(prior, dtype=float)
+        self.prior = np.ascontiguousarray(prior[order])
+        unit = bool(np.all(self.prior == 1.0))
+        if family == "poisson":
+            self.family_code = _POISSON
+        else:
+            self.family_code = _BINOMIAL if unit else _BINOMIAL_WEIGHTED
+        self.constant = np.ascontiguousarray(log_constant(family, self.y, self.prior))
         self.nAGQ = nAGQ
         if nAGQ == 1:
             nodes, weights = np.array([0.0]), np.array([math.sqrt(2 * math.pi)])
@@ -306,7 +334,8 @@ class GlmmDeviance:
             self.y,
             self.X,
             self.X @ params[1:],
-            self.log_factorial,
+            self.constant,
+            self.prior,
             self.starts,
             self.family_code,
             self.nodes,
@@ -322,7 +351,7 @@ class GlmmDeviance:
         self(np.concatenate([[theta], beta]))
         mu = self.family.mean(self.X @ beta + theta * self.u[self.group])
         w, _ = self.family.weight_and_slope(mu)
-        S = np.add.reduceat(w, self.starts[:-1])
+        S = np.add.reduceat(self.prior * w, self.starts[:-1])
         return self.u.copy(), 1.0 / np.sqrt(1.0 + theta**2 * S)
 
 
@@ -434,7 +463,7 @@ class GlmmFit(FittedModel):
 
     def scaled_residuals(self) -> np.ndarray:
         y, mu = self.design.y, self.fitted
-        variance = mu * (1 - mu) if self.family == "binomial" else mu
+        variance = mu * (1 - mu) / self.glmm_design.prior if self.family == "binomial" else mu
         return (y - mu) / np.sqrt(variance)
 
     def augment(self, data: pd.DataFrame) -> pd.DataFrame:
@@ -450,6 +479,18 @@ class GlmmFit(FittedModel):
     def correlation(self) -> np.ndarray:
         se = np.sqrt(np.diag(self.vcov))
         return self.vcov / np.outer(se, se)
+
+
+def _check_response(family: str, y: np.ndarray, prior: np.ndarray) -> str | None:
+    if family == "poisson":
+        return POISSON.check_y(y)
+    if np.all(prior == 1.0):
+        return BINOMIAL.check_y(y)
+    if np.any((y < 0) | (y > 1)) or np.any(prior <= 0):
+        return "binomial proportions must lie in [0, 1], with positive weights (the numbers of trials)"
+    if np.any(np.abs(y * prior - np.round(y * prior)) > 1e-8):
+        return "proportion x weight must be a whole number of successes"
+    return None
 
 
 def _start(design: Design, family: str) -> np.ndarray:
@@ -481,12 +522,15 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     if family not in FAMILIES:
         raise GlmflowError(f"{where}: mixed models support families binomial and poisson, not {family!r}")
     nAGQ = int(spec.get("nAGQ", 1))
-    gd = build_glmm_design(spec["formula"], model_data(data, spec, name), where)
+    weights = spec.get("weights")
+    if weights is not None and family != "binomial":
+        raise GlmflowError(f"{where}: weights are supported for binomial proportions only, not {family!r}")
+    gd = build_glmm_design(spec["formula"], model_data(data, spec, name), where, weights)
     design = gd.design
-    problem = (BINOMIAL if family == "binomial" else POISSON).check_y(design.y)
+    problem = _check_response(family, design.y, gd.prior)
     if problem:
         raise GlmflowError(f"{where}: response {design.response!r}: {problem}")
-    objective = GlmmDeviance(design.y, design.X, gd.group, gd.n_groups, family, nAGQ)
+    objective = GlmmDeviance(design.y, design.X, gd.group, gd.n_groups, family, nAGQ, gd.prior)
     params, hessian, converged, message = _minimise(objective, _start(design, family))
     deviance, gradient = objective(params)
     theta, beta = float(params[0]), params[1:]
@@ -508,7 +552,7 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
         gradient=gradient,
         hessian=hessian,
         vcov=covariance[1:, 1:],
-        vcov_rx=_conditional_vcov(design.X, gd.group, gd.n_groups, theta, w),
+        vcov_rx=_conditional_vcov(design.X, gd.group, gd.n_groups, theta, gd.prior * w),
         modes=u,
         mode_sd=mode_sd,
         fitted=mu,
@@ -575,13 +619,15 @@ def marginal_loglik_by_quadrature(fit: GlmmFit, points: int = 4001, half_width: 
     design, gd = fit.design, fit.glmm_design
     family = FAMILIES[fit.family]
     grid = np.linspace(-half_width, half_width, points)
+    groups_prior = gd.prior
     eta0 = design.X @ fit.beta
     total = 0.0
     for j in range(gd.n_groups):
         rows = gd.group == j
         u = fit.modes[j] + fit.mode_sd[j] * grid
         eta = eta0[rows][:, None] + fit.theta * u[None, :]
-        log_integrand = family.logp(design.y[rows][:, None], eta).sum(axis=0) - u**2 / 2 - 0.5 * math.log(2 * math.pi)
+        logp = family.logp(design.y[rows][:, None], eta, groups_prior[rows][:, None])
+        log_integrand = logp.sum(axis=0) - u**2 / 2 - 0.5 * math.log(2 * math.pi)
         peak = log_integrand.max()
         du = u[1] - u[0]
         total += peak + math.log(np.trapezoid(np.exp(log_integrand - peak), dx=du))

@@ -119,21 +119,21 @@ def glmm_likelihood_check(fit, tolerance: float = 1e-6) -> dict:
     total = 0.0
     for j in range(groups.n_groups):
         rows = groups.group == j
-        y, eta = design.y[rows], eta0[rows]
+        y, eta, prior = design.y[rows], eta0[rows], groups.prior[rows]
 
-        def penalised(u, y=y, eta=eta):
-            return -np.sum(family.logp(y, eta + fit.theta * u)) + u * u / 2
+        def penalised(u, y=y, eta=eta, prior=prior):
+            return -np.sum(family.logp(y, eta + fit.theta * u, prior)) + u * u / 2
 
         mode = optimize.minimize_scalar(penalised, bounds=(-30, 30), method="bounded", options={"xatol": 1e-12}).x
         w, _ = family.weight_and_slope(family.mean(eta + fit.theta * mode))
-        scale = 1 / np.sqrt(1 + fit.theta**2 * np.sum(w))
+        scale = 1 / np.sqrt(1 + fit.theta**2 * np.sum(prior * w))
         v = mode + scale * nodes
         terms = [
             np.log(weights[k])
             + nodes[k] ** 2 / 2
             - v[k] ** 2 / 2
             - 0.5 * np.log(2 * np.pi)
-            + np.sum(family.logp(y, eta + fit.theta * v[k]))
+            + np.sum(family.logp(y, eta + fit.theta * v[k], prior))
             for k in range(len(nodes))
         ]
         total += np.log(scale) + special.logsumexp(terms)

@@ -56,3 +56,19 @@ out$default_laplace_time <- exact(median(sapply(1:7, function(i) system.time(
 out$r_version <- R.version.string
 out$lme4_version <- as.character(packageVersion("lme4"))
 writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE), "tests/r/glmm_reference.json")
+
+# Binomial proportions with weights: y = successes / trials, weights = trials.
+set.seed(12)
+groups <- 30
+trials_data <- data.frame(group = rep(seq_len(groups), each = 6))
+trials_data$x <- rnorm(nrow(trials_data))
+trials_data$trials <- sample(1:12, nrow(trials_data), replace = TRUE)
+eta <- -0.4 + 0.8 * trials_data$x + rnorm(groups, sd = 0.7)[trials_data$group]
+trials_data$successes <- rbinom(nrow(trials_data), trials_data$trials, plogis(eta))
+trials_data$proportion <- trials_data$successes / trials_data$trials
+write.csv(trials_data, "tests/r/binomial_weights_data.csv", row.names = FALSE)
+weighted <- glmer(proportion ~ x + (1 | group), data = trials_data, family = binomial, weights = trials,
+                  nAGQ = 10, control = glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10)))
+out$weights_agq10 <- describe(weighted, "proportion ~ x + (1 | group)", "binomial", 10, "binomial_weights_data")
+out$weights_agq10$weights <- "trials"
+writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE), "tests/r/glmm_reference.json")
