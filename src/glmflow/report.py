@@ -7,7 +7,6 @@ Tables are pandas' ``to_html`` (escaped, with fixed ids); figures are inline SVG
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,10 +135,6 @@ def svg_inline(text: str) -> str:
     """An SVG file's markup for inlining: without the XML declaration and DOCTYPE."""
     start = text.find("<svg")
     return text[start:]
-
-
-def escape(text: str) -> str:
-    return html.escape(text)
 
 
 def _read_json(path: Path):

@@ -335,9 +335,3 @@ def run_cell(master_seed: int, cell: Cell, replicates: int, threads: int = 1, ch
         fits.append(fit_logistic_batch(x, y))
     merged = BatchFit(*(np.concatenate([getattr(f, name) for f in fits]) for name in BatchFit.__dataclass_fields__))
     return summarise_cell(cell, merged)
-
-
-SUMMARY_NOTE = (
-    "Bias, RMSE, SE/SD ratio and coverage leave out separated replicates (no MLE exists); "
-    "power_all counts them, power_without_separated does not. *_mcse: Monte Carlo standard errors."
-)
