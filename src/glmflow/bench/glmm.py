@@ -1,8 +1,10 @@
 """Fit time of the chapter's logistic mixed model (SEs included), per nAGQ, against glmer.
 
 glmer runs in R, so it cannot be timed in this process: with ``--with-r`` (R and lme4
-installed) it is timed in an R process started right after, on the same data; otherwise the
-times measured for the GLMM issue on this kind of machine are printed beside ours.
+installed) it is timed in an R process started right after, on the same data (fit and
+``vcov``); otherwise the times measured for the GLMM issue on this kind of machine are
+printed beside ours. Comparisons are comment lines (``# ...``), after the
+``nAGQ=<k> fit_seconds=<s>`` lines.
 """
 
 from __future__ import annotations
@@ -45,12 +47,12 @@ def run(agqs: list[int], repeats: int, with_r: bool) -> None:
         print(f"nAGQ={nAGQ} fit_seconds={ours[nAGQ]:.4f}", flush=True)
     if with_r and shutil.which("Rscript"):
         for nAGQ, seconds in glmer_seconds(agqs, repeats).items():
-            print(f"nAGQ={nAGQ} glmer_seconds={seconds:.4f} ratio={seconds / ours[nAGQ]:.1f}")
+            print(f"# nAGQ={nAGQ} glmer_seconds={seconds:.4f} ratio={seconds / ours[nAGQ]:.1f}")
     else:
         for nAGQ in agqs:
             if nAGQ in GLMER_MEASURED:
                 low, high = GLMER_MEASURED[nAGQ]
                 print(
-                    f"nAGQ={nAGQ} glmer_seconds_measured={low}-{high} "
+                    f"# nAGQ={nAGQ} glmer_seconds_measured={low}-{high} "
                     f"ratio={low / ours[nAGQ]:.1f}-{high / ours[nAGQ]:.1f} (run with --with-r to time glmer here)"
                 )
