@@ -82,7 +82,8 @@ def test_html_in_the_data_is_escaped(finished_run, tmp_path, config):
 
 
 def open_in_browser(path: Path, screenshot: Path | None):
-    playwright = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api as playwright  # pinned in requirements.lock: a missing one is a failure
+
     chromium = shutil.which("chromium")
     assert chromium, "the browser test needs Debian's chromium (apt-get install chromium); .ci/run installs it"
     with playwright.sync_playwright() as session:
