@@ -610,25 +610,3 @@ def _conditional_vcov(X, group, n_groups, theta, w) -> np.ndarray:
     S = np.bincount(group, weights=w, minlength=n_groups)
     schur = X.T @ Xw - (theta**2 * per_group / (1.0 + theta**2 * S)[:, None]).T @ per_group
     return np.linalg.inv(schur)
-
-
-def marginal_loglik_by_quadrature(fit: GlmmFit, points: int = 4001, half_width: float = 12.0) -> float:
-    """The exact marginal log-likelihood by brute force: the trapezoid rule over u in
-    [mode - 12 sd, mode + 12 sd] per group (spectrally accurate for these smooth integrands),
-    independent of the Laplace and Gauss-Hermite machinery."""
-    design, gd = fit.design, fit.glmm_design
-    family = FAMILIES[fit.family]
-    grid = np.linspace(-half_width, half_width, points)
-    groups_prior = gd.prior
-    eta0 = design.X @ fit.beta
-    total = 0.0
-    for j in range(gd.n_groups):
-        rows = gd.group == j
-        u = fit.modes[j] + fit.mode_sd[j] * grid
-        eta = eta0[rows][:, None] + fit.theta * u[None, :]
-        logp = family.logp(design.y[rows][:, None], eta, groups_prior[rows][:, None])
-        log_integrand = logp.sum(axis=0) - u**2 / 2 - 0.5 * math.log(2 * math.pi)
-        peak = log_integrand.max()
-        du = u[1] - u[0]
-        total += peak + math.log(np.trapezoid(np.exp(log_integrand - peak), dx=du))
-    return total

@@ -42,6 +42,7 @@ rule glmm_likelihood_check:
     input:
         data=dataset_of_model,
         glance=lambda w: model_result(w.model, "glance.json"),
+        tidy=lambda w: model_result(w.model, "tidy.csv"),
     output:
         "results/checks/likelihood_{model}.json",
     log:
