@@ -43,7 +43,7 @@ from scipy import optimize, special
 from glmflow.errors import GlmflowError
 from glmflow.fastexp import exp_neg
 from glmflow.formula import Design, build_design, random_effect_terms, split_formula
-from glmflow.models import BINOMIAL, POISSON, FittedModel, glm_fit, model_data
+from glmflow.models import BINOMIAL, POISSON, FittedModel, glm_fit, model_data, wald_table
 
 CHECK_CONV_TOL = 2e-3  # lme4's check.conv.grad tolerance
 HESSIAN_STEP = 1e-4  # lme4's deriv12 step
@@ -412,21 +412,10 @@ class GlmmFit(FittedModel):
         }
 
     def tidy(self) -> pd.DataFrame:
-        se = np.sqrt(np.diag(self.vcov))
-        statistic = self.beta / se
-        z = special.ndtri(0.975)
-        return pd.DataFrame(
-            {
-                "term": self.terms,
-                "estimate": self.beta,
-                "std_error": se,
-                "statistic": statistic,
-                "p_value": 2 * special.ndtr(-np.abs(statistic)),
-                "conf_low": self.beta - z * se,
-                "conf_high": self.beta + z * se,
-                "std_error_conditional": np.sqrt(np.diag(self.vcov_rx)),
-            }
-        )
+        """z-based Wald table (as glmer's summary), plus the conditional (RX) standard errors."""
+        table = wald_table(self.terms, self.beta, self.vcov)
+        table["std_error_conditional"] = np.sqrt(np.diag(self.vcov_rx))
+        return table
 
     def glance(self) -> dict:
         values = {
