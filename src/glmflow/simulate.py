@@ -68,7 +68,9 @@ def simulate_cell(master_seed: int, cell: Cell, replicates: int, first: int = 0)
         generator = replicate_generator(master_seed, cell, first + row)
         x[row] = generator.standard_normal(cell.n)
         u[row] = generator.random(cell.n)
-    return x, (u < plogis(cell.b0 + cell.b1 * x)).astype(np.float64)
+    # numpy's exp (SIMD), not plogis's libm: this stream is numpy's own, and libm would cost
+    # a Python call per draw.
+    return x, (u < 1.0 / (1.0 + np.exp(-(cell.b0 + cell.b1 * x)))).astype(np.float64)
 
 
 # R's logit link beyond |eta| = 30: mu is held at eps or 1 - eps and d mu / d eta at eps.
