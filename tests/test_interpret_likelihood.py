@@ -60,18 +60,22 @@ def test_all_effects_grid_as_the_effects_package(config, titanic, r_ref):
     assert_close(table["se_link"], reference["se_link"], RTOL, "se")
 
 
-def test_unnamed_factor_takes_every_level_and_numeric_its_mean(titanic):
+def test_non_focal_factor_is_averaged_and_numeric_held_at_its_mean(titanic):
     spec = {"formula": "survived ~ sex + age", "family": "binomial"}
     fit = fit_model(titanic, spec, "m")
-    table = predictions(titanic, spec, "m", fit.tidy(), fit.vcov_frame(), {})
-    assert list(table["sex"].astype(str)) == ["female", "male"]
-    assert table["age"].tolist() == [titanic["age"].mean()] * 2
+    table = predictions(titanic, spec, "m", fit.tidy(), fit.vcov_frame(), {"age": [30]})
+    # effects::Effect: sexmale at its share of the model frame, not one row per sex.
+    used = titanic.dropna(subset=["age"])
+    share = (used["sex"] == "male").mean()
+    expected = fit.coef @ [1, share, 30]
+    assert list(table.columns[:1]) == ["age"] and len(table) == 1
+    assert_close(table["link"], [expected], 1e-12, "link")
 
 
 def test_prediction_at_unknown_level_is_refused(titanic):
     spec = {"formula": "survived ~ sex", "family": "binomial"}
     fit = fit_model(titanic, spec, "m")
-    with pytest.raises(GlmflowError, match="no level 'other'"):
+    with pytest.raises(GlmflowError, match="at.sex: no level 'other'"):
         predictions(titanic, spec, "m", fit.tidy(), fit.vcov_frame(), {"sex": ["other"]})
 
 

@@ -1,9 +1,14 @@
 """Checks of a config that its JSON schema cannot express, made before any job runs.
 
-The schema (workflow/schemas/config.schema.yaml) checks shapes and fills defaults; this
+The schema (workflow/schemas/config.schema.yaml) checks shapes, names and defaults; this
 checks that the parts refer to each other and to the data: every model's dataset exists,
-its formula parses and names columns that the file has, comparisons and predictions
-name models that exist. Only the CSV header of each file is read, so it is cheap.
+its formula and filters are allow-listed and name columns that the file has, mixed-model
+formulas are of the form the engine fits, comparisons, predictions and figures name things
+that exist. Data-dependent checks (a binomial response's values, factor levels named in
+prediction grids, rows left after a filter) read only the columns they need.
+
+Problems are listed under their config key. When one problem makes others follow (a
+missing file, an unreadable formula), only the cause is listed.
 """
 
 from __future__ import annotations
@@ -11,10 +16,61 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import yaml
+from jsonschema import Draft202012Validator
 
-from glmflow.data import clean_names
+from glmflow.data import (
+    apply_filter,
+    as_factor,
+    clean_names,
+    factor_level,
+    parse_column,
+    r_label,
+)
 from glmflow.errors import GlmflowError
-from glmflow.formula import random_effect_terms, required_variables
+from glmflow.filters import FilterError, filter_columns
+from glmflow.formula import check_random_terms, random_effect_terms, required_variables, tokenize
+
+
+def load_config_yaml(path: str | Path) -> dict:
+    """A YAML file, or an error that names its line and column (Snakemake's does not)."""
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
+        raise GlmflowError(f"{path}: YAML syntax error at {where}: {error.problem or error}") from None
+
+
+def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
+    """Every way ``config`` breaks the JSON schema, each under its dotted config key, in
+    words (jsonschema's own messages name no key for a bad name)."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    problems = []
+    for error in sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.path))):
+        key = ".".join(map(str, error.path)) or "(top level)"
+        if "propertyNames" in error.schema_path:
+            bad = error.instance if isinstance(error.instance, str) else error.message
+            problems.append(
+                f"{key}: the name {bad!r} is not allowed: names become file paths and ids, so use a letter, "
+                "then letters, digits and underscores (at most 64)"
+            )
+        elif error.validator == "additionalProperties":
+            allowed = ", ".join(error.schema.get("properties", {}))
+            problems.append(f"{key}: {error.message} (allowed: {allowed})")
+        elif error.validator == "enum":
+            choices = ", ".join(map(str, error.validator_value))
+            problems.append(f"{key}: {error.instance!r} is not one of {choices}")
+        else:
+            problems.append(f"{key}: {error.message}")
+    return problems
+
+
+def check_schema(config: dict, schema_path: str | Path) -> None:
+    problems = schema_problems(config, schema_path)
+    if problems:
+        raise GlmflowError("config.yaml has problems (nothing was run):\n  - " + "\n  - ".join(problems))
 
 
 def dataset_columns(spec: dict, base: Path) -> list[str]:
@@ -22,84 +78,237 @@ def dataset_columns(spec: dict, base: Path) -> list[str]:
     return clean_names(header) if spec.get("clean_names", True) else header
 
 
+def read_columns(spec: dict, base: Path, columns: set[str], key: str = "filter") -> pd.DataFrame:
+    """Only the named (cleaned) columns of a data set, typed, factored and filtered as the
+    data job does it: what the data-dependent checks need, without reading the rest."""
+    path = base / spec["path"]
+    header = list(pd.read_csv(path, nrows=0).columns)
+    names = clean_names(header) if spec.get("clean_names", True) else header
+    wanted = set(columns) | (set(filter_columns(spec["filter"])) if spec.get("filter") else set())
+    positions = [i for i, name in enumerate(names) if name in wanted]
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=positions)
+    raw.columns = [names[i] for i in positions]
+    data = pd.DataFrame({column: parse_column(raw[column]) for column in raw.columns})
+    for factor in spec.get("factors", []):
+        if factor in data:
+            data[factor] = as_factor(data[factor])
+    if spec.get("filter"):
+        data = apply_filter(data, spec["filter"], key)
+    return data
+
+
 def is_mixed(model: dict) -> bool:
     return bool(random_effect_terms(model["formula"]))
+
+
+def factor_call_variables(formula: str) -> set[str]:
+    """Variables wrapped in ``factor()`` or ``C()`` in a formula."""
+    tokens = tokenize(formula)
+    return {tokens[i + 2] for i in range(len(tokens) - 2) if tokens[i] in ("factor", "C") and tokens[i + 1] == "("}
+
+
+class _Problems(list):
+    def add(self, key: str, message: str) -> None:
+        self.append(f"{key}: {message}")
 
 
 def check_config(config: dict, base: str | Path = ".") -> None:
     """Raise one GlmflowError that lists every problem, each under its config key."""
     base = Path(base)
-    problems: list[str] = []
+    problems = _Problems()
+    datasets = config.get("datasets", {})
     columns: dict[str, list[str]] = {}
-    for name, spec in config.get("datasets", {}).items():
-        path = base / spec["path"]
-        if not path.is_file():
-            problems.append(f"datasets.{name}.path: file {spec['path']} does not exist")
+    for name, spec in datasets.items():
+        key = f"datasets.{name}"
+        if not (base / spec["path"]).is_file():
+            problems.add(f"{key}.path", f"file {spec['path']} does not exist (paths are relative to {base.resolve()})")
             continue
         columns[name] = dataset_columns(spec, base)
         for factor in spec.get("factors", []):
             if factor not in columns[name]:
-                problems.append(f"datasets.{name}.factors: {factor!r} is not a column of {spec['path']}")
+                problems.add(f"{key}.factors", f"{factor!r} is not a column of {spec['path']}")
+        if spec.get("filter"):
+            _check_filter(problems, f"{key}.filter", spec["filter"], columns[name])
 
     models = config.get("models", {})
     variables: dict[str, list[str]] = {}
     for name, model in models.items():
         key = f"models.{name}"
-        if model["dataset"] not in config.get("datasets", {}):
-            problems.append(f"{key}.dataset: no dataset {model['dataset']!r} in datasets")
+        if model["dataset"] not in datasets:
+            problems.add(f"{key}.dataset", f"no dataset {model['dataset']!r} in datasets ({', '.join(datasets)})")
             continue
         try:
             response, variables[name] = required_variables(model["formula"], key)
+            if is_mixed(model):
+                check_random_terms(model["formula"], key)
         except GlmflowError as error:
-            problems.append(f"{key}.formula: {error}")
+            problems.add(f"{key}.formula", str(error).removeprefix(f"{key}: "))
+            variables.pop(name, None)
             continue
         known = columns.get(model["dataset"])
-        if known is not None:
-            unknown = [v for v in variables[name] if v not in known]
-            if unknown:
-                problems.append(
-                    f"{key}.formula: {', '.join(map(repr, unknown))} not a column of dataset "
-                    f"{model['dataset']!r} (columns: {', '.join(known)})"
-                )
-        if "weights" in model and known is not None and model["weights"] not in known:
-            problems.append(f"{key}.weights: {model['weights']!r} is not a column of dataset {model['dataset']!r}")
+        if known is None:
+            continue  # its dataset's file is missing: said once, under the dataset
+        unknown = [v for v in variables[name] if v not in known]
+        if unknown:
+            problems.add(
+                f"{key}.formula",
+                f"{', '.join(map(repr, unknown))} not a column of dataset {model['dataset']!r} "
+                f"(columns: {', '.join(known)})",
+            )
+            variables.pop(name)
+        if model.get("filter"):
+            _check_filter(problems, f"{key}.filter", model["filter"], known)
+        if "weights" in model and model["weights"] not in known:
+            problems.add(f"{key}.weights", f"{model['weights']!r} is not a column of dataset {model['dataset']!r}")
         if "weights" in model and not is_mixed(model):
-            problems.append(f"{key}.weights: prior weights are supported for mixed binomial models only")
+            problems.add(f"{key}.weights", "prior weights are supported for mixed binomial models only")
         if is_mixed(model) and model["family"] == "gaussian":
-            problems.append(f"{key}.family: linear mixed models (gaussian with ( | ) terms) are not supported")
+            problems.add(f"{key}.family", "linear mixed models (gaussian with ( | ) terms) are not supported")
+        if not is_mixed(model) and model.get("nAGQ", 1) != 1:
+            problems.add(f"{key}.nAGQ", "nAGQ applies to mixed models (a ( | ) term) only")
 
     for name, comparison in config.get("comparisons", {}).items():
         pair = [comparison["compact"], comparison["augmented"]]
         for role, model in zip(("compact", "augmented"), pair, strict=True):
             if model not in models:
-                problems.append(f"comparisons.{name}.{role}: no model {model!r} in models")
+                problems.add(f"comparisons.{name}.{role}", f"no model {model!r} in models")
         if all(m in models for m in pair):
             first, second = (models[m] for m in pair)
             if first["dataset"] != second["dataset"] or first.get("filter") != second.get("filter"):
-                problems.append(f"comparisons.{name}: {pair[0]!r} and {pair[1]!r} are fitted to different data")
+                problems.add(f"comparisons.{name}", f"{pair[0]!r} and {pair[1]!r} are fitted to different data")
             if first["family"] != second["family"]:
-                problems.append(f"comparisons.{name}: {pair[0]!r} and {pair[1]!r} have different families")
+                problems.add(f"comparisons.{name}", f"{pair[0]!r} and {pair[1]!r} have different families")
 
     interpretation = config.get("interpretation", {})
     for name, prediction in interpretation.get("predictions", {}).items():
         model = prediction["model"]
         key = f"interpretation.predictions.{name}"
         if model not in models:
-            problems.append(f"{key}.model: no model {model!r} in models")
+            problems.add(f"{key}.model", f"no model {model!r} in models")
         elif is_mixed(models[model]):
-            problems.append(f"{key}.model: predictions of mixed model {model!r} are not supported")
+            problems.add(f"{key}.model", f"predictions of mixed model {model!r} are not supported")
         elif model in variables:
             unknown = [v for v in prediction.get("at", {}) if v not in variables[model][1:]]
             if unknown:
-                problems.append(f"{key}.at: {', '.join(map(repr, unknown))} not a predictor of model {model!r}")
-    for name, table in interpretation.get("counts", {}).items():
+                problems.add(f"{key}.at", f"{', '.join(map(repr, unknown))} not a predictor of model {model!r}")
+    counts = interpretation.get("counts", {})
+    for name, table in counts.items():
         key = f"interpretation.counts.{name}"
-        if table["dataset"] not in columns:
-            problems.append(f"{key}.dataset: no dataset {table['dataset']!r} in datasets")
-            continue
-        unknown = [v for v in table["by"] if v not in columns[table["dataset"]]]
-        if unknown:
-            problems.append(f"{key}.by: {', '.join(map(repr, unknown))} not a column of dataset {table['dataset']!r}")
+        if table["dataset"] not in datasets:
+            problems.add(f"{key}.dataset", f"no dataset {table['dataset']!r} in datasets")
+        elif table["dataset"] in columns:
+            unknown = [v for v in table["by"] if v not in columns[table["dataset"]]]
+            if unknown:
+                problems.add(
+                    f"{key}.by", f"{', '.join(map(repr, unknown))} not a column of dataset {table['dataset']!r}"
+                )
 
+    figures = config.get("figures", {})
+    for name, figure in figures.get("fits", {}).items():
+        key = f"figures.fits.{name}"
+        if figure["model"] not in models:
+            problems.add(f"{key}.model", f"no model {figure['model']!r} in models")
+        elif is_mixed(models[figure["model"]]):
+            problems.add(f"{key}.model", f"fitted curves of mixed model {figure['model']!r} are not supported")
+        elif figure["model"] in variables:
+            for role in ("x", "by"):
+                if role in figure and figure[role] not in variables[figure["model"]][1:]:
+                    problems.add(f"{key}.{role}", f"{figure[role]!r} is not a predictor of model {figure['model']!r}")
+    for name, figure in figures.get("proportions", {}).items():
+        key = f"figures.proportions.{name}"
+        if figure["counts"] not in counts:
+            problems.add(f"{key}.counts", f"no count table {figure['counts']!r} in interpretation.counts")
+            continue
+        by = counts[figure["counts"]]["by"]
+        for role in ("x", "fill"):
+            if figure[role] not in by:
+                problems.add(f"{key}.{role}", f"{figure[role]!r} is not one of the table's columns {by}")
+
+    if not problems:
+        _check_data(problems, config, base, variables)
     if problems:
-        raise GlmflowError("config.yaml has problems:\n  - " + "\n  - ".join(problems))
+        raise GlmflowError("config.yaml has problems (nothing was run):\n  - " + "\n  - ".join(dict.fromkeys(problems)))
+
+
+def _check_filter(problems: _Problems, key: str, text: str, known: list[str]) -> None:
+    try:
+        unknown = [c for c in filter_columns(text) if c not in known]
+    except FilterError as error:
+        problems.add(key, f"{text!r}: {error}")
+        return
+    if unknown:
+        problems.add(key, f"{text!r}: {', '.join(map(repr, unknown))} not a column (columns: {', '.join(known)})")
+
+
+def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[str, list[str]]) -> None:
+    """What needs the data's values: read once per dataset, only the columns needed."""
+    models = config["models"]
+    predictions = config.get("interpretation", {}).get("predictions", {})
+    needed: dict[str, set[str]] = {name: set() for name in config["datasets"]}
+    for name, model in models.items():
+        needed[model["dataset"]] |= {variables[name][0]}
+        if model.get("filter"):
+            needed[model["dataset"]] |= set(filter_columns(model["filter"]))
+    for prediction in predictions.values():
+        model = models[prediction["model"]]
+        needed[model["dataset"]] |= set(prediction.get("at", {}))
+    frames = {}
+    for name, columns in needed.items():
+        try:
+            frames[name] = read_columns(config["datasets"][name], base, columns, f"datasets.{name}.filter")
+        except GlmflowError as error:
+            problems.append(str(error))
+    for name, model in models.items():
+        data = frames.get(model["dataset"])
+        if data is None:
+            continue
+        key = f"models.{name}"
+        if model.get("filter"):
+            try:
+                data = apply_filter(data, model["filter"], f"{key}.filter")
+            except GlmflowError as error:
+                problems.append(str(error))
+                continue
+        response = data[variables[name][0]]
+        if model["family"] == "binomial" and "weights" not in model:
+            problem = _binary_response_problem(response)
+            if problem:
+                problems.add(f"{key}.formula", f"response {response.name!r} {problem}")
+        if model["family"] == "poisson" and pd.api.types.is_numeric_dtype(response) and (response < 0).any():
+            problems.add(f"{key}.formula", f"response {response.name!r} has negative values; poisson needs counts")
+    for name, prediction in predictions.items():
+        model = models[prediction["model"]]
+        data = frames.get(model["dataset"])
+        if data is None:
+            continue
+        factor_calls = factor_call_variables(model["formula"])
+        for variable, values in prediction.get("at", {}).items():
+            key = f"interpretation.predictions.{name}.at.{variable}"
+            column = data[variable]
+            if isinstance(column.dtype, pd.CategoricalDtype) or variable in factor_calls:
+                levels = [r_label(v) for v in (column.cat.categories if column.dtype == "category" else
+                                               sorted(pd.unique(column.dropna())))]  # fmt: skip
+                unknown = [v for v in values if factor_level(v, levels) is None]
+                if unknown:
+                    problems.add(key, f"no level {', '.join(map(repr, unknown))} (levels: {', '.join(levels)})")
+            elif not pd.api.types.is_numeric_dtype(column):
+                problems.add(key, f"{variable!r} is text, not a factor: declare it under datasets.*.factors")
+            else:
+                bad = [v for v in values if isinstance(v, str | bool)]
+                if bad:
+                    problems.add(key, f"{variable!r} is numeric; {', '.join(map(repr, bad))} is not a number")
+
+
+def _binary_response_problem(response: pd.Series) -> str | None:
+    if isinstance(response.dtype, pd.CategoricalDtype):
+        return None if len(response.cat.categories) >= 2 else "is a factor with one level"
+    if not pd.api.types.is_numeric_dtype(response) and not pd.api.types.is_bool_dtype(response):
+        return "is text: declare it under datasets.*.factors to fit the first level against the others"
+    values = set(pd.unique(response.dropna()))
+    outside = sorted(v for v in values if v not in (0, 1))
+    if outside:
+        shown = ", ".join(r_label(v) for v in outside[:5])
+        return (
+            f"has values other than 0 and 1 ({shown}); binomial needs 0/1 (or a factor, or proportions with `weights`)"
+        )
+    return None

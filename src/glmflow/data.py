@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from glmflow.errors import GlmflowError
-from glmflow.rformat import format_real
+from glmflow.filters import FilterError, evaluate_filter
+from glmflow.rformat import format_number, format_real
 
 
 def sha256_of(path: str | Path) -> str:
@@ -64,22 +65,33 @@ def clean_names(columns: list[str]) -> list[str]:
 def read_csv_like_r(path: str | Path) -> pd.DataFrame:
     """Read a CSV with R's ``read.csv`` typing.
 
-    Blank fields are missing in numeric columns but stay empty strings in character
-    columns, and "NA" is missing everywhere; whole-number columns become integers.
+    Blank fields are missing in numeric and logical columns but stay empty strings in
+    character columns, and "NA" is missing everywhere; whole-number columns become integers
+    (pandas' nullable ``Int64`` where some are missing, as R's integer NA), ``TRUE``/``FALSE``
+    columns logical (``boolean`` where some are missing), the rest text.
     """
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    return pd.DataFrame({column: _parse_column(raw[column]) for column in raw.columns})
+    return pd.DataFrame({column: parse_column(raw[column]) for column in raw.columns})
 
 
-def _parse_column(raw: pd.Series) -> pd.Series:
-    missing_numeric = raw.isin(["", "NA"])
-    present = raw[~missing_numeric]
+# The spellings R's type.convert() reads as logical.
+_LOGICAL = {"TRUE": True, "T": True, "True": True, "true": True,
+            "FALSE": False, "F": False, "False": False, "false": False}  # fmt: skip
+
+
+def parse_column(raw: pd.Series) -> pd.Series:
+    missing = raw.isin(["", "NA"])
+    present = raw[~missing]
+    if len(present) and present.isin(list(_LOGICAL)).all():
+        values = raw.map(_LOGICAL)
+        return values.astype("boolean") if missing.any() else values.astype(bool)
     numbers = pd.to_numeric(present, errors="coerce")
     if len(present) and numbers.notna().all():
-        values = pd.to_numeric(raw.where(~missing_numeric), errors="coerce")
-        integral = not missing_numeric.any() and np.all(np.mod(values, 1) == 0)
-        return values.astype("int64") if integral else values.astype("float64")
-    return raw.where(raw != "NA", None).astype(object)
+        values = pd.to_numeric(raw.where(~missing), errors="coerce")
+        if np.all(np.mod(values[~missing], 1) == 0) and np.all(np.abs(values[~missing]) < 2**31):
+            return values.astype("Int64") if missing.any() else values.astype("int64")
+        return values.astype("float64")
+    return raw.where(raw != "NA", None).astype("str")
 
 
 def load_dataset(
@@ -107,30 +119,68 @@ def load_dataset(
             )
         data[column] = as_factor(data[column])
     if filter_:
-        data = apply_filter(data, filter_, f"dataset {name!r} ({path})")
+        data = apply_filter(data, filter_, f"datasets.{name}.filter ({path})")
     return data.reset_index(drop=True)
 
 
+def r_label(value) -> str:
+    """A value as R's ``factor()`` labels it (``as.character``): 2 -> "2", 2.5 -> "2.5", TRUE."""
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return format_number(float(value), 15).strip()
+    return str(value)
+
+
 def as_factor(values: pd.Series) -> pd.Series:
-    """R's ``factor()``: levels sorted, the first one is the reference level."""
-    levels = sorted(pd.unique(values.dropna()))
-    return pd.Series(pd.Categorical(values, categories=levels), index=values.index)
+    """R's ``factor()``: levels are the sorted distinct values (numbers numerically), labelled
+    as R labels them (text), and the first one is the reference level.
+
+    The labels are text whatever the values' type, as in R: a factor of integers survives the
+    Parquet file between jobs only so (pyarrow turns integer-level categoricals into int64)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values
+    present = values.dropna()
+    levels = sorted(pd.unique(present))
+    labels = [r_label(v) for v in levels]
+    codes = pd.Categorical(present, categories=levels).codes
+    result = pd.Series(pd.Categorical.from_codes(np.full(len(values), -1), categories=labels), index=values.index)
+    result[present.index] = pd.Categorical.from_codes(codes, categories=labels)
+    return result
+
+
+def factor_level(value, levels) -> str | None:
+    """The level of a factor that a config value names: 2, 2.0 and "2" all name level "2"."""
+    label = value if isinstance(value, str) else r_label(value)
+    if label in levels:
+        return label
+    if isinstance(value, float) and value.is_integer() and r_label(int(value)) in levels:
+        return r_label(int(value))
+    return None
 
 
 def apply_filter(data: pd.DataFrame, expression: str, where: str) -> pd.DataFrame:
+    """The rows where an allow-listed filter expression (``glmflow.filters``) holds; index kept."""
     try:
-        kept = data.query(expression, engine="python")
-    except Exception as error:  # pandas raises many kinds for a bad expression
-        raise GlmflowError(f"{where}: filter {expression!r} failed: {error}") from error
-    return kept
+        mask = evaluate_filter(data, expression)
+    except FilterError as error:
+        raise GlmflowError(f"{where}: filter {expression!r}: {error}") from None
+    if not mask.any():
+        raise GlmflowError(f"{where}: filter {expression!r} leaves no rows (of {len(data)})")
+    return data.loc[mask]
 
 
 _R_TYPES = {"i": "int", "f": "dbl", "b": "lgl", "O": "chr", "U": "chr", "T": "chr"}
+_NULLABLE = {"Int64": "int", "boolean": "lgl"}
 
 
 def r_type(values: pd.Series) -> str:
     if isinstance(values.dtype, pd.CategoricalDtype):
         return "fct"
+    if str(values.dtype) in _NULLABLE:
+        return _NULLABLE[str(values.dtype)]
     if pd.api.types.is_string_dtype(values.dtype):
         return "chr"
     return _R_TYPES.get(values.dtype.kind, "chr")
@@ -153,10 +203,12 @@ def glimpse(data: pd.DataFrame, width: int = 73) -> str:
 def _glimpse_values(values: pd.Series) -> list[str]:
     kind = r_type(values)
     if kind == "chr":
-        return ["NA" if v is None or v is pd.NA else f'"{v}"' for v in values]
+        return ["NA" if pd.isna(v) else f'"{v}"' for v in values]
     if kind == "fct":
         return ["NA" if pd.isna(v) else str(v) for v in values]
-    numbers = values.to_numpy(dtype=float)
+    if kind == "lgl":
+        return ["NA" if pd.isna(v) else ("TRUE" if v else "FALSE") for v in values]
+    numbers = values.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     finite = np.isfinite(numbers)
     shown = iter(s.strip() for s in format_real(numbers[finite], 7)) if finite.any() else iter(())
     return [next(shown) if ok else "NA" for ok in finite]

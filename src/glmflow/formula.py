@@ -96,6 +96,57 @@ def split_formula(formula: str, where: str) -> tuple[str, str]:
     return response, rhs
 
 
+# Calls a formula may make besides FORMULA_FUNCTIONS: R's factor() (formulaic's C) and I().
+_CALLS = set(FORMULA_FUNCTIONS) | {"factor", "C", "I"}
+
+
+def check_formula_text(formula: str, where: str) -> None:
+    """Refuse what would make a formula code rather than data (formulaic evaluates its terms
+    as Python): strings, backticks, dotted names (attribute access), names that start with
+    '_', and calls of anything but the formula language's functions. Every remaining name
+    must then be a column of the data (checked where the columns are known)."""
+    if "`" in formula:
+        raise GlmflowError(f"{where}: formula {formula!r}: backticks are not allowed; use the column's cleaned name")
+    if "_" in formula and re.search(r"(?<![A-Za-z0-9._])_", formula):
+        raise GlmflowError(f"{where}: formula {formula!r}: names may not start with '_'")
+    tokens = tokenize(formula)
+    for i, token in enumerate(tokens):
+        following = tokens[i + 1] if i + 1 < len(tokens) else None
+        if token[0] in "\"'":
+            raise GlmflowError(f"{where}: formula {formula!r}: text {token} is not allowed in a formula")
+        if not _is_name(token):
+            continue
+        if "." in token:
+            raise GlmflowError(
+                f"{where}: formula {formula!r}: {token!r}: names with '.' are not allowed "
+                "(clean_names: true turns IQ.verb into iq_verb)"
+            )
+        if following == "(" and token not in _CALLS:
+            raise GlmflowError(
+                f"{where}: formula {formula!r}: {token}() is not a formula function "
+                f"(allowed: {', '.join(sorted(_CALLS))})"
+            )
+
+
+def check_random_terms(formula: str, where: str) -> tuple[str, str]:
+    """The one ``(1 | group)`` term that the mixed-model engine fits; anything else refused."""
+    terms = random_effect_terms(formula)
+    if len(terms) != 1:
+        raise GlmflowError(
+            f"{where}: formula {formula!r} has {len(terms)} random-effect terms; glmflow fits exactly one, "
+            "a random intercept (1 | group)"
+        )
+    expression, group_name = terms[0]
+    if expression.replace(" ", "") != "1":
+        raise GlmflowError(
+            f"{where}: formula {formula!r}: random term ({expression} | {group_name}) is not supported; "
+            "only random intercepts (1 | group)"
+        )
+    if not _is_name(group_name) or "." in group_name:
+        raise GlmflowError(f"{where}: grouping {group_name!r} must be one column (no nesting or interactions)")
+    return expression, group_name
+
+
 def random_effect_terms(formula: str) -> list[tuple[str, str]]:
     """The ``(expr | group)`` terms of a mixed-model formula, as (expr, group) pairs."""
     return [(a.strip(), b.strip()) for a, b in _RANDOM_TERM.findall(formula)]
@@ -183,6 +234,7 @@ class Design:
 
 def required_variables(formula: str, where: str) -> tuple[str, list[str]]:
     """The response and the data columns a formula reads."""
+    check_formula_text(formula, where)
     response, rhs = split_formula(formula, where)
     try:
         needed = Formula(to_formulaic(fixed_part(rhs))).required_variables

@@ -42,7 +42,7 @@ from scipy import optimize, special
 
 from glmflow.errors import GlmflowError
 from glmflow.fastexp import exp_neg
-from glmflow.formula import Design, build_design, random_effect_terms, split_formula
+from glmflow.formula import Design, build_design, check_random_terms, split_formula
 from glmflow.models import BINOMIAL, POISSON, FittedModel, glm_fit, model_data, wald_table
 
 CHECK_CONV_TOL = 2e-3  # lme4's check.conv.grad tolerance
@@ -91,20 +91,7 @@ class GlmmDesign:
 
 
 def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str | None = None) -> GlmmDesign:
-    terms = random_effect_terms(formula)
-    if len(terms) != 1:
-        raise GlmflowError(
-            f"{where}: formula {formula!r} has {len(terms)} random-effect terms; glmflow fits exactly one, "
-            "a random intercept (1 | group)"
-        )
-    expression, group_name = terms[0]
-    if expression.replace(" ", "") != "1":
-        raise GlmflowError(
-            f"{where}: formula {formula!r}: random term ({expression} | {group_name}) is not supported; "
-            "only random intercepts (1 | group)"
-        )
-    if not group_name.replace("_", "").replace(".", "").isalnum():
-        raise GlmflowError(f"{where}: grouping {group_name!r} must be one column (no nesting or interactions)")
+    _, group_name = check_random_terms(formula, where)
     split_formula(formula, where)
     if weights is not None and weights not in data.columns:
         raise GlmflowError(f"{where}: weights column {weights!r} is not in the data")

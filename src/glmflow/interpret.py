@@ -7,54 +7,110 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from glmflow.data import factor_level, r_label
 from glmflow.errors import GlmflowError
-from glmflow.formula import build_design, design_for
+from glmflow.formula import Design, build_design, design_for
 from glmflow.models import model_data, predict_from
 
 
-def prediction_grid(data: pd.DataFrame, variables: list[str], at: dict, where: str) -> pd.DataFrame:
-    """All combinations of the given values. A variable not given takes, as ``effects`` does,
-    its mean if numeric, or every level if a factor."""
-    unknown = [v for v in at if v not in variables]
-    if unknown:
-        raise GlmflowError(f"{where}: {', '.join(map(repr, unknown))} not among the model's variables {variables}")
-    axes = {}
-    for variable in variables:
-        column = data[variable]
-        if variable in at:
-            values = at[variable]
-            if isinstance(column.dtype, pd.CategoricalDtype):
-                bad = [v for v in values if v not in column.cat.categories]
-                if bad:
-                    raise GlmflowError(
-                        f"{where}: {variable} has no level {', '.join(map(repr, bad))} "
-                        f"(levels: {', '.join(map(str, column.cat.categories))})"
-                    )
-            axes[variable] = list(values)
-        elif isinstance(column.dtype, pd.CategoricalDtype):
-            axes[variable] = list(column.cat.categories)
+def factor_predictors(design: Design, data: pd.DataFrame) -> set[str]:
+    """The predictors R treats as factors: declared (categorical columns) or wrapped in
+    ``factor()``/``C()`` in the formula (a term encoded with contrasts)."""
+    factors = {v for v in design.variables if isinstance(data[v].dtype, pd.CategoricalDtype)}
+    for term, variables in design.spec.term_variables.items():
+        if len(term.factors) == 1 and term.factors[0] in design.spec.factor_contrasts:
+            factors |= set(variables) & set(design.variables)
+    return factors
+
+
+def _levels(column: pd.Series) -> list:
+    """A factor's levels in R's order, as the values that the column holds."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return list(column.cat.categories)
+    return sorted(pd.unique(column.dropna()))
+
+
+def _focal_values(variable: str, values: list, column: pd.Series, is_factor: bool, where: str) -> list:
+    if not is_factor:
+        bad = [v for v in values if isinstance(v, str) or isinstance(v, bool)]
+        if bad:
+            raise GlmflowError(
+                f"{where}.at.{variable}: {variable} is numeric; {', '.join(map(repr, bad))} is not a number"
+            )
+        return [float(v) for v in values]
+    levels = _levels(column)
+    if not values:
+        return levels
+    labels = [r_label(level) for level in levels]
+    chosen, unknown = [], []
+    for value in values:
+        label = factor_level(value, labels)
+        if label is None:
+            unknown.append(value)
         else:
-            axes[variable] = [float(column.mean())]
-    # As effects::Effect, the variable first in the formula varies fastest.
-    combos = itertools.product(*(axes[v] for v in reversed(variables)))
-    grid = pd.DataFrame([dict(zip(reversed(variables), combo, strict=True)) for combo in combos])[variables]
-    for variable in variables:
-        if isinstance(data[variable].dtype, pd.CategoricalDtype):
-            grid[variable] = pd.Categorical(grid[variable], categories=data[variable].cat.categories)
-    return grid
+            chosen.append(levels[labels.index(label)])
+    if unknown:
+        raise GlmflowError(
+            f"{where}.at.{variable}: no level {', '.join(map(repr, unknown))} (levels: {', '.join(labels)})"
+        )
+    return chosen
+
+
+def effect_grid(design: Design, frame: pd.DataFrame, at: dict, where: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The grid and model matrix of ``effects::Effect(names(at), fit, xlevels = at)``.
+
+    The variables named in ``at`` are crossed (the first varies fastest); every other numeric
+    predictor is held at its mean over the model frame, every other factor at the
+    proportional distribution of its levels there (the means of its columns in the model
+    matrix), and interaction columns of such terms are the products of their parts, exactly
+    as effects' ``Fixup.model.matrix``. ``frame`` holds the model frame's rows."""
+    predictors = [v for v in design.variables if v != design.response]
+    if not at:
+        raise GlmflowError(f"{where}.at: name at least one predictor (the focal predictors of the effect)")
+    unknown = [v for v in at if v not in predictors]
+    if unknown:
+        raise GlmflowError(f"{where}.at: {', '.join(map(repr, unknown))} not among the model's predictors {predictors}")
+    factors = factor_predictors(design, frame)
+    axes = {v: _focal_values(v, list(at[v]), frame[v], v in factors, where) for v in at}
+    focal = list(at)
+    # As effects' subscripts(): the first focal predictor varies fastest.
+    combos = itertools.product(*(axes[v] for v in reversed(focal)))
+    grid = pd.DataFrame([dict(zip(reversed(focal), combo, strict=True)) for combo in combos])[focal]
+    excluded = [v for v in predictors if v not in at]
+    for variable in excluded:
+        grid[variable] = _levels(frame[variable])[0] if variable in factors else float(frame[variable].mean())
+    for variable in predictors:
+        if isinstance(frame[variable].dtype, pd.CategoricalDtype):
+            grid[variable] = pd.Categorical(grid[variable], categories=frame[variable].cat.categories)
+    X = design_for(design, grid)
+    # Fixup.model.matrix: columns of the terms that involve a non-focal predictor.
+    for term, variables in design.spec.term_variables.items():
+        involved = set(variables) & set(excluded)
+        columns = design.spec.term_indices[term]
+        if involved and len(term.factors) == 1 and set(variables) & factors:
+            X[:, columns] = design.X[:, columns].mean(axis=0)
+    for index, name in enumerate(design.terms):
+        components = [design.terms.index(c) for c in name.split(":") if c in design.terms]
+        if len(components) > 1:
+            X[:, index] = np.prod(X[:, components], axis=1)
+    return grid[focal], X
 
 
 def predictions(
-    data: pd.DataFrame, model_spec: dict, model: str, tidy: pd.DataFrame, vcov: pd.DataFrame, at: dict
+    data: pd.DataFrame,
+    model_spec: dict,
+    model: str,
+    tidy: pd.DataFrame,
+    vcov: pd.DataFrame,
+    at: dict,
+    where: str = "interpretation.predictions",
 ) -> pd.DataFrame:
-    """Predictions of a fitted model (its coefficients and covariance as written) on a grid."""
-    where = f"predictions of model {model!r}"
+    """A fitted model's effect (its coefficients and covariance as written) on a grid, as
+    ``effects::Effect``: the link with its SE, and the 95% interval transformed."""
     design = build_design(model_spec["formula"], model_data(data, model_spec, model), where)
     if list(tidy["term"]) != design.terms:
         raise GlmflowError(f"{where}: the model's terms {list(tidy['term'])} do not match its formula's {design.terms}")
-    predictors = [v for v in design.variables if v != design.response]
-    grid = prediction_grid(data.loc[design.rows], predictors, at or {}, where)
-    X = design_for(design, grid)
+    grid, X = effect_grid(design, data.loc[design.rows], at or {}, where)
     vcov_matrix = vcov.loc[design.terms, design.terms].to_numpy()
     df_residual = design.X.shape[0] - design.X.shape[1] if model_spec["family"] == "gaussian" else None
     return predict_from(
@@ -63,13 +119,22 @@ def predictions(
 
 
 def fitted_curve(
-    data: pd.DataFrame, model_spec: dict, model: str, tidy: pd.DataFrame, vcov: pd.DataFrame, x: str, points: int = 200
+    data: pd.DataFrame,
+    model_spec: dict,
+    model: str,
+    tidy: pd.DataFrame,
+    vcov: pd.DataFrame,
+    x: str,
+    by: str | None = None,
+    points: int = 200,
 ) -> pd.DataFrame:
-    """Predictions with 95% bands along ``x`` over its observed range, for every level of the
-    model's factors (what ``geom_smooth`` draws)."""
+    """Predictions with 95% bands along ``x`` over its observed range, one curve per level of
+    ``by`` (what ``geom_smooth`` draws); other predictors held as ``effects`` holds them."""
     rows = model_data(data, model_spec, model)[x].dropna()
     grid = np.linspace(rows.min(), rows.max(), points)
-    return predictions(data, model_spec, model, tidy, vcov, {x: grid.tolist()})
+    at = {by: []} if by else {}
+    at[x] = grid.tolist()
+    return predictions(data, model_spec, model, tidy, vcov, at, f"figure of model {model!r}")
 
 
 def count_table(data: pd.DataFrame, by: list[str], where: str) -> pd.DataFrame:

@@ -287,7 +287,7 @@ def linkinv(family: str):
 def model_data(data: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
     """The rows a model is fitted to: the dataset, then the model's own ``filter`` (index kept)."""
     if spec.get("filter"):
-        return apply_filter(data, spec["filter"], f"model {name!r}")
+        return apply_filter(data, spec["filter"], f"models.{name}.filter")
     return data
 
 

@@ -223,8 +223,9 @@ def build_context(config: dict, results: Path) -> dict:
     }
 
 
-def provenance_context(config: dict, benchmarks: Path, root: Path) -> dict:
-    """What the provenance page shows: the config as run, checksums, versions, run times."""
+def provenance_context(config: dict, root: Path) -> dict:
+    """What the provenance page shows and Snakemake's report does not: the config as run,
+    checksums, package versions, the git commit."""
     import datetime
     import importlib.metadata
     import platform
@@ -244,10 +245,6 @@ def provenance_context(config: dict, benchmarks: Path, root: Path) -> dict:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "none (not a git checkout)"
-    runtimes = []
-    for path in sorted(benchmarks.rglob("*.tsv")):
-        table = pd.read_csv(path, sep="\t")
-        runtimes.append((str(path.relative_to(benchmarks).with_suffix("")), float(table["s"].iloc[-1])))
     checksums = [
         {"name": name, "path": spec["path"], "sha256": sha256_of(root / spec["path"])}
         for name, spec in config["datasets"].items()
@@ -258,6 +255,5 @@ def provenance_context(config: dict, benchmarks: Path, root: Path) -> dict:
         "commit": commit,
         "versions": versions,
         "checksums": checksums,
-        "runtimes": runtimes,
         "config_yaml": yaml.safe_dump(config, sort_keys=False),
     }

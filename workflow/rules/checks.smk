@@ -3,7 +3,11 @@ rule likelihood_check:
         augment=lambda w: model_result(w.model, "augment.csv"),
         glance=lambda w: model_result(w.model, "glance.json"),
     output:
-        "results/checks/likelihood_{model}.json",
+        report(
+            "results/checks/likelihood_{model}.json",
+            caption="../report/likelihood.rst",
+            category="4 Likelihood",
+        ),
     log:
         "logs/checks/likelihood_{model}.log",
     benchmark:
@@ -25,7 +29,12 @@ rule compare_models:
         augmented_glance=comparison_input("augmented", "glance.json"),
         augmented_augment=comparison_input("augmented", "augment.csv"),
     output:
-        "results/comparisons/{name}.json",
+        report(
+            "results/comparisons/{name}.json",
+            caption="../report/comparison.rst",
+            category="4 Likelihood",
+            subcategory="Likelihood-ratio tests",
+        ),
     log:
         "logs/comparisons/{name}.log",
     benchmark:
@@ -44,7 +53,11 @@ rule glmm_likelihood_check:
         glance=lambda w: model_result(w.model, "glance.json"),
         tidy=lambda w: model_result(w.model, "tidy.csv"),
     output:
-        "results/checks/likelihood_{model}.json",
+        report(
+            "results/checks/likelihood_{model}.json",
+            caption="../report/likelihood.rst",
+            category="4 Likelihood",
+        ),
     log:
         "logs/checks/likelihood_{model}.log",
     benchmark:

@@ -1,10 +1,12 @@
 # Config validation and the helpers that turn config.yaml into targets and params.
 from snakemake.utils import validate
 
-from glmflow.config import check_config, is_mixed
+from glmflow.config import check_config, check_schema, is_mixed
 from glmflow.study import study_cells
 
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
+check_schema(config, SCHEMA)  # every problem under its key, in words
+validate(config, SCHEMA)  # fills the defaults
 check_config(config, ".")
 
 DATASETS = sorted(config["datasets"])

@@ -4,7 +4,11 @@ rule clean_data:
     output:
         data="results/data/{dataset}.parquet",
         glimpse="results/data/{dataset}_glimpse.txt",
-        head="results/data/{dataset}_head.csv",
+        head=report(
+            "results/data/{dataset}_head.csv",
+            caption="../report/head.rst",
+            category="1 Data",
+        ),
     log:
         "logs/data/{dataset}.log",
     benchmark:

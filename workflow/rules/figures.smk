@@ -2,7 +2,12 @@ rule figure_fit:
     input:
         unpack(fit_figure_inputs),
     output:
-        "results/figures/fit_{name}.svg",
+        report(
+            "results/figures/fit_{name}.svg",
+            caption="../report/fit.rst",
+            category="2 Models",
+            subcategory="Fitted curves",
+        ),
     log:
         "logs/figures/fit_{name}.log",
     benchmark:
@@ -21,7 +26,12 @@ rule figure_proportions:
     input:
         lambda w: f"results/interpretation/counts/{config['figures']['proportions'][w.name]['counts']}.csv",
     output:
-        "results/figures/proportions_{name}.svg",
+        report(
+            "results/figures/proportions_{name}.svg",
+            caption="../report/proportions.rst",
+            category="3 Interpretation",
+            subcategory="Counts",
+        ),
     log:
         "logs/figures/proportions_{name}.log",
     benchmark:
@@ -38,7 +48,11 @@ rule figure_study:
     input:
         "results/simulation/summary.csv",
     output:
-        "results/figures/simulation_study.svg",
+        report(
+            "results/figures/simulation_study.svg",
+            caption="../report/study.rst",
+            category="5 Simulation",
+        ),
     log:
         "logs/figures/simulation_study.log",
     benchmark:
@@ -53,7 +67,12 @@ rule figure_caterpillar:
     input:
         lambda w: model_result(w.model, "ranef.csv"),
     output:
-        "results/figures/caterpillar_{model}.svg",
+        report(
+            "results/figures/caterpillar_{model}.svg",
+            caption="../report/caterpillar.rst",
+            category="6 Mixed models",
+            subcategory="{model}",
+        ),
     log:
         "logs/figures/caterpillar_{model}.log",
     benchmark:

@@ -4,7 +4,12 @@ rule predict:
         tidy=lambda w: model_result(prediction_model(w), "tidy.csv"),
         vcov=lambda w: model_result(prediction_model(w), "vcov.csv"),
     output:
-        "results/interpretation/predictions/{name}.csv",
+        report(
+            "results/interpretation/predictions/{name}.csv",
+            caption="../report/predictions.rst",
+            category="3 Interpretation",
+            subcategory="Predictions",
+        ),
     log:
         "logs/interpretation/predictions/{name}.log",
     benchmark:
@@ -23,7 +28,12 @@ rule count_table:
     input:
         data=lambda w: f"results/data/{config['interpretation']['counts'][w.name]['dataset']}.parquet",
     output:
-        "results/interpretation/counts/{name}.csv",
+        report(
+            "results/interpretation/counts/{name}.csv",
+            caption="../report/counts.rst",
+            category="3 Interpretation",
+            subcategory="Counts",
+        ),
     log:
         "logs/interpretation/counts/{name}.log",
     benchmark:

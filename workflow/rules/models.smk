@@ -2,9 +2,19 @@ rule fit_model:
     input:
         data=dataset_of_model,
     output:
-        tidy="results/models/{model}/tidy.csv",
+        tidy=report(
+            "results/models/{model}/tidy.csv",
+            caption="../report/tidy.rst",
+            category="2 Models",
+            subcategory="{model}",
+        ),
         glance="results/models/{model}/glance.json",
-        summary="results/models/{model}/summary.txt",
+        summary=report(
+            "results/models/{model}/summary.txt",
+            caption="../report/summary.rst",
+            category="2 Models",
+            subcategory="{model}",
+        ),
         augment="results/models/{model}/augment.csv",
         vcov="results/models/{model}/vcov.csv",
     log:
@@ -25,9 +35,19 @@ rule fit_glmm:
     input:
         data=dataset_of_model,
     output:
-        tidy="results/models/{model}/tidy.csv",
+        tidy=report(
+            "results/models/{model}/tidy.csv",
+            caption="../report/tidy.rst",
+            category="6 Mixed models",
+            subcategory="{model}",
+        ),
         glance="results/models/{model}/glance.json",
-        summary="results/models/{model}/summary.txt",
+        summary=report(
+            "results/models/{model}/summary.txt",
+            caption="../report/summary.rst",
+            category="6 Mixed models",
+            subcategory="{model}",
+        ),
         augment="results/models/{model}/augment.csv",
         vcov="results/models/{model}/vcov.csv",
         ranef="results/models/{model}/ranef.csv",

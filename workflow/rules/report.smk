@@ -2,7 +2,11 @@ rule report:
     input:
         all_targets(),
     output:
-        "results/report.html",
+        report(
+            "results/report.html",
+            caption="../report/chapter.rst",
+            category="0 Chapter report",
+        ),
     log:
         "logs/report.log",
     benchmark:
@@ -20,7 +24,11 @@ rule provenance:
         all_targets(),
         "results/report.html",
     output:
-        "results/provenance.html",
+        report(
+            "results/provenance.html",
+            caption="../report/provenance.rst",
+            category="7 Provenance",
+        ),
     log:
         "logs/provenance.log",
     benchmark:

@@ -54,7 +54,11 @@ rule gather_simulation:
     input:
         expand("results/simulation/cells/{cell}.json", cell=SIMULATION_CELLS),
     output:
-        "results/simulation/summary.csv",
+        report(
+            "results/simulation/summary.csv",
+            caption="../report/simulation.rst",
+            category="5 Simulation",
+        ),
     log:
         "logs/simulation/gather.log",
     benchmark:

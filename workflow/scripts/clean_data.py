@@ -1,6 +1,7 @@
 """Load, check and clean one data set; write it with its glimpse and first rows."""
 
 from glmflow.data import glimpse, load_dataset
+from glmflow.datafile import write_dataset
 from glmflow.io import logged, write_csv, write_text
 
 with logged(snakemake) as log:
@@ -14,6 +15,7 @@ with logged(snakemake) as log:
         filter_=spec.get("filter"),
     )
     log.info("%d rows, %d columns after cleaning", *data.shape)
-    data.to_parquet(snakemake.output.data, index=False)
+    # The glimpse and first rows are written from the file as every later job reads it.
+    data = write_dataset(data, snakemake.output.data)
     write_text(snakemake.output.glimpse, glimpse(data))
     write_csv(snakemake.output.head, data.head(10))

@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from glmflow.datafile import read_dataset
 from glmflow.figures import fit_figure
 from glmflow.interpret import fitted_curve
 from glmflow.io import logged, write_text
@@ -10,10 +11,9 @@ from glmflow.models import model_data
 with logged(snakemake):
     files, params = snakemake.input, snakemake.params
     spec, figure = params.spec, params.figure
-    read = pd.read_parquet if files.data.endswith(".parquet") else pd.read_csv
-    data = read(files.data)
+    data = read_dataset(files.data)
     tidy, vcov = pd.read_csv(files.tidy), pd.read_csv(files.vcov, index_col="term")
-    curve = fitted_curve(data, spec, params.model, tidy, vcov, figure["x"])
+    curve = fitted_curve(data, spec, params.model, tidy, vcov, figure["x"], figure.get("by"))
     points = model_data(data, spec, params.model)
     response = spec["formula"].split("~")[0].strip()
     svg = fit_figure(

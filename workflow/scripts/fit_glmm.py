@@ -1,12 +1,11 @@
 """Fit one logistic or Poisson mixed model (Laplace or adaptive Gauss-Hermite) and write its outputs."""
 
-import pandas as pd
-
+from glmflow.datafile import read_dataset
 from glmflow.glmm import fit_glmm
 from glmflow.io import logged, write_csv, write_model_outputs
 
 with logged(snakemake) as log:
-    data = pd.read_parquet(snakemake.input.data)
+    data = read_dataset(snakemake.input.data)
     fit = fit_glmm(data, snakemake.params.spec, snakemake.wildcards.model)
     log.info("theta %.6f, deviance %.6f, optimiser: %s", fit.theta, fit.deviance, fit.optimizer_message)
     for warning in fit.warnings:

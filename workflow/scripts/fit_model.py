@@ -1,12 +1,11 @@
 """Fit one model and write R's tidy, glance, summary and augment outputs and the covariance."""
 
-import pandas as pd
-
+from glmflow.datafile import read_dataset
 from glmflow.io import logged, write_model_outputs
 from glmflow.models import fit_model
 
 with logged(snakemake) as log:
-    data = pd.read_parquet(snakemake.input.data)
+    data = read_dataset(snakemake.input.data)
     fit = fit_model(data, snakemake.params.spec, snakemake.wildcards.model)
     log.info("%d rows used, %d dropped for missing values", fit.nobs, fit.design.n_dropped)
     for warning in fit.warnings:

@@ -1,14 +1,13 @@
 """glm(response ~ 1 + x, binomial) on the simulated data, with the chapter's likelihood table."""
 
-import pandas as pd
-
+from glmflow.datafile import read_dataset
 from glmflow.errors import GlmflowError
 from glmflow.io import logged, write_csv, write_json, write_model_outputs
 from glmflow.likelihood import likelihood_check, likelihood_table
 from glmflow.models import fit_model
 
 with logged(snakemake):
-    data = pd.read_csv(snakemake.input.data)
+    data = read_dataset(snakemake.input.data)
     spec = {"dataset": "simulated", "formula": "response ~ 1 + x", "family": "binomial"}
     fit = fit_model(data, spec, "simulation_demo")
     write_model_outputs(fit, data, snakemake.output)

@@ -3,6 +3,7 @@ exact marginal log-likelihood by quadrature."""
 
 import pandas as pd
 
+from glmflow.datafile import read_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm import build_glmm_design
 from glmflow.io import logged, read_json, write_json
@@ -11,7 +12,7 @@ from glmflow.models import model_data
 
 with logged(snakemake) as log:
     model, spec = snakemake.wildcards.model, snakemake.params.spec
-    data = model_data(pd.read_parquet(snakemake.input.data), spec, model)
+    data = model_data(read_dataset(snakemake.input.data), spec, model)
     design = build_glmm_design(spec["formula"], data, f"model {model!r}", spec.get("weights"))
     glance, tidy = read_json(snakemake.input.glance), pd.read_csv(snakemake.input.tidy)
     check = glmm_likelihood_check(

@@ -2,17 +2,19 @@
 
 import pandas as pd
 
+from glmflow.datafile import read_dataset
 from glmflow.interpret import predictions
 from glmflow.io import logged, write_csv
 
 with logged(snakemake):
     files, params = snakemake.input, snakemake.params
     table = predictions(
-        pd.read_parquet(files.data),
+        read_dataset(files.data),
         params.spec,
         params.model,
         pd.read_csv(files.tidy),
         pd.read_csv(files.vcov, index_col="term"),
         params.at,
+        f"interpretation.predictions.{snakemake.wildcards.name}",
     )
     write_csv(snakemake.output[0], table)

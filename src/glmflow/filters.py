@@ -1,0 +1,185 @@
+"""Row filters from config, parsed into an allow-listed expression tree and evaluated here.
+
+A filter such as ``fare >= 0 and sex == "male"`` is data, never code: pandas' ``query``
+would resolve ``@name`` to module globals and call attributes (``@pd.io.common.os.system``
+ran a shell command), so the text is parsed by Python's parser (which executes nothing)
+and only these nodes are accepted: column names, numbers, strings, ``True``/``False``,
+comparisons (``== != < <= > >=``, ``in``/``not in`` a list of literals), ``and``/``or``/
+``not`` (and pandas' ``& | ~``), arithmetic (``+ - * / // % **``) and the calls
+``isna(column)``/``notna(column)``. Everything else is refused with the offending token.
+
+Evaluation follows ``DataFrame.query(engine="python")``, which glmflow used before, so the
+same filter keeps exactly the same rows: a comparison with a missing value is False, except
+``!=``, which is True.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+
+import pandas as pd
+
+from glmflow.errors import GlmflowError
+
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+_ARITHMETIC = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
+}
+_FUNCTIONS = {"isna": pd.isna, "notna": pd.notna}
+
+
+class FilterError(GlmflowError):
+    pass
+
+
+def parse_filter(text: str) -> ast.Expression:
+    """The filter's expression tree, every node allow-listed; FilterError naming what is refused."""
+    if "@" in text:
+        raise FilterError("'@' (a reference to a Python variable) is not allowed; write the value itself")
+    if "`" in text:
+        raise FilterError("backticks are not allowed; refer to columns by their (cleaned) names")
+    if "\\" in text:
+        raise FilterError("backslashes (string escapes) are not allowed")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as error:
+        raise FilterError(f"not a valid expression at character {error.offset}: {error.msg}") from None
+    _check(tree.body)
+    return tree
+
+
+def filter_columns(text: str) -> list[str]:
+    """The column names a filter reads, in order of appearance."""
+    tree = parse_filter(text)
+    names = [node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id not in _FUNCTIONS]
+    return list(dict.fromkeys(names))
+
+
+def _refuse(node: ast.AST, what: str | None = None) -> None:
+    token = ast.unparse(node) if not isinstance(node, ast.expr_context) else type(node).__name__
+    raise FilterError(f"{what or type(node).__name__} is not allowed in a filter: {token!r}")
+
+
+def _check(node: ast.AST) -> None:
+    if isinstance(node, ast.Name):
+        if node.id.startswith("__"):
+            _refuse(node, "a dunder name")
+        return
+    if isinstance(node, ast.Constant):
+        if not isinstance(node.value, int | float | str | bool):
+            _refuse(node, "this constant")
+        return
+    if isinstance(node, ast.BoolOp):
+        for value in node.values:
+            _check(value)
+        return
+    if isinstance(node, ast.UnaryOp):
+        if not isinstance(node.op, ast.Not | ast.Invert | ast.USub | ast.UAdd):
+            _refuse(node)
+        _check(node.operand)
+        return
+    if isinstance(node, ast.BinOp):
+        if type(node.op) not in _ARITHMETIC:
+            _refuse(node, "this operator")
+        _check(node.left)
+        _check(node.right)
+        return
+    if isinstance(node, ast.Compare):
+        _check(node.left)
+        for op, right in zip(node.ops, node.comparators, strict=True):
+            if isinstance(op, ast.In | ast.NotIn):
+                if not isinstance(right, ast.List | ast.Tuple):
+                    _refuse(right, "the right side of 'in' must be a list of values, not")
+                for element in right.elts:
+                    if not isinstance(element, ast.Constant):
+                        _refuse(element, "a list for 'in' holds literal values only, not")
+                    _check(element)
+            elif type(op) in _COMPARE:
+                _check(right)
+            else:
+                _refuse(node, "this comparison")
+        return
+    if isinstance(node, ast.Call):
+        if not (isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS):
+            _refuse(node, f"a call (only {', '.join(_FUNCTIONS)} may be called)")
+        if node.keywords or len(node.args) != 1 or not isinstance(node.args[0], ast.Name):
+            _refuse(node, f"{node.func.id}() takes one column name;")
+        _check(node.args[0])
+        return
+    if isinstance(node, ast.Attribute):
+        _refuse(node, "attribute access")
+    if isinstance(node, ast.Lambda):
+        _refuse(node, "a lambda")
+    _refuse(node)
+
+
+def evaluate_filter(data: pd.DataFrame, text: str) -> pd.Series:
+    """The boolean mask of the rows a filter keeps."""
+    tree = parse_filter(text)
+    unknown = [c for c in filter_columns(text) if c not in data.columns]
+    if unknown:
+        raise FilterError(f"{', '.join(map(repr, unknown))} not a column (columns: {', '.join(data.columns)})")
+    try:
+        mask = _evaluate(tree.body, data)
+    except (TypeError, ValueError) as error:  # e.g. ordering an unordered factor, text < number
+        raise FilterError(f"the filter {text!r} cannot be evaluated on these columns: {error}") from None
+    if not isinstance(mask, pd.Series):
+        raise FilterError(f"the filter {text!r} does not depend on any column")
+    if not pd.api.types.is_bool_dtype(mask.dtype):
+        raise FilterError(f"the filter {text!r} gives values, not true/false for each row")
+    return mask.fillna(False).astype(bool)
+
+
+def _evaluate(node: ast.AST, data: pd.DataFrame):
+    if isinstance(node, ast.Name):
+        return data[node.id]
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.BoolOp):
+        values = [_evaluate(v, data) for v in node.values]
+        combine = operator.and_ if isinstance(node.op, ast.And) else operator.or_
+        result = values[0]
+        for value in values[1:]:
+            result = combine(result, value)
+        return result
+    if isinstance(node, ast.UnaryOp):
+        operand = _evaluate(node.operand, data)
+        if isinstance(node.op, ast.Not | ast.Invert):
+            return ~operand if isinstance(operand, pd.Series) else not operand
+        return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, ast.BinOp):
+        return _ARITHMETIC[type(node.op)](_evaluate(node.left, data), _evaluate(node.right, data))
+    if isinstance(node, ast.Compare):
+        left, result = _evaluate(node.left, data), None
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
+            if isinstance(op, ast.In | ast.NotIn):
+                values = [element.value for element in right_node.elts]
+                right = values
+                part = left.isin(values) if isinstance(left, pd.Series) else left in values
+                if isinstance(op, ast.NotIn):
+                    part = ~part if isinstance(part, pd.Series) else not part
+            else:
+                right = _evaluate(right_node, data)
+                part = _COMPARE[type(op)](left, right)
+            result = part if result is None else result & part
+            left = right
+        return result
+    if isinstance(node, ast.Call):
+        return _FUNCTIONS[node.func.id](_evaluate(node.args[0], data))
+    raise FilterError(f"cannot evaluate {ast.unparse(node)!r}")  # unreachable: _check refused it
