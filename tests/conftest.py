@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -71,9 +72,13 @@ def assert_close(actual, expected, rtol, what=""):
 # --- the real Snakemake on a temporary copy of the workflow ---------------------------------
 
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "resources"]
+# The small config (one model of each kind, a 2 x 2 study): for workflow tests that do not
+# need the chapter's numbers. Tests on the full config are marked `slow` (CI runs them too).
+SMALL_CONFIG = ROOT / "tests" / "config" / "small.yaml"
 
 
-def copy_workflow(destination: Path) -> Path:
+def copy_workflow(destination: Path, config: Path | None = None) -> Path:
+    """A copy of the workflow in ``destination``; ``config`` replaces its config.yaml."""
     destination.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = ROOT / name
@@ -81,6 +86,8 @@ def copy_workflow(destination: Path) -> Path:
             shutil.copytree(source, destination / name)
         else:
             shutil.copy(source, destination / name)
+    if config is not None:
+        shutil.copy(config, destination / "config.yaml")
     return destination
 
 
@@ -113,6 +120,21 @@ def edit_config(directory: Path, change) -> None:
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
+    """The whole workflow on the chapter's config (slow: mark its tests `slow`)."""
     directory = copy_workflow(tmp_path_factory.mktemp("run"))
     snakemake(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """The whole workflow on tests/config/small.yaml (seconds)."""
+    directory = copy_workflow(tmp_path_factory.mktemp("small"), SMALL_CONFIG)
+    snakemake(directory)
+    return directory
+
+
+def result_hashes(directory: Path) -> dict[str, str]:
+    """sha256 of every file under results/, but provenance.html (dates, host)."""
+    files = sorted(p for p in (directory / "results").rglob("*") if p.is_file() and p.name != "provenance.html")
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}

@@ -1,0 +1,202 @@
+"""Config is data, never code; bad input is refused before any job runs, by its key, and
+loses no earlier result (issue 9). Every case runs the real Snakemake."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import SMALL_CONFIG, copy_workflow, edit_config, result_hashes, snakemake
+
+from glmflow.errors import GlmflowError
+from glmflow.filters import evaluate_filter, parse_filter
+
+MARKER = "/tmp/glmflow-pwned"
+
+# Each tries to run `touch MARKER` (or any code) from a config string.
+ATTACKS = {
+    "at_reference": f"fare > @pd.io.common.os.system('touch {MARKER}')",
+    "at_path": f"fare > @Path('{MARKER}').touch()",
+    "dunder_import": f"__import__('os').system('touch {MARKER}') == 0",
+    "attribute": "fare.__class__.__init__.__globals__ == 1",
+    "lambda": "(lambda: 1)() == 1",
+    "backticks": "`fare` > 0",
+    "call": f"open('{MARKER}', 'w') == 1",
+    "escape": "sex == '\\x6d\\x61\\x6c\\x65'",
+    "method": "fare.isna()",
+    "subscript": "fare[0] > 1",
+    "comprehension": "[x for x in fare] == 1",
+}
+
+
+@pytest.fixture
+def broken(small_run, tmp_path):
+    """A copy of a finished small run, to break its config and check nothing is lost."""
+    directory = tmp_path / "broken"
+    shutil.copytree(small_run, directory, symlinks=True)
+    return directory
+
+
+def run_broken(directory, change):
+    before = result_hashes(directory)
+    edit_config(directory, change)
+    result = snakemake(directory, check=False)
+    assert result.returncode != 0
+    assert result_hashes(directory) == before  # no earlier result lost
+    assert "nothing was run" in result.stderr
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+@pytest.mark.parametrize("where", ["models.glm_fare.filter", "datasets.titanic.filter"])
+def test_filter_cannot_run_code(broken, attack, where):
+    shutil.rmtree(MARKER, ignore_errors=True)
+    section, name, key = where.split(".")
+    output = run_broken(broken, lambda c: c[section][name].update({key: ATTACKS[attack]}))
+    assert f"{where}: " in output
+    assert not pd.io.common.file_exists(MARKER)
+
+
+@pytest.mark.parametrize(
+    "formula, token",
+    [
+        (f"survived ~ I(__import__('os').system('touch {MARKER}'))", "names may not start with '_'"),
+        ("survived ~ I(open('x'))", "open() is not a formula function"),
+        ("survived ~ I(fare == 'x')", "text 'x' is not allowed"),
+        ("survived ~ I(eval(fare))", "eval() is not a formula function"),
+        ("survived ~ np.log(fare)", "names with '.' are not allowed"),
+        ("survived ~ `fare`", "backticks are not allowed"),
+        ("survived ~ fare.real", "names with '.' are not allowed"),
+    ],
+)
+def test_formula_cannot_run_code(broken, formula, token):
+    output = run_broken(broken, lambda c: c["models"]["glm_fare"].update(formula=formula))
+    assert "models.glm_fare.formula: " in output and token in output
+    assert not pd.io.common.file_exists(MARKER)
+
+
+def _set(*path_and_value):
+    """A config change: set the value at a key path (the last argument is the value)."""
+    *path, key, value = path_and_value
+
+    def change(config):
+        node = config
+        for part in path:
+            node = node[part]
+        node[key] = value
+
+    return change
+
+
+def _copy_model(name):
+    return lambda c: c["models"].update({name: c["models"]["glm_fare"]})
+
+
+SLOPE = "survived ~ sex + (1 + fare | pclass)"
+TWO_FACTORS = "survived ~ sex + (1 | pclass) + (1 | embarked)"
+BAD_CONFIGS = [
+    (_copy_model("../../escape"), "models: the name '../../escape' is not allowed"),
+    (_copy_model("glm+fare"), "models: the name 'glm+fare' is not allowed"),
+    (_set("interpretation", "counts", "a|b", {"dataset": "titanic", "by": ["sex"]}), "the name 'a|b'"),
+    (_set("datasets", "1st", {"path": "resources/titanic_train.csv"}), "datasets: the name '1st'"),
+    (_set("models", "glmm_class", "formula", SLOPE), f"models.glmm_class.formula: formula {SLOPE!r}: random term"),
+    (_set("models", "glmm_class", "formula", TWO_FACTORS), "has 2 random-effect terms"),
+    (_set("models", "glmm_class", "nAGQ", 0), "models.glmm_class.nAGQ: 0 is less than the minimum of 1"),
+    (_set("models", "glm_fare", "filter", "fare <<< 3"), "models.glm_fare.filter: 'fare <<< 3': not a valid"),
+    (_set("models", "glm_fare", "filter", "fares > 3"), "models.glm_fare.filter: 'fares > 3': 'fares' not a column"),
+    (_set("models", "lm_fare", "filter", "fare > 1000"), "models.lm_fare.filter: filter 'fare > 1000' leaves no"),
+    (_set("models", "glm_fare", "formula", "embarked ~ fare"), "models.glm_fare.formula: response 'embarked' is text"),
+    (_set("models", "glm_fare", "formula", "sib_sp ~ fare"), "response 'sib_sp' has values other than 0 and 1"),
+    (_set("figures", "fits", "glm_sex_fare", "model", "nope"), "figures.fits.glm_sex_fare.model: no model 'nope'"),
+    (_set("figures", "proportions", "survival_by_sex", "counts", "nope"), "survival_by_sex.counts: no count table"),
+    (
+        _set("interpretation", "predictions", "fare_by_sex", "at", "fare", ["cheap"]),
+        "interpretation.predictions.fare_by_sex.at.fare: 'fare' is numeric; 'cheap' is not a number",
+    ),
+    (
+        _set("interpretation", "predictions", "fare_by_sex", "at", "sex", ["other"]),
+        "interpretation.predictions.fare_by_sex.at.sex: no level 'other' (levels: female, male)",
+    ),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_CONFIGS)
+def test_bad_config_is_refused_by_key_before_any_job(broken, change, message):
+    assert message in run_broken(broken, change)
+
+
+def test_integer_factor_levels_in_at_are_checked_before_any_job(broken):
+    def change(config):
+        config["models"]["glm_class"] = {"dataset": "titanic", "formula": "survived ~ pclass", "family": "binomial"}
+        config["interpretation"]["predictions"]["by_class"] = {"model": "glm_class", "at": {"pclass": [1, 4]}}
+
+    message = "interpretation.predictions.by_class.at.pclass: no level 4 (levels: 1, 2, 3)"
+    assert message in run_broken(broken, change)
+
+
+def test_missing_file_is_said_once(broken):
+    output = run_broken(broken, lambda c: c["datasets"]["titanic"].update(path="resources/missing.csv"))
+    assert "datasets.titanic.path: file resources/missing.csv does not exist" in output
+    assert "no dataset 'titanic'" not in output and output.count("  - ") == 1
+
+
+def test_yaml_syntax_error_names_line_and_column(broken):
+    before = result_hashes(broken)
+    config = broken / "config.yaml"
+    config.write_text(config.read_text().replace("models:", "models: [", 1))
+    result = snakemake(broken, check=False)
+    assert result.returncode != 0 and result_hashes(broken) == before
+    assert "config.yaml: YAML syntax error at line" in result.stdout + result.stderr
+    assert ", column " in result.stdout + result.stderr
+
+
+def test_filters_keep_what_pandas_query_kept():
+    data = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "s": pd.Categorical(["x", "y", None, "x"])})
+    for text in ["a != 3", "a >= 1 and s == 'x'", "s in ['y', 'x'] or a > 3", "not (a < 2)", "~(a < 2) & (a < 4)",
+                 "(a * 2 - 1 > 4) | (a == 1)", "1 < a <= 3", "s not in ['x']"]:  # fmt: skip
+        assert evaluate_filter(data, text).tolist() == data.eval(text, engine="python").fillna(False).tolist(), text
+    assert evaluate_filter(data, "isna(a) | notna(s) & (a > 3)").tolist() == [False, True, False, True]
+
+
+def test_filter_refusals_name_the_token():
+    with pytest.raises(GlmflowError, match="attribute access is not allowed in a filter: 'fare.__class__'"):
+        parse_filter("fare.__class__ == 1")
+    with pytest.raises(GlmflowError, match=r"a call \(only isna, notna may be called\)"):
+        parse_filter("len(fare) > 1")
+
+
+def test_snakemake_report_holds_every_figure(small_run, tmp_path):
+    directory = tmp_path / "with-report"
+    shutil.copytree(small_run, directory, symlinks=True)
+    snakemake(directory, "--report", "results/workflow-report.html")
+    page = (directory / "results" / "workflow-report.html").read_text()
+    figures = sorted((directory / "results" / "figures").glob("*.svg"))
+    assert len(figures) == 5
+    for figure in figures:
+        assert f'"results/figures/{figure.name}": {{"name": "{figure.name}"' in page, figure.name
+    for category in ["1 Data", "2 Models", "3 Interpretation", "4 Likelihood", "5 Simulation", "6 Mixed models"]:
+        assert category in page
+    for table in ["models/glm_fare/tidy.csv", "models/glmm_class/summary.txt", "simulation/summary.csv"]:
+        assert f'"results/{table}"' in page
+
+
+def test_every_dtype_survives_the_real_data_job(tmp_path):
+    directory = copy_workflow(tmp_path / "types", SMALL_CONFIG)
+    (directory / "resources" / "types.csv").write_text(
+        "code,label,flag,count,note,maybe,real\n10,b,TRUE,1,x,TRUE,1.5\n2,a,FALSE,NA,NA,NA,NA\n2,,TRUE,3,,FALSE,2\n"
+    )
+    edit_config(
+        directory,
+        lambda c: c["datasets"].update(
+            {"types": {"path": "resources/types.csv", "factors": ["code", "label", "flag"]}}
+        ),
+    )
+    snakemake(directory, "results/data/types.parquet", "results/data/types_glimpse.txt")
+    data = pd.read_parquet(directory / "results" / "data" / "types.parquet")
+    assert [list(data[c].cat.categories) for c in ["code", "label", "flag"]] == [["2", "10"], ["", "a", "b"],
+                                                                                 ["FALSE", "TRUE"]]  # fmt: skip
+    assert [str(data[c].dtype) for c in ["count", "note", "maybe", "real"]] == ["Int64", "str", "boolean", "float64"]
+    glimpse = (directory / "results" / "data" / "types_glimpse.txt").read_text()
+    assert "$ code  <fct> 10, 2, 2" in glimpse and "$ count <int> 1, NA, 3" in glimpse
+    assert "$ maybe <lgl> TRUE, NA, FALSE" in glimpse
