@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -71,7 +72,7 @@ def assert_close(actual, expected, rtol, what=""):
 
 # --- the real Snakemake on a temporary copy of the workflow ---------------------------------
 
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "resources"]
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "resources", "profiles"]
 # The small config (one model of each kind, a 2 x 2 study): for workflow tests that do not
 # need the chapter's numbers. Tests on the full config are marked `slow` (CI runs them too).
 SMALL_CONFIG = ROOT / "tests" / "config" / "small.yaml"
@@ -82,7 +83,9 @@ def copy_workflow(destination: Path, config: Path | None = None) -> Path:
     destination.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = ROOT / name
-        if source.is_dir():
+        if source.is_symlink():
+            (destination / name).symlink_to(source.readlink())
+        elif source.is_dir():
             shutil.copytree(source, destination / name)
         else:
             shutil.copy(source, destination / name)
@@ -92,8 +95,13 @@ def copy_workflow(destination: Path, config: Path | None = None) -> Path:
 
 
 def snakemake(directory: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+    """The real Snakemake in ``directory``; a ``src/`` there (a copy of the package, for tests
+    that edit it) is imported instead of the installed one."""
     command = [sys.executable, "-m", "snakemake", "--cores", "2", *arguments]
-    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900)
+    env = dict(os.environ)
+    if (directory / "src" / "glmflow").is_dir():
+        env["PYTHONPATH"] = str(directory / "src")
+    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result

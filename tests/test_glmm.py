@@ -13,7 +13,7 @@ from scipy import special
 
 from glmflow.errors import GlmflowError
 from glmflow.glmm import GlmmDeviance, build_glmm_design, fit_glmm
-from glmflow.likelihood import glmm_likelihood_check
+from glmflow.glmm_likelihood import glmm_likelihood_check
 from glmflow.summaries import glmm_summary_text
 
 TARGETS = json.loads((ROOT / "tests" / "reference" / "glmm_targets.json").read_text())

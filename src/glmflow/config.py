@@ -246,7 +246,7 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
     predictions = config.get("interpretation", {}).get("predictions", {})
     needed: dict[str, set[str]] = {name: set() for name in config["datasets"]}
     for name, model in models.items():
-        needed[model["dataset"]] |= {variables[name][0]}
+        needed[model["dataset"]] |= {variables[name][0]} | {group for _, group in random_effect_terms(model["formula"])}
         if model.get("filter"):
             needed[model["dataset"]] |= set(filter_columns(model["filter"]))
     for prediction in predictions.values():
@@ -269,6 +269,9 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
             except GlmflowError as error:
                 problems.append(str(error))
                 continue
+        for _, group in random_effect_terms(model["formula"]):
+            if data[group].nunique() < 2:
+                problems.add(f"{key}.formula", f"grouping factor {group!r} has one level; it needs more than one")
         response = data[variables[name][0]]
         if model["family"] == "binomial" and "weights" not in model:
             problem = _binary_response_problem(response)

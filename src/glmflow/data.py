@@ -71,7 +71,25 @@ def read_csv_like_r(path: str | Path) -> pd.DataFrame:
     columns logical (``boolean`` where some are missing), the rest text.
     """
     raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    return pd.DataFrame({column: parse_column(raw[column]) for column in raw.columns})
+    data = pd.DataFrame({column: parse_column(raw[column]) for column in raw.columns})
+    data.attrs["warnings"] = [w for column in raw.columns if (w := text_in_numeric(raw[column], path))]
+    return data
+
+
+def text_in_numeric(raw: pd.Series, path) -> str | None:
+    """A warning for a column of numbers with a few text values, which makes the whole column
+    text (as R's read.csv does, where R users at least see <chr>): it names the rows."""
+    present = raw[~raw.isin(["", "NA"])]
+    numbers = pd.to_numeric(present, errors="coerce")
+    bad = numbers.isna()
+    if not len(present) or not bad.any() or bad.mean() > 0.1:
+        return None
+    rows = ", ".join(f"{i + 1} ({present[i]!r})" for i in present.index[bad][:5])
+    more = f" and {int(bad.sum()) - 5} more" if bad.sum() > 5 else ""
+    return (
+        f"{path}: column {raw.name!r} is numeric except in data rows {rows}{more}, so it was read as text; "
+        "correct those values or write NA there"
+    )
 
 
 # The spellings R's type.convert() reads as logical.
@@ -109,6 +127,7 @@ def load_dataset(
         raise GlmflowError(f"dataset {name!r}: file {path} does not exist")
     verify_checksum(path, sha256)
     data = read_csv_like_r(path)
+    warnings = data.attrs.get("warnings", [])
     if clean_names_:
         data.columns = clean_names(list(data.columns))
     for column in factors or []:
@@ -120,7 +139,9 @@ def load_dataset(
         data[column] = as_factor(data[column])
     if filter_:
         data = apply_filter(data, filter_, f"datasets.{name}.filter ({path})")
-    return data.reset_index(drop=True)
+    data = data.reset_index(drop=True)
+    data.attrs["warnings"] = warnings
+    return data
 
 
 def r_label(value) -> str:

@@ -99,6 +99,9 @@ def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str
         data = data[data[weights].notna()]
     design = build_design(formula, data, where)
     labels, codes = np.unique(data.loc[design.rows, group_name].to_numpy(), return_inverse=True)
+    if len(labels) < 2:
+        # lme4: "grouping factors must have > 1 sampled level"
+        raise GlmflowError(f"{where}: grouping factor {group_name!r} has {len(labels)} level; it needs more than one")
     prior = np.ones(len(design.y)) if weights is None else data.loc[design.rows, weights].to_numpy(dtype=float)
     return GlmmDesign(
         design=design, group=codes.astype(np.int64), group_labels=labels, group_name=group_name, prior=prior

@@ -49,17 +49,6 @@ def write_text(path: str | Path, text: str) -> None:
     Path(path).write_text(text)
 
 
-def write_model_outputs(fit, data: pd.DataFrame, outputs) -> None:
-    """A fitted model's tidy, glance, summary, augment and vcov files, where ``outputs`` names them."""
-    from glmflow.summaries import summary_text
-
-    write_csv(outputs.tidy, fit.tidy())
-    write_json(outputs.glance, fit.glance())
-    write_text(outputs.summary, summary_text(fit))
-    write_csv(outputs.augment, fit.augment(data))
-    write_csv(outputs.vcov, fit.vcov_frame(), index=True)
-
-
 @contextlib.contextmanager
 def logged(snakemake):
     """Send a rule script's log and any error (with its traceback) to the rule's ``log:`` file."""
@@ -70,6 +59,12 @@ def logged(snakemake):
         handler = logging.StreamHandler(handle)
         handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
         logger.addHandler(handler)
+        # Warnings also reach the console, where Snakemake shows the job's stderr.
+        wildcards = ", ".join(f"{k}={v}" for k, v in dict(snakemake.wildcards).items())
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter(f"glmflow warning ({snakemake.rule} {wildcards}): %(message)s"))
+        logger.addHandler(console)
         logger.setLevel(logging.INFO)
         logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
         try:
@@ -80,3 +75,4 @@ def logged(snakemake):
             raise
         finally:
             logger.removeHandler(handler)
+            logger.removeHandler(console)

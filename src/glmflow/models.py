@@ -22,6 +22,7 @@ from scipy import linalg, special
 from glmflow.data import apply_filter
 from glmflow.errors import GlmflowError
 from glmflow.formula import Design, build_design, design_for
+from glmflow.separation import detect_separation
 
 DOUBLE_EPS = float(np.finfo(float).eps)
 FAMILIES = ("gaussian", "binomial", "poisson")
@@ -230,6 +231,7 @@ class ModelFit(FittedModel):
     converged: bool
     warnings: list[str] = field(default_factory=list)
     lm_statistics: dict | None = None
+    separation: dict | None = None  # binomial: term -> "Inf"/"-Inf" where the MLE does not exist
 
     @property
     def uses_t(self) -> bool:
@@ -265,6 +267,8 @@ class ModelFit(FittedModel):
             "converged": self.converged,
             "warnings": list(self.warnings),
         }
+        if self.separation is not None:
+            values["separation"] = self.separation
         if self.lm_statistics:
             values.update(self.lm_statistics)
         return values
@@ -377,6 +381,12 @@ def _fit_glm(design: Design, spec: dict, name: str) -> ModelFit:
         warnings.append("glm.fit: algorithm stopped at boundary value")
     if family is BINOMIAL and np.any((mu > 1 - 10 * DOUBLE_EPS) | (mu < 10 * DOUBLE_EPS)):
         warnings.append("glm.fit: fitted probabilities numerically 0 or 1 occurred")
+    separation = detect_separation(design.X, y, design.terms) if family is BINOMIAL else None
+    if separation and separation.separated:
+        warnings.append(separation.message())
+    if family is POISSON and np.any(y != np.round(y)):
+        first = y[y != np.round(y)][0]
+        warnings.append(f"In dpois(y, mu, log = TRUE) : non-integer x = {first:.6f}")
     return ModelFit(
         **_common(design, spec, name),
         coef=fit.coef,
@@ -393,6 +403,7 @@ def _fit_glm(design: Design, spec: dict, name: str) -> ModelFit:
         iterations=fit.iterations,
         converged=fit.converged,
         warnings=warnings,
+        separation={t: ("Inf" if s > 0 else "-Inf") for t, s in separation.infinite.items()} if separation else None,
     )
 
 

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 
-from glmflow.rformat import format_number, format_pval, format_real
+from glmflow.formula import random_effect_terms
+from glmflow.rformat import format_number, format_pval, format_real, r_round
 
 # The chapter's models, in the order its narrative uses them; any other model gets a
 # generic section.
@@ -86,20 +88,6 @@ class ModelView:
     extra: dict = field(default_factory=dict)
 
 
-def read_model(folder: Path, name: str, spec: dict) -> ModelView:
-    tidy = pd.read_csv(folder / "tidy.csv")
-    glance = json.loads((folder / "glance.json").read_text())
-    return ModelView(
-        name=name,
-        spec=spec,
-        glance=glance,
-        coefficients=table_html(coefficient_frame(tidy), f"coefficients-{name}"),
-        summary=(folder / "summary.txt").read_text(),
-        mixed="nAGQ" in glance,
-        extra={"tidy": tidy},
-    )
-
-
 def lrt_table(test: dict, table_id: str) -> str:
     """``anova(compact, augmented, test = "LRT")`` as a table, with R's digits."""
     deviances = [d.strip() for d in format_real(test["resid_dev"], 5)]
@@ -116,11 +104,41 @@ def lrt_table(test: dict, table_id: str) -> str:
     return table_html(frame, table_id)
 
 
-def likelihood_rows(table: pd.DataFrame, rows: int = 10) -> str:
-    head = table.head(rows).copy()
-    for column in head.columns[1:]:
-        head[column] = [f"{v:.2f}" for v in head[column]]
-    return table_html(head, "likelihood-rows")
+def kable(frame: pd.DataFrame, digits: int | None, table_id: str) -> str:
+    """A data table as the chapter prints it with ``kable(digits = d)``: numbers rounded to d
+    decimals, each column with common decimals (``53.10``, ``22``), NA as ``NA``; with
+    ``digits`` None, R's default 7 significant digits. The full precision is a click away."""
+    shown = frame.copy()
+    for name in frame.columns:
+        values = frame[name]
+        if pd.api.types.is_float_dtype(values.dtype):
+            numbers = values.to_numpy(dtype=float)
+            rounded = r_round(numbers, digits) if digits is not None else numbers
+            text = [s.strip() for s in format_real(rounded, 7)]
+            shown[name] = ["NA" if np.isnan(v) else t for v, t in zip(numbers, text, strict=True)]
+    table = table_html(shown, table_id)
+    if digits is None:
+        return table
+    full = frame.copy()
+    for name in frame.columns:
+        if pd.api.types.is_float_dtype(frame[name].dtype):
+            full[name] = [repr(float(v)) if pd.notna(v) else "NA" for v in frame[name]]
+    return f"{table}<details><summary>full precision</summary>{table_html(full, table_id + '-full')}</details>"
+
+
+def lookup(frame: pd.DataFrame, column: str, **at) -> float | None:
+    """``column`` of the one row whose labelled values equal ``at`` (as text), or None: numbers
+    quoted in sentences are found by their labels, never by their position in a file."""
+    rows = frame
+    for name, value in at.items():
+        if name not in rows:
+            return None
+        column_values = rows[name]
+        if pd.api.types.is_numeric_dtype(column_values.dtype) and not isinstance(value, str):
+            rows = rows[column_values == value]
+        else:
+            rows = rows[column_values.astype(str) == str(value)]
+    return float(rows[column].iloc[0]) if len(rows) == 1 else None
 
 
 def render_report(context: dict) -> str:
@@ -137,65 +155,115 @@ def svg_inline(text: str) -> str:
     return text[start:]
 
 
-def _read_json(path: Path):
-    return json.loads(path.read_text())
+def _read_json(path: str | Path):
+    return json.loads(Path(path).read_text())
 
 
-def build_context(config: dict, results: Path) -> dict:
-    """Everything the template shows, read from the results files that the rules wrote."""
-    models = {}
-    for name, spec in config["models"].items():
-        models[name] = read_model(results / "models" / name, name, spec)
-    figures = {path.stem: svg_inline(path.read_text()) for path in sorted((results / "figures").glob("*.svg"))}
+DEMO_FILES = ["data", "tidy", "glance", "summary", "likelihood", "check"]
+
+
+def report_files(config: dict, figures: list[str]) -> dict[str, str]:
+    """Every file the report reads, under the name it reads it by: the report rule declares
+    exactly these as its named inputs, and build_context reads nothing else."""
+    files: dict[str, str] = {}
+    for name in config["datasets"]:
+        files[f"glimpse_{name}"] = f"results/data/{name}_glimpse.txt"
+        files[f"head_{name}"] = f"results/data/{name}_head.csv"
+    for name in config["models"]:
+        for part, file in [("tidy", "tidy.csv"), ("glance", "glance.json"), ("summary", "summary.txt")]:
+            files[f"{part}_{name}"] = f"results/models/{name}/{file}"
+        files[f"check_{name}"] = f"results/checks/likelihood_{name}.json"
+    interpretation = config.get("interpretation", {})
+    for name in interpretation.get("predictions", {}):
+        files[f"prediction_{name}"] = f"results/interpretation/predictions/{name}.csv"
+    for name in interpretation.get("counts", {}):
+        files[f"counts_{name}"] = f"results/interpretation/counts/{name}.csv"
+    for name in config.get("comparisons", {}):
+        files[f"comparison_{name}"] = f"results/comparisons/{name}.json"
+    simulation = config.get("simulation", {})
+    if "demo" in simulation:
+        demo = {"data": "data.csv", "tidy": "tidy.csv", "glance": "glance.json", "summary": "summary.txt",
+                "likelihood": "likelihood.csv", "check": "likelihood_check.json"}  # fmt: skip
+        files.update({f"demo_{k}": f"results/simulation/demo/{v}" for k, v in demo.items()})
+    if "study" in simulation:
+        files["study_summary"] = "results/simulation/summary.csv"
+    for path in figures:
+        files[f"figure_{Path(path).stem}"] = path
+    return files
+
+
+def _model_view(files, name: str, spec: dict, prefix: str = "") -> ModelView:
+    """A model's section from the files ``{prefix}tidy``, ``{prefix}glance``, ``{prefix}summary``
+    (prefix ``tidy_<model>`` style for configured models, ``demo_tidy`` for the simulated fit)."""
+    key = (lambda part: f"{part}_{name}") if not prefix else (lambda part: f"{prefix}{part}")
+    tidy = pd.read_csv(files[key("tidy")])
+    glance = _read_json(files[key("glance")])
+    return ModelView(
+        name=name,
+        spec=spec,
+        glance=glance,
+        coefficients=table_html(coefficient_frame(tidy), f"coefficients-{name}"),
+        summary=Path(files[key("summary")]).read_text(),
+        mixed="nAGQ" in glance,
+        extra={"tidy": tidy},
+    )
+
+
+def build_context(config: dict, files) -> dict:
+    """Everything the template shows, read from the files named in ``files`` (the report
+    rule's named inputs, ``report_files``)."""
+    files = dict(files.items())  # snakemake's Namedlist: `in` tests its values, not its names
+    models = {name: _model_view(files, name, spec) for name, spec in config["models"].items()}
+    figures = {
+        key.removeprefix("figure_"): svg_inline(Path(files[key]).read_text())
+        for key in sorted(files.keys())
+        if key.startswith("figure_")
+    }
     interpretation = config.get("interpretation", {})
     predictions = {}
-    for name in interpretation.get("predictions", {}):
-        frame = pd.read_csv(results / "interpretation" / "predictions" / f"{name}.csv")
-        shown = frame.drop(columns=["se_link"]).copy()
-        for name_ in ["link", "prob", "conf_low", "conf_high"]:
-            shown[name_] = column(frame[name_])
-        predictions[name] = {"frame": frame, "html": table_html(shown, f"prediction-{name}")}
+    for name, prediction in interpretation.get("predictions", {}).items():
+        frame = pd.read_csv(files[f"prediction_{name}"])
+        predictions[name] = {
+            "frame": frame,
+            "spec": prediction,
+            "model": prediction["model"],
+            "html": kable(frame.drop(columns=["se_link"]), prediction.get("digits"), f"prediction-{name}"),
+        }
     counts = {}
-    for name in interpretation.get("counts", {}):
-        frame = pd.read_csv(results / "interpretation" / "counts" / f"{name}.csv")
-        shown = frame.copy()
-        for name_ in frame.columns[len(interpretation["counts"][name]["by"]) + 1 :]:
-            shown[name_] = column(frame[name_])
-        counts[name] = table_html(shown, f"counts-{name}")
-    comparisons = {
-        name: {
-            "test": (test := _read_json(results / "comparisons" / f"{name}.json")),
-            "html": lrt_table(test, f"lrt-{name}"),
+    for name, table in interpretation.get("counts", {}).items():
+        frame = pd.read_csv(files[f"counts_{name}"])
+        counts[name] = kable(frame, table.get("digits"), f"counts-{name}")
+    comparisons = {}
+    for name in config.get("comparisons", {}):
+        test = _read_json(files[f"comparison_{name}"])
+        comparisons[name] = {"test": test, "html": lrt_table(test, f"lrt-{name}")}
+    checks = {name: _read_json(files[f"check_{name}"]) for name in config["models"]}
+    datasets = {}
+    for name, spec in config["datasets"].items():
+        text = Path(files[f"glimpse_{name}"]).read_text()
+        lines = text.splitlines()
+        head = pd.read_csv(files[f"head_{name}"], keep_default_na=False, na_values=[""])
+        datasets[name] = {
+            "glimpse": "\n".join(line for line in lines if not line.startswith("Warning: ")) + "\n",
+            "warnings": [line.removeprefix("Warning: ") for line in lines if line.startswith("Warning: ")],
+            "head": kable(head, spec.get("digits"), f"head-{name}"),
         }
-        for name in config.get("comparisons", {})
-    }
-    checks = {name: _read_json(results / "checks" / f"likelihood_{name}.json") for name in config["models"]}
-    datasets = {
-        name: {
-            "glimpse": (results / "data" / f"{name}_glimpse.txt").read_text(),
-            "head": table_html(
-                pd.read_csv(results / "data" / f"{name}_head.csv", keep_default_na=False), f"head-{name}"
-            ),
-        }
-        for name in config["datasets"]
-    }
     simulation = {}
-    demo_folder = results / "simulation" / "demo"
-    if (demo_folder / "data.csv").exists():
-        data = pd.read_csv(demo_folder / "data.csv")
-        head = data.head(10).copy()
-        head["x"], head["p"] = column(data["x"].head(10)), column(data["p"].head(10))
-        demo = read_model(demo_folder, "simulation_demo", {"formula": "response ~ 1 + x", "family": "binomial"})
+    if "demo_data" in files:
+        data = pd.read_csv(files["demo_data"])
+        demo_spec = config["simulation"]["demo"]
         simulation = {
-            "spec": config["simulation"]["demo"],
-            "head": table_html(head, "simulation-head"),
-            "model": demo,
-            "likelihood_rows": likelihood_rows(pd.read_csv(demo_folder / "likelihood.csv")),
-            "check": _read_json(demo_folder / "likelihood_check.json"),
+            "spec": demo_spec,
+            "head": kable(data.head(10), None, "simulation-head"),
+            "model": _model_view(
+                files, "simulation_demo", {"formula": "response ~ 1 + x", "family": "binomial"}, prefix="demo_"
+            ),  # fmt: skip
+            "likelihood_rows": kable(pd.read_csv(files["demo_likelihood"]).head(10), 2, "likelihood-rows"),
+            "check": _read_json(files["demo_check"]),
         }
     study = None
-    if (results / "simulation" / "summary.csv").exists():
-        summary = pd.read_csv(results / "simulation" / "summary.csv")
+    if "study_summary" in files:
+        summary = pd.read_csv(files["study_summary"])
         columns = ["n", "b1", "used", "separated", "mean_estimate", "bias", "rmse", "se_sd_ratio", "coverage",
                    "power_all", "power_without_separated"]  # fmt: skip
         shown = summary[columns].copy()
@@ -217,10 +285,41 @@ def build_context(config: dict, results: Path) -> dict:
         "simulation": simulation,
         "study": study,
         "extra_models": extra_models,
+        "chapter": chapter_facts(config),
+        "config": config,
+        "lookup": lookup,
+        "random_terms": {name: random_effect_terms(spec["formula"]) for name, spec in config["models"].items()},
         "digits": digits,
         "fmt": lambda value, significant=7: format_number(float(value), significant).strip(),
         "fixed": lambda value, places=2: f"{float(value):.{places}f}",
     }
+
+
+# Sentences that quote the chapter's own printed facts (the outlier fares, lme4's
+# early-stopped fit) hold only for the chapter's model on the chapter's data: each is shown
+# only when the config's model is exactly that one.
+CHAPTER_SPECS = {
+    "glm_sex_fare_no_outlier": {"dataset": "titanic", "formula": "survived ~ 1 + sex * fare", "family": "binomial",
+                                "filter": "fare < 500"},
+    "glmm_repeatgr": {"dataset": "bdf", "formula": "repeatgr ~ 1 + ses * minority + (1 | school_nr)",
+                      "family": "binomial", "nAGQ": 1},
+}  # fmt: skip
+CHAPTER_DATASETS = {
+    "titanic": {"path": "resources/titanic_train.csv", "filter": None},
+    "bdf": {"path": "resources/bdf.csv", "filter": "repeatgr != 2"},
+}
+
+
+def chapter_facts(config: dict) -> dict[str, bool]:
+    """Which of the chapter's fixed sentences are true of this config."""
+    facts = {}
+    for name, expected in CHAPTER_SPECS.items():
+        spec = config["models"].get(name, {})
+        same_model = all(spec.get(k) == v for k, v in expected.items())
+        dataset = config["datasets"].get(expected["dataset"], {})
+        same_data = all(dataset.get(k) == v for k, v in CHAPTER_DATASETS[expected["dataset"]].items())
+        facts[name] = same_model and same_data
+    return facts
 
 
 def provenance_context(config: dict, root: Path) -> dict:

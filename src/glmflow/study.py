@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from glmflow.errors import GlmflowError
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -27,10 +25,3 @@ class Cell:
 
 def study_cells(study: dict) -> list[Cell]:
     return [Cell(int(n), float(b0), float(b1)) for n in study["n"] for b0 in study["b0"] for b1 in study["b1"]]
-
-
-def cell_by_label(study: dict, label: str) -> Cell:
-    for cell in study_cells(study):
-        if cell.label == label:
-            return cell
-    raise GlmflowError(f"simulation.study has no cell {label!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from glmflow.formula import deparse_formula
+from glmflow.io import write_csv, write_json, write_text
 from glmflow.models import ModelFit
 from glmflow.rformat import (
     abbreviate,
@@ -45,7 +46,19 @@ def summary_text(fit) -> str:
     """R's summary of an lm, glm or glmer fit."""
     if not isinstance(fit, ModelFit):
         return glmm_summary_text(fit)
-    return _lm_summary(fit) if fit.family == "gaussian" else _glm_summary(fit)
+    text = _lm_summary(fit) if fit.family == "gaussian" else _glm_summary(fit)
+    return text + warnings_text(fit.warnings)
+
+
+def warnings_text(warnings: list[str]) -> str:
+    """The warnings as R's console prints them after the call that raised them: glm.fit's
+    own (``call. = FALSE``) end in a space, those with a call (``In dpois(...) :``) do not."""
+    if not warnings:
+        return ""
+    lines = [w if w.startswith("In ") else w + " " for w in warnings]
+    if len(lines) == 1:
+        return "Warning message:\n" + lines[0] + "\n"
+    return "Warning messages:\n" + "".join(f"{i}: {line}\n" for i, line in enumerate(lines, 1))
 
 
 def _quantiles(fit: ModelFit) -> np.ndarray:
@@ -136,3 +149,12 @@ def _correlation_text(correlation: np.ndarray, terms: list[str]) -> str:
     rows = [abbreviate(t, 11) for t in terms[1:]]
     columns = [abbreviate(t, 6) for t in terms[: p - 1]]
     return print_matrix(cells, columns, rows, right=False)
+
+
+def write_model_outputs(fit, data, outputs) -> None:
+    """A fitted model's tidy, glance, summary, augment and vcov files, where ``outputs`` names them."""
+    write_csv(outputs.tidy, fit.tidy())
+    write_json(outputs.glance, fit.glance())
+    write_text(outputs.summary, summary_text(fit))
+    write_csv(outputs.augment, fit.augment(data))
+    write_csv(outputs.vcov, fit.vcov_frame(), index=True)

@@ -1,7 +1,7 @@
 rule likelihood_check:
     input:
-        augment=lambda w: model_result(w.model, "augment.csv"),
-        glance=lambda w: model_result(w.model, "glance.json"),
+        augment="results/models/{model}/augment.csv",
+        glance="results/models/{model}/glance.json",
     output:
         report(
             "results/checks/likelihood_{model}.json",
@@ -18,6 +18,7 @@ rule likelihood_check:
         "../envs/stats.yaml"
     params:
         spec=model_spec,
+        code=code_of("likelihood_check.py"),
     script:
         "../scripts/likelihood_check.py"
 
@@ -42,7 +43,8 @@ rule compare_models:
     conda:
         "../envs/stats.yaml"
     params:
-        spec=lambda w: config["comparisons"][w.name],
+        spec=comparison_spec,
+        code=code_of("compare_models.py"),
     script:
         "../scripts/compare_models.py"
 
@@ -50,8 +52,8 @@ rule compare_models:
 rule glmm_likelihood_check:
     input:
         data=dataset_of_model,
-        glance=lambda w: model_result(w.model, "glance.json"),
-        tidy=lambda w: model_result(w.model, "tidy.csv"),
+        glance="results/models/{model}/glance.json",
+        tidy="results/models/{model}/tidy.csv",
     output:
         report(
             "results/checks/likelihood_{model}.json",
@@ -68,5 +70,6 @@ rule glmm_likelihood_check:
         "../envs/stats.yaml"
     params:
         spec=model_spec,
+        code=code_of("glmm_likelihood_check.py"),
     script:
         "../scripts/glmm_likelihood_check.py"

@@ -2,6 +2,9 @@
 from snakemake.utils import validate
 
 from glmflow.config import check_config, check_schema, is_mixed
+from glmflow.data import sha256_of
+from glmflow.fingerprint import code_fingerprint
+from glmflow.report import report_files
 from glmflow.study import study_cells
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
@@ -19,9 +22,12 @@ PREDICTIONS = sorted(config["interpretation"].get("predictions", {}))
 COUNTS = sorted(config["interpretation"].get("counts", {}))
 MODEL_FILES = ["tidy.csv", "glance.json", "summary.txt", "augment.csv", "vcov.csv"]
 SIMULATION = config.get("simulation", {})
-SIMULATION_CELLS = (
-    [c.label for c in study_cells(SIMULATION["study"])] if "study" in SIMULATION else []
+STUDY_CELLS = (
+    {c.label: c for c in study_cells(SIMULATION["study"])}
+    if "study" in SIMULATION
+    else {}
 )
+SIMULATION_CELLS = list(STUDY_CELLS)
 
 
 GLM_PATTERN = "|".join(GLM_MODELS) or "no-model"
@@ -29,6 +35,37 @@ GLM_PATTERN = "|".join(GLM_MODELS) or "no-model"
 
 wildcard_constraints:
     dataset="|".join(DATASETS) or "no-dataset",
+
+
+def code_of(script):
+    """Content fingerprint of a rule's script and the glmflow modules it imports: a param, so
+    that a job reruns exactly when the code it runs changes (workflow/profiles/default).
+    """
+    return code_fingerprint(workflow.source_path(f"../scripts/{script}"))
+
+
+def study_cell_params(wildcards):
+    """One study cell's job gets its own cell's parameters, the seed and the replicate count,
+    and nothing of the other cells: adding cells or values reruns only the new cells."""
+    cell = STUDY_CELLS[wildcards.cell]
+    study = SIMULATION["study"]
+    return {"seed": study["seed"], "replicates": study["replicates"], "rng": study["rng"],
+            "n": cell.n, "b0": cell.b0, "b1": cell.b1}  # fmt: skip
+
+
+def dataset_spec(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def dataset_csv(wildcards):
+    return dataset_spec(wildcards)["path"]
+
+
+def dataset_content(wildcards):
+    """The data file's sha256: from config where given (the data job checks it), else read
+    here, so that editing the file reruns its jobs without relying on timestamps."""
+    spec = dataset_spec(wildcards)
+    return spec.get("sha256") or sha256_of(spec["path"])
 
 
 def model_spec(wildcards):
@@ -47,8 +84,59 @@ def prediction_model(wildcards):
     return config["interpretation"]["predictions"][wildcards.name]["model"]
 
 
+def prediction_model_spec(wildcards):
+    return config["models"][prediction_model(wildcards)]
+
+
+def prediction_at(wildcards):
+    return config["interpretation"]["predictions"][wildcards.name]["at"]
+
+
+def prediction_data(wildcards):
+    return f"results/data/{prediction_model_spec(wildcards)['dataset']}.parquet"
+
+
+def prediction_tidy(wildcards):
+    return model_result(prediction_model(wildcards), "tidy.csv")
+
+
+def prediction_vcov(wildcards):
+    return model_result(prediction_model(wildcards), "vcov.csv")
+
+
+def counts_spec(wildcards):
+    return config["interpretation"]["counts"][wildcards.name]
+
+
+def counts_data(wildcards):
+    return f"results/data/{counts_spec(wildcards)['dataset']}.parquet"
+
+
+def counts_by(wildcards):
+    return counts_spec(wildcards)["by"]
+
+
+def comparison_spec(wildcards):
+    return config["comparisons"][wildcards.name]
+
+
 def comparison_input(role, file):
-    return lambda w: model_result(config["comparisons"][w.name][role], file)
+    """An input function: the ``file`` of the comparison's ``role`` model."""
+
+    def model_file(wildcards):
+        return model_result(comparison_spec(wildcards)[role], file)
+
+    return model_file
+
+
+def proportions_settings(wildcards):
+    return config["figures"]["proportions"][wildcards.name]
+
+
+def proportions_counts(wildcards):
+    return (
+        f"results/interpretation/counts/{proportions_settings(wildcards)['counts']}.csv"
+    )
 
 
 def _fit_figures():
@@ -80,6 +168,18 @@ def _fit_figures():
 
 
 FIT_FIGURES = _fit_figures()
+
+
+def fit_figure_settings(wildcards):
+    return FIT_FIGURES[wildcards.name]["figure"]
+
+
+def fit_figure_model_spec(wildcards):
+    return FIT_FIGURES[wildcards.name]["spec"]
+
+
+def fit_figure_model(wildcards):
+    return FIT_FIGURES[wildcards.name]["model"]
 
 
 def fit_figure_inputs(wildcards):
@@ -131,3 +231,9 @@ def all_targets():
     if SIMULATION_CELLS:
         targets.append("results/simulation/summary.csv")
     return targets + figure_targets()
+
+
+def report_inputs(wildcards):
+    """The report's named inputs: every file it reads, under the name it reads it by."""
+    svgs = [path for path in figure_targets() if path.endswith(".svg")]
+    return report_files(config, svgs)

@@ -1,6 +1,6 @@
 rule clean_data:
     input:
-        csv=lambda w: config["datasets"][w.dataset]["path"],
+        csv=dataset_csv,
     output:
         data="results/data/{dataset}.parquet",
         glimpse="results/data/{dataset}_glimpse.txt",
@@ -16,6 +16,8 @@ rule clean_data:
     conda:
         "../envs/stats.yaml"
     params:
-        spec=lambda w: config["datasets"][w.dataset],
+        spec=dataset_spec,
+        content=dataset_content,
+        code=code_of("clean_data.py"),
     script:
         "../scripts/clean_data.py"

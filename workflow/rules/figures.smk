@@ -15,16 +15,17 @@ rule figure_fit:
     conda:
         "../envs/report.yaml"
     params:
-        figure=lambda w: FIT_FIGURES[w.name]["figure"],
-        spec=lambda w: FIT_FIGURES[w.name]["spec"],
-        model=lambda w: FIT_FIGURES[w.name]["model"],
+        figure=fit_figure_settings,
+        spec=fit_figure_model_spec,
+        model=fit_figure_model,
+        code=code_of("figure_fit.py"),
     script:
         "../scripts/figure_fit.py"
 
 
 rule figure_proportions:
     input:
-        lambda w: f"results/interpretation/counts/{config['figures']['proportions'][w.name]['counts']}.csv",
+        proportions_counts,
     output:
         report(
             "results/figures/proportions_{name}.svg",
@@ -39,7 +40,8 @@ rule figure_proportions:
     conda:
         "../envs/report.yaml"
     params:
-        figure=lambda w: config["figures"]["proportions"][w.name],
+        figure=proportions_settings,
+        code=code_of("figure_proportions.py"),
     script:
         "../scripts/figure_proportions.py"
 
@@ -59,13 +61,15 @@ rule figure_study:
         "benchmarks/figures/simulation_study.tsv"
     conda:
         "../envs/report.yaml"
+    params:
+        code=code_of("figure_study.py"),
     script:
         "../scripts/figure_study.py"
 
 
 rule figure_caterpillar:
     input:
-        lambda w: model_result(w.model, "ranef.csv"),
+        "results/models/{model}/ranef.csv",
     output:
         report(
             "results/figures/caterpillar_{model}.svg",
@@ -83,5 +87,6 @@ rule figure_caterpillar:
         "../envs/report.yaml"
     params:
         spec=model_spec,
+        code=code_of("figure_caterpillar.py"),
     script:
         "../scripts/figure_caterpillar.py"

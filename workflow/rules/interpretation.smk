@@ -1,8 +1,8 @@
 rule predict:
     input:
-        data=lambda w: f"results/data/{config['models'][prediction_model(w)]['dataset']}.parquet",
-        tidy=lambda w: model_result(prediction_model(w), "tidy.csv"),
-        vcov=lambda w: model_result(prediction_model(w), "vcov.csv"),
+        data=prediction_data,
+        tidy=prediction_tidy,
+        vcov=prediction_vcov,
     output:
         report(
             "results/interpretation/predictions/{name}.csv",
@@ -18,15 +18,16 @@ rule predict:
         "../envs/stats.yaml"
     params:
         model=prediction_model,
-        spec=lambda w: config["models"][prediction_model(w)],
-        at=lambda w: config["interpretation"]["predictions"][w.name].get("at", {}),
+        spec=prediction_model_spec,
+        at=prediction_at,
+        code=code_of("predict.py"),
     script:
         "../scripts/predict.py"
 
 
 rule count_table:
     input:
-        data=lambda w: f"results/data/{config['interpretation']['counts'][w.name]['dataset']}.parquet",
+        data=counts_data,
     output:
         report(
             "results/interpretation/counts/{name}.csv",
@@ -41,6 +42,7 @@ rule count_table:
     conda:
         "../envs/stats.yaml"
     params:
-        by=lambda w: config["interpretation"]["counts"][w.name]["by"],
+        by=counts_by,
+        code=code_of("count_table.py"),
     script:
         "../scripts/count_table.py"

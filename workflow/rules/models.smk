@@ -27,6 +27,7 @@ rule fit_model:
         "../envs/stats.yaml"
     params:
         spec=model_spec,
+        code=code_of("fit_model.py"),
     script:
         "../scripts/fit_model.py"
 
@@ -61,5 +62,6 @@ rule fit_glmm:
         "../envs/stats.yaml"
     params:
         spec=model_spec,
+        code=code_of("fit_glmm.py"),
     script:
         "../scripts/fit_glmm.py"

@@ -1,6 +1,6 @@
 rule report:
     input:
-        all_targets(),
+        unpack(report_inputs),
     output:
         report(
             "results/report.html",
@@ -13,6 +13,8 @@ rule report:
         "benchmarks/report.tsv"
     conda:
         "../envs/report.yaml"
+    params:
+        code=code_of("report.py"),
     script:
         "../scripts/report.py"
 
@@ -35,5 +37,7 @@ rule provenance:
         "benchmarks/provenance.tsv"
     conda:
         "../envs/report.yaml"
+    params:
+        code=code_of("provenance.py"),
     script:
         "../scripts/provenance.py"

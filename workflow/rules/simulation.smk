@@ -9,6 +9,7 @@ rule simulate_demo:
         "../envs/stats.yaml"
     params:
         spec=config["simulation"].get("demo"),
+        code=code_of("simulate_demo.py"),
     script:
         "../scripts/simulate_demo.py"
 
@@ -30,6 +31,8 @@ rule fit_simulation_demo:
         "benchmarks/simulation/demo_fit.tsv"
     conda:
         "../envs/stats.yaml"
+    params:
+        code=code_of("fit_simulation_demo.py"),
     script:
         "../scripts/fit_simulation_demo.py"
 
@@ -45,7 +48,8 @@ rule simulate_cell:
         "../envs/stats.yaml"
     threads: 1
     params:
-        study=config["simulation"].get("study"),
+        cell=study_cell_params,
+        code=code_of("simulate_cell.py"),
     script:
         "../scripts/simulate_cell.py"
 
@@ -65,5 +69,7 @@ rule gather_simulation:
         "benchmarks/simulation/gather.tsv"
     conda:
         "../envs/stats.yaml"
+    params:
+        code=code_of("gather_simulation.py"),
     script:
         "../scripts/gather_simulation.py"

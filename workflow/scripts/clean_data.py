@@ -15,7 +15,10 @@ with logged(snakemake) as log:
         filter_=spec.get("filter"),
     )
     log.info("%d rows, %d columns after cleaning", *data.shape)
+    warnings = data.attrs.get("warnings", [])
+    for warning in warnings:
+        log.warning(warning)
     # The glimpse and first rows are written from the file as every later job reads it.
     data = write_dataset(data, snakemake.output.data)
-    write_text(snakemake.output.glimpse, glimpse(data))
+    write_text(snakemake.output.glimpse, glimpse(data) + "".join(f"Warning: {w}\n" for w in warnings))
     write_csv(snakemake.output.head, data.head(10))

@@ -2,7 +2,8 @@
 
 from glmflow.datafile import read_dataset
 from glmflow.glmm import fit_glmm
-from glmflow.io import logged, write_csv, write_model_outputs
+from glmflow.io import logged, write_csv
+from glmflow.summaries import write_model_outputs
 
 with logged(snakemake) as log:
     data = read_dataset(snakemake.input.data)

@@ -1,8 +1,9 @@
 """Fit one model and write R's tidy, glance, summary and augment outputs and the covariance."""
 
 from glmflow.datafile import read_dataset
-from glmflow.io import logged, write_model_outputs
+from glmflow.io import logged
 from glmflow.models import fit_model
+from glmflow.summaries import write_model_outputs
 
 with logged(snakemake) as log:
     data = read_dataset(snakemake.input.data)

@@ -2,9 +2,10 @@
 
 from glmflow.datafile import read_dataset
 from glmflow.errors import GlmflowError
-from glmflow.io import logged, write_csv, write_json, write_model_outputs
+from glmflow.io import logged, write_csv, write_json
 from glmflow.likelihood import likelihood_check, likelihood_table
 from glmflow.models import fit_model
+from glmflow.summaries import write_model_outputs
 
 with logged(snakemake):
     data = read_dataset(snakemake.input.data)

@@ -6,8 +6,8 @@ import pandas as pd
 from glmflow.datafile import read_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm import build_glmm_design
+from glmflow.glmm_likelihood import glmm_likelihood_check
 from glmflow.io import logged, read_json, write_json
-from glmflow.likelihood import glmm_likelihood_check
 from glmflow.models import model_data
 
 with logged(snakemake) as log:

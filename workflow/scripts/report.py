@@ -1,9 +1,7 @@
-"""The HTML report, rendered from the results files (nothing is refitted)."""
-
-from pathlib import Path
+"""The HTML report, rendered from the files its rule declares as named inputs (nothing is refitted)."""
 
 from glmflow.io import logged, write_text
 from glmflow.report import build_context, render_report
 
 with logged(snakemake):
-    write_text(snakemake.output[0], render_report(build_context(snakemake.config, Path("results"))))
+    write_text(snakemake.output[0], render_report(build_context(snakemake.config, snakemake.input)))

@@ -2,11 +2,11 @@
 
 from glmflow.io import logged, write_json
 from glmflow.simulate import run_cell
-from glmflow.study import cell_by_label
+from glmflow.study import Cell
 
 with logged(snakemake) as log:
-    study = snakemake.params.study
-    cell = cell_by_label(study, snakemake.wildcards.cell)
-    row = run_cell(study["seed"], cell, study["replicates"], threads=snakemake.threads)
+    spec = snakemake.params.cell
+    cell = Cell(spec["n"], spec["b0"], spec["b1"])
+    row = run_cell(spec["seed"], cell, spec["replicates"], threads=snakemake.threads)
     log.info("%s: %d replicates, %d separated", cell.label, row["replicates"], row["separated"])
     write_json(snakemake.output[0], row)

@@ -1,0 +1,69 @@
+"""Separation in binomial models, found by linear programming as R's ``detectseparation``.
+
+The maximum likelihood estimates of a logistic (or other binomial) regression exist exactly
+when no direction ``b`` with ``(2y - 1) * (X b) >= 0`` for every row, and ``> 0`` for some,
+exists (Albert & Anderson 1984; the LP of Konis 2007 that ``detectseparation`` solves). R's
+``glm`` only says "fitted probabilities numerically 0 or 1 occurred" when the iterations
+happen to get there, and says nothing for quasi-complete separation that stops short of it.
+
+The LP maximises ``sum((2y - 1) * X b)`` over that cone with ``b`` in ``[-1, 1]^p``: an
+optimum of 0 means the estimates exist. Otherwise every coefficient that some separating
+direction moves (a positive max or a negative min of ``b_j`` over the cone) is infinite,
+with the sign of the sum of those directions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linprog
+
+TOLERANCE = 1e-7  # of the LP's optimum, relative to the design's scale
+
+
+@dataclass(frozen=True)
+class Separation:
+    separated: bool
+    infinite: dict[str, int]  # term -> +1 or -1
+
+    def message(self) -> str:
+        terms = ", ".join(f"{term} ({'+' if sign > 0 else '-'}Inf)" for term, sign in self.infinite.items())
+        return (
+            f"separation: the maximum likelihood estimates of {terms} do not exist (a combination of the "
+            "predictors separates the 0s from the 1s; linear-programming check as R's detectseparation). "
+            "The estimates and SEs shown for them are where the iterations stopped."
+        )
+
+
+def detect_separation(X: np.ndarray, y: np.ndarray, terms: list[str], weights: np.ndarray | None = None) -> Separation:
+    """Separation of 0/1 (or proportion) responses ``y`` by the columns of ``X``.
+
+    With proportions, a row with 0 < y < 1 holds both a success and a failure."""
+    weights = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    keep = weights > 0
+    X, y = X[keep], y[keep]
+    rows = [X[y > 0], -X[y < 1]]  # successes need X b >= 0, failures X b <= 0
+    signed = np.vstack(rows)
+    scale = max(float(np.abs(signed).max()), 1.0)
+    p = X.shape[1]
+    bounds = [(-1.0, 1.0)] * p
+
+    def extreme(objective: np.ndarray) -> tuple[float, np.ndarray]:
+        # maximise objective . b  subject to  signed b >= 0
+        result = linprog(-objective, A_ub=-signed, b_ub=np.zeros(len(signed)), bounds=bounds, method="highs")
+        return -result.fun, result.x
+
+    best, _ = extreme(signed.sum(axis=0))
+    if best <= TOLERANCE * scale * len(signed):
+        return Separation(False, {})
+    direction = np.zeros(p)
+    moved = np.zeros(p, dtype=bool)
+    for j in range(p):
+        for sign in (1.0, -1.0):
+            value, b = extreme(sign * np.eye(p)[j])
+            if value > TOLERANCE:
+                direction += b
+                moved[j] = True
+    infinite = {terms[j]: int(np.sign(direction[j]) or 1) for j in range(p) if moved[j]}
+    return Separation(True, infinite)

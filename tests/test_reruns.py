@@ -1,0 +1,107 @@
+"""Reruns follow content (issue 8): what Snakemake plans (--dry-run) after each kind of change,
+on a finished run of the small config with its own copy of the glmflow package."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+import pytest
+from conftest import ROOT, edit_config, planned_jobs, snakemake
+
+PACKAGE_FILES = shutil.ignore_patterns("__pycache__", "*.egg-info")
+
+
+@pytest.fixture(scope="module")
+def run(small_run, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("reruns") / "run"
+    shutil.copytree(small_run, directory, symlinks=True)
+    shutil.copytree(ROOT / "src", directory / "src", ignore=PACKAGE_FILES)
+    assert planned_jobs(directory) == set()  # the package copy has the same content: nothing to do
+    return directory
+
+
+def rules(planned):
+    return {rule for rule, _ in planned}
+
+
+def test_touching_every_file_reruns_nothing(run):
+    for path in run.rglob("*"):
+        if path.is_file() and ".snakemake" not in path.parts:
+            os.utime(path)
+    assert planned_jobs(run) == set()
+
+
+def edited(path, text="\n# edited\n"):
+    original = path.read_text()
+    path.write_text(original + text)
+    return original
+
+
+def test_editing_the_figure_code_reruns_the_figures_only(run):
+    path = run / "src" / "glmflow" / "figures.py"
+    original = edited(path)
+    try:
+        planned = planned_jobs(run)
+        assert rules(planned) == {"figure_fit", "figure_proportions", "figure_study", "figure_caterpillar",
+                                  "report", "provenance"}  # fmt: skip
+        assert len(planned) == 7  # 5 figures (two fitted curves, bars, study, caterpillar), report, provenance
+    finally:
+        path.write_text(original)
+    assert planned_jobs(run) == set()
+
+
+def test_editing_the_mixed_model_code_reruns_the_mixed_models_only(run):
+    path = run / "src" / "glmflow" / "glmm.py"
+    original = edited(path)
+    try:
+        assert planned_jobs(run) == {
+            ("fit_glmm", "model=glmm_class"),
+            ("glmm_likelihood_check", "model=glmm_class"),
+            ("figure_caterpillar", "model=glmm_class"),
+            ("report", ""),
+            ("provenance", ""),
+        }
+    finally:
+        path.write_text(original)
+
+
+def test_editing_a_data_file_with_its_new_checksum_reruns_its_jobs(run):
+    path = run / "resources" / "titanic_train.csv"
+    original = path.read_bytes()
+    config = (run / "config.yaml").read_text()
+    try:
+        path.write_bytes(original + b'892,1,3,"Extra, Mr. A",male,30,0,0,X,8.05,,S\n')
+        edit_config(
+            run, lambda c: c["datasets"]["titanic"].update(sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+        )
+        planned = planned_jobs(run)
+        assert ("clean_data", "dataset=titanic") in planned
+        assert {"fit_model", "fit_glmm", "predict", "count_table"} <= rules(planned)
+        assert not {"simulate_cell", "simulate_demo", "gather_simulation"} & rules(planned)
+    finally:
+        path.write_bytes(original)
+        (run / "config.yaml").write_text(config)
+    assert planned_jobs(run) == set()
+
+
+def test_adding_a_study_value_reruns_only_the_new_cells(run):
+    config = (run / "config.yaml").read_text()
+    try:
+        edit_config(run, lambda c: c["simulation"]["study"]["b1"].append(2))
+        assert planned_jobs(run) == {
+            ("simulate_cell", "cell=n50_b00_b12"),
+            ("simulate_cell", "cell=n100_b00_b12"),
+            ("gather_simulation", ""),
+            ("figure_study", ""),
+            ("report", ""),
+            ("provenance", ""),
+        }
+    finally:
+        (run / "config.yaml").write_text(config)
+
+
+def test_a_plain_run_uses_the_default_profile(run):
+    result = snakemake(run, "--dry-run")
+    assert "Using workflow specific profile profiles/default" in result.stdout + result.stderr
