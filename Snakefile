@@ -28,6 +28,19 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 
 
+# Cheap steps that read a few result files run where Snakemake runs, not as cluster jobs
+# (no effect on a local run).
+localrules:
+    all,
+    report,
+    provenance,
+    gather_simulation,
+    count_table,
+    predict,
+    compare_models,
+    likelihood_check,
+
+
 rule all:
     default_target: True
     input:

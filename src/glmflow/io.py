@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -67,6 +68,8 @@ def logged(snakemake):
         logger.addHandler(console)
         logger.setLevel(logging.INFO)
         logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
+        if "SLURM_JOB_ID" in os.environ:  # which cluster job ran this step
+            logger.info("SLURM job %s on %s", os.environ["SLURM_JOB_ID"], os.environ.get("SLURMD_NODENAME", "?"))
         try:
             yield logger
         except Exception as error:

@@ -1,0 +1,50 @@
+"""A run killed at a random job recovers with README's Troubleshooting commands and gives the
+same results, byte for byte, as a clean run (issue 9, faults)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import SMALL_CONFIG, copy_workflow, result_hashes, snakemake
+
+# Log files that appear when a job starts: the kill lands while that job runs (or just after).
+JOB_LOGS = [
+    "logs/data/titanic.log",
+    "logs/models/glm_sex_fare.log",
+    "logs/models/glmm_class.log",
+    "logs/simulation/cells/n100_b00_b11.log",
+    "logs/checks/likelihood_glm_fare.log",
+    "logs/report.log",
+]
+
+
+def start(directory):
+    command = [sys.executable, "-m", "snakemake", "--cores", "2"]
+    return subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("signal_", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_killed_run_recovers_with_the_readme_commands(small_run, tmp_path, signal_):
+    directory = copy_workflow(tmp_path / "killed", SMALL_CONFIG)
+    target = directory / random.Random(f"glmflow-{signal_.name}").choice(JOB_LOGS)
+    process = start(directory)
+    deadline = time.monotonic() + 300
+    while not target.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, f"the run ended before {target.name} appeared"
+    os.killpg(process.pid, signal_)  # the whole run: snakemake and its jobs
+    process.wait(timeout=120)
+    if signal_ == signal.SIGKILL:
+        # README, Troubleshooting: a hard kill leaves Snakemake's lock behind.
+        locked = snakemake(directory, check=False)
+        assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+        snakemake(directory, "--unlock")
+    snakemake(directory)  # rerun-incomplete (default profile) redoes the job that was cut off
+    assert result_hashes(directory) == result_hashes(small_run)

@@ -1,0 +1,123 @@
+"""The whole workflow on a real single-node SLURM (tests/slurm/cluster.sh, Debian's slurm-wlm),
+through workflow/profiles/slurm: every non-local job runs as a SLURM job, the results equal a
+local run's byte for byte, and the run survives a cancelled job and a restarted slurmd.
+Needs root (cluster.sh installs and starts SLURM); `make test` runs it under `timeout -k`."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SMALL_CONFIG, copy_workflow, result_hashes
+
+pytestmark = pytest.mark.slurm
+
+CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
+JOBCOMP = Path("/var/log/slurm/jobcomp.log")
+LOCAL_RULES = {"report", "provenance", "gather_simulation", "count_table", "predict", "compare_models",
+               "likelihood_check"}  # fmt: skip
+PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    subprocess.run([CLUSTER, "start"], check=True, timeout=600)
+    yield
+    subprocess.run([CLUSTER, "stop"], check=True, timeout=120)
+
+
+def cluster_snakemake(directory, *arguments, check=True):
+    command = [sys.executable, "-m", "snakemake", *PROFILE, *arguments]
+    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake on SLURM failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def completed_slurm_jobs(directory) -> set[str]:
+    jobs = set()
+    for line in JOBCOMP.read_text().splitlines():
+        if f"WorkDir={directory} " in line and "JobState=COMPLETED" in line:
+            jobs.add(re.search(r"JobId=(\d+)", line).group(1))
+    return jobs
+
+
+def steps(directory):
+    """(rule, SLURM job id or None) of every step, from the steps' own logs."""
+    found = []
+    for log in sorted((directory / "logs").rglob("*.log")):
+        text = log.read_text()
+        rule = re.search(r"INFO rule (\w+),", text).group(1)
+        job = re.search(r"INFO SLURM job (\d+) on ", text)
+        found.append((rule, job.group(1) if job else None, log))
+    return found
+
+
+def test_whole_workflow_on_slurm_equals_a_local_run(cluster, small_run, tmp_path):
+    directory = copy_workflow(tmp_path / "cluster", SMALL_CONFIG).resolve()
+    started = time.monotonic()
+    result = cluster_snakemake(directory)
+    seconds = time.monotonic() - started
+    submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", result.stdout + result.stderr))
+    assert submitted and submitted <= completed_slurm_jobs(directory)
+    for rule, job, log in steps(directory):
+        if rule in LOCAL_RULES:
+            assert job is None, f"{rule} ran as SLURM job {job}"
+        else:
+            assert job in submitted, f"{log.relative_to(directory)}: {rule} did not run in a SLURM job"
+    assert result_hashes(directory) == result_hashes(small_run)
+    print(f"small config on SLURM: {seconds:.0f} s, {len(submitted)} submissions")
+
+
+def wait_for(condition, seconds=300, step=0.2):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return False
+
+
+def running_jobs(directory) -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i %T %Z"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.split()[-1] == str(directory)]
+
+
+def test_cancelled_job_and_restarted_slurmd_are_survived(cluster, small_run, tmp_path):
+    directory = copy_workflow(tmp_path / "faults", SMALL_CONFIG).resolve()
+    command = [sys.executable, "-m", "snakemake", *PROFILE]
+    run = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: running_jobs(directory)), "no job reached SLURM"
+        subprocess.run(["scancel", running_jobs(directory)[0]], check=True)  # retries: 2 resubmits it
+        assert wait_for(lambda: running_jobs(directory)), "no job after the cancelled one"
+        subprocess.run(["pkill", "-9", "-x", "slurmd"], check=True)  # the node's daemon dies mid-run
+        time.sleep(3)
+        subprocess.run([CLUSTER, "start"], check=True, timeout=120)  # and comes back
+        assert run.wait(timeout=900) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+    if result_hashes(directory) != result_hashes(small_run):  # a second plain run finishes the rest
+        cluster_snakemake(directory)
+    assert result_hashes(directory) == result_hashes(small_run)
+
+
+def test_ctrl_c_cancels_the_runs_jobs(cluster, tmp_path):
+    directory = copy_workflow(tmp_path / "interrupted", SMALL_CONFIG).resolve()
+    command = [sys.executable, "-m", "snakemake", *PROFILE]
+    run = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: running_jobs(directory)), "no job reached SLURM"
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=120) != 0
+    finally:
+        if run.poll() is None:
+            os.kill(run.pid, signal.SIGKILL)
+    assert wait_for(lambda: not running_jobs(directory), seconds=60), "jobs left in the queue after Ctrl-C"
