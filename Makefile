@@ -17,8 +17,9 @@ $(INSTALLED): requirements.lock pyproject.toml
 run: $(INSTALLED)  ## set up, then run the whole workflow on all cores
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(INSTALLED) chromium  ## set up, then run the test suite
-	$(BIN)/pytest
+test: $(INSTALLED) chromium  ## set up, then run the test suite (the SLURM tests last, time-limited)
+	$(BIN)/pytest -m "not slurm"
+	timeout -k 30 1200 $(BIN)/pytest -m slurm
 
 # The browser test needs Debian's chromium: installed here when missing and we are root.
 chromium:

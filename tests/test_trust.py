@@ -3,6 +3,8 @@ loses no earlier result (issue 9). Every case runs the real Snakemake."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 
 import pandas as pd
@@ -200,3 +202,39 @@ def test_every_dtype_survives_the_real_data_job(tmp_path):
     glimpse = (directory / "results" / "data" / "types_glimpse.txt").read_text()
     assert "$ code  <fct> 10, 2, 2" in glimpse and "$ count <int> 1, NA, 3" in glimpse
     assert "$ maybe <lgl> TRUE, NA, FALSE" in glimpse
+
+
+def test_numerical_trouble_is_shown_on_console_summary_and_report(tmp_path):
+    directory = copy_workflow(tmp_path / "trouble", SMALL_CONFIG)
+    # x separates y completely; counts are not whole numbers; `dose` is numeric but for one row
+    (directory / "resources" / "trouble.csv").write_text(
+        "x,y,count,dose\n1,0,0.5,1\n2,0,1,2\n3,0,2,3\n4,1,2.5,4\n5,1,4,n/a\n6,1,3,6\n7,1,5,7\n8,0,1,8\n"
+        "9,1,6,9\n10,1,7,10\n11,1,8,11\n12,1,9,12\n"
+    )
+
+    def change(config):
+        config["datasets"]["trouble"] = {"path": "resources/trouble.csv", "filter": "x != 8"}
+        config["models"]["separated"] = {"dataset": "trouble", "formula": "y ~ x", "family": "binomial"}
+        config["models"]["fractional"] = {"dataset": "trouble", "formula": "count ~ x", "family": "poisson"}
+
+    edit_config(directory, change)
+    result = snakemake(directory)
+    console = result.stdout + result.stderr
+    assert "glmflow warning (fit_model model=separated): separation: the maximum likelihood estimates of" in console
+    assert "glmflow warning (fit_model model=fractional): In dpois(y, mu, log = TRUE) : non-integer x = 0.5" in console
+    assert "column 'dose' is numeric except in data rows 5 ('n/a')" in console
+    models = directory / "results" / "models"
+    summary = (models / "separated" / "summary.txt").read_text()
+    assert "Warning messages:\n1: glm.fit: fitted probabilities numerically 0 or 1 occurred \n2: separation:" in summary
+    assert "(Intercept) (-Inf), x (+Inf)" in summary
+    assert (
+        "Warning message:\nIn dpois(y, mu, log = TRUE) : non-integer x = 0.500000\n"
+        in (models / "fractional" / "summary.txt").read_text()
+    )
+    glance = json.loads((models / "separated" / "glance.json").read_text())
+    assert glance["separation"] == {"(Intercept)": "-Inf", "x": "Inf"}
+    page = (directory / "results" / "report.html").read_text()
+    assert page.count('class="warning"') >= 4  # two for the separated model, one each for counts and data
+    assert re.search(
+        r'id="model-separated".*?class="warning" role="alert"><strong>Warning:</strong> glm.fit', page, re.S
+    )

@@ -7,6 +7,7 @@ Tables are pandas' ``to_html`` (escaped, with fixed ids); figures are inline SVG
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,8 @@ def _environment() -> jinja2.Environment:
 
 def table_html(frame: pd.DataFrame, table_id: str) -> str:
     """An escaped HTML table with a fixed id (no random uuids), numbers already formatted."""
-    return frame.to_html(index=False, table_id=table_id, classes="data", border=0, escape=True, na_rep="")
+    # pandas writes table_id into the id attribute unescaped: escape it here.
+    return frame.to_html(index=False, table_id=html.escape(table_id), classes="data", border=0, escape=True, na_rep="")
 
 
 def digits(values, significant: int = 7) -> list[str]:

@@ -1,7 +1,7 @@
 # Reference values for declared factors and effects::Effect grids (R 4.2, effects 4.2 from Debian).
 # Run from the repository root:  Rscript tests/r/factors_effects.R
 # Writes tests/r/factors_effects_reference.json; tests/test_factors_effects.py compares against it.
-suppressMessages({library(jsonlite); library(effects)})
+suppressMessages({library(jsonlite); library(effects); library(lme4)})
 
 titanic <- read.csv("resources/titanic_train.csv")
 names(titanic) <- c("passenger_id", "survived", "pclass", "name", "sex", "age",
@@ -51,5 +51,13 @@ out$effect_sex_fare <- effect_of(c("sex", "fare"), fit, list(fare = c(0, 250, 50
 cbpp_f <- transform(cbpp, period = factor(period), herd = factor(herd))
 fit <- glm(incidence ~ period + size, family = poisson, data = cbpp_f)
 out$effect_cbpp <- effect_of("period", fit, list(period = c("1", "3")))
+
+# The mixed model with the declared factor: lme4 at nAGQ = 10 (Poisson; logLik not compared,
+# lme4 reports it relative to the saturated model at nAGQ > 1).
+fit <- glmer(incidence ~ period + (1 | herd), family = poisson, data = cbpp_f, nAGQ = 10,
+             control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5)))
+out$glmm_cbpp_period <- list(term = names(fixef(fit)), estimate = unname(fixef(fit)),
+                             std_error = unname(sqrt(diag(as.matrix(vcov(fit))))),
+                             theta = unname(getME(fit, "theta")))
 
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "tests/r/factors_effects_reference.json")
