@@ -41,9 +41,10 @@ from numpy.polynomial.hermite_e import hermegauss
 from scipy import optimize, special
 
 from glmflow.errors import GlmflowError
+from glmflow.families import family as glm_family
 from glmflow.fastexp import exp_neg
 from glmflow.formula import Design, build_design, check_random_terms, split_formula
-from glmflow.models import BINOMIAL, POISSON, FittedModel, glm_fit, model_data, wald_table
+from glmflow.models import FittedModel, glm_fit, model_data, wald_table
 
 CHECK_CONV_TOL = 2e-3  # lme4's check.conv.grad tolerance
 HESSIAN_STEP = 1e-4  # lme4's deriv12 step
@@ -462,9 +463,9 @@ class GlmmFit(FittedModel):
 
 def _check_response(family: str, y: np.ndarray, prior: np.ndarray) -> str | None:
     if family == "poisson":
-        return POISSON.check_y(y)
+        return "poisson family needs a non-negative response" if np.any(y < 0) else None
     if np.all(prior == 1.0):
-        return BINOMIAL.check_y(y)
+        return "binomial family needs a 0/1 response (or a two-level factor)" if np.any((y != 0) & (y != 1)) else None
     if np.any((y < 0) | (y > 1)) or np.any(prior <= 0):
         return "binomial proportions must lie in [0, 1], with positive weights (the numbers of trials)"
     if np.any(np.abs(y * prior - np.round(y * prior)) > 1e-8):
@@ -474,7 +475,7 @@ def _check_response(family: str, y: np.ndarray, prior: np.ndarray) -> str | None
 
 def _start(design: Design, family: str) -> np.ndarray:
     """Fixed effects of the GLM without the random intercept, theta = 1 (as lme4 starts)."""
-    fit = glm_fit(design.X, design.y, BINOMIAL if family == "binomial" else POISSON)
+    fit = glm_fit(design.X, design.y, glm_family(family))
     return np.concatenate([[1.0], fit.coef])
 
 

@@ -9,8 +9,9 @@ import pandas as pd
 
 from glmflow.data import factor_level, r_label
 from glmflow.errors import GlmflowError
+from glmflow.families import family
 from glmflow.formula import Design, build_design, design_for
-from glmflow.models import model_data, predict_from
+from glmflow.models import is_lm, model_data, predict_from
 
 
 def factor_predictors(design: Design, data: pd.DataFrame) -> set[str]:
@@ -112,10 +113,10 @@ def predictions(
         raise GlmflowError(f"{where}: the model's terms {list(tidy['term'])} do not match its formula's {design.terms}")
     grid, X = effect_grid(design, data.loc[design.rows], at or {}, where)
     vcov_matrix = vcov.loc[design.terms, design.terms].to_numpy()
-    df_residual = design.X.shape[0] - design.X.shape[1] if model_spec["family"] == "gaussian" else None
-    return predict_from(
-        X, tidy["estimate"].to_numpy(), vcov_matrix, model_spec["family"], grid, df_residual=df_residual
-    )
+    # t quantiles for lm, as predict.lm and geom_smooth; normal ones for glm, as effects.
+    df_residual = design.X.shape[0] - design.X.shape[1] if is_lm(model_spec) else None
+    chosen = family(model_spec["family"], model_spec.get("link"))
+    return predict_from(X, tidy["estimate"].to_numpy(), vcov_matrix, chosen, grid, df_residual=df_residual)
 
 
 def fitted_curve(

@@ -12,7 +12,6 @@ statsmodels', far outside the 1e-6 that glmflow holds itself to.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,94 +20,9 @@ from scipy import linalg, special
 
 from glmflow.data import apply_filter
 from glmflow.errors import GlmflowError
-from glmflow.formula import Design, build_design, design_for
+from glmflow.families import DOUBLE_EPS, Family, family
+from glmflow.formula import Design, build_design
 from glmflow.separation import detect_separation
-
-DOUBLE_EPS = float(np.finfo(float).eps)
-FAMILIES = ("gaussian", "binomial", "poisson")
-
-
-@dataclass(frozen=True)
-class Family:
-    """The parts of an R ``family`` object that ``glm.fit`` uses (canonical links)."""
-
-    name: str
-    link: str
-    linkfun: Callable[[np.ndarray], np.ndarray]
-    linkinv: Callable[[np.ndarray], np.ndarray]
-    mu_eta: Callable[[np.ndarray], np.ndarray]
-    variance: Callable[[np.ndarray], np.ndarray]
-    dev_resids: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    loglik: Callable[[np.ndarray, np.ndarray], float]
-    mustart: Callable[[np.ndarray], np.ndarray]
-    valid_mu: Callable[[np.ndarray], bool]
-    check_y: Callable[[np.ndarray], str | None]
-
-
-def _logit_linkinv(eta):
-    # R's C code clamps eta at +-30 so that mu stays strictly inside (0, 1).
-    tmp = np.where(eta < -30, DOUBLE_EPS, np.where(eta > 30, 1 / DOUBLE_EPS, np.exp(np.clip(eta, -30, 30))))
-    return tmp / (1 + tmp)
-
-
-def _logit_mu_eta(eta):
-    e = np.exp(np.clip(eta, -30, 30))
-    return np.where((eta > 30) | (eta < -30), DOUBLE_EPS, e / (1 + e) ** 2)
-
-
-def _binomial_deviance(y, mu):
-    return 2 * (special.xlogy(y, y / mu) + special.xlogy(1 - y, (1 - y) / (1 - mu)))
-
-
-def _poisson_deviance(y, mu):
-    return 2 * np.where(y > 0, special.xlogy(y, y / mu) - (y - mu), mu)
-
-
-def _binary_check(y):
-    if np.any((y != 0) & (y != 1)):
-        return "binomial family needs a 0/1 response (or a two-level factor)"
-    return None
-
-
-def _count_check(y):
-    if np.any(y < 0):
-        return "poisson family needs a non-negative response"
-    return None
-
-
-BINOMIAL = Family(
-    name="binomial",
-    link="logit",
-    linkfun=lambda mu: np.log(mu / (1 - mu)),
-    linkinv=_logit_linkinv,
-    mu_eta=_logit_mu_eta,
-    variance=lambda mu: mu * (1 - mu),
-    dev_resids=_binomial_deviance,
-    # With 0/1 data the saturated model's log-likelihood is 0, so logLik = -deviance / 2.
-    loglik=lambda y, mu: float(-np.sum(_binomial_deviance(y, mu)) / 2),
-    mustart=lambda y: (y + 0.5) / 2,
-    valid_mu=lambda mu: bool(np.all(np.isfinite(mu)) and np.all((mu > 0) & (mu < 1))),
-    check_y=_binary_check,
-)
-
-POISSON = Family(
-    name="poisson",
-    link="log",
-    linkfun=np.log,
-    linkinv=lambda eta: np.maximum(np.exp(eta), DOUBLE_EPS),
-    mu_eta=lambda eta: np.maximum(np.exp(eta), DOUBLE_EPS),
-    variance=lambda mu: mu,
-    dev_resids=_poisson_deviance,
-    # logLik = -deviance / 2 + the saturated model's log-likelihood, sum(dpois(y, y, log = TRUE)).
-    loglik=lambda y, mu: float(
-        -np.sum(_poisson_deviance(y, mu)) / 2 + np.sum(special.xlogy(y, y) - y - special.gammaln(y + 1))
-    ),
-    mustart=lambda y: y + 0.1,
-    valid_mu=lambda mu: bool(np.all(np.isfinite(mu)) and np.all(mu > 0)),
-    check_y=_count_check,
-)
-
-GLM_FAMILIES = {"binomial": BINOMIAL, "poisson": POISSON}
 
 
 @dataclass
@@ -121,43 +35,100 @@ class IrlsResult:
     iterations: int
     converged: bool
     boundary: bool
+    working_weights: np.ndarray  # w^2 of the last weighted least-squares step (0 where not used)
+    working_residuals: np.ndarray  # (y - mu) / mu.eta(eta)
+    warnings: list[str] = field(default_factory=list)
 
 
-def glm_fit(X: np.ndarray, y: np.ndarray, family: Family, epsilon: float = 1e-8, maxit: int = 25) -> IrlsResult:
-    """R's ``glm.fit`` (unit prior weights, no offset), step-halving included."""
-    eta = family.linkfun(family.mustart(y))
+def glm_fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    family: Family,
+    weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+    mustart: np.ndarray | None = None,
+    epsilon: float = 1e-8,
+    maxit: int = 25,
+) -> IrlsResult:
+    """R 4.2's ``glm.fit``: IRLS from the family's starting values, the observations with a
+    positive prior weight and a non-zero d mu / d eta, step-halving when the deviance is not
+    finite or eta/mu leave their valid range, and R's convergence rule. ``y`` is the response
+    after the family's ``initialize`` (proportions for binomial), ``weights`` the prior
+    weights after it (trials for binomial proportions)."""
+    n = len(y)
+    weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    offset = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
+    if mustart is None:
+        mustart = family.initialize(y, weights).mustart
+    eta = family.linkfun(mustart)
     mu = family.linkinv(eta)
-    dev_old = float(np.sum(family.dev_resids(y, mu)))
-    coef_old = None
+    if not (family.validmu(mu) and family.link.valideta(eta)):
+        raise GlmflowError("cannot find valid starting values: please specify some")
+    dev_old = float(np.sum(family.dev_resids(y, mu, weights)))
+    coef = coef_old = None
     converged = boundary = False
+    warnings: list[str] = []
     iterations = 0
-    while iterations < maxit:
-        iterations += 1
+    for iterations in range(1, maxit + 1):
+        variance = family.variance(mu)
+        if np.any(variance[weights > 0] == 0):
+            raise GlmflowError("0s in V(mu)")
         mu_eta = family.mu_eta(eta)
-        good = mu_eta != 0
-        z = eta[good] + (y[good] - mu[good]) / mu_eta[good]
-        w = np.sqrt(mu_eta[good] ** 2 / family.variance(mu[good]))
+        good = (weights > 0) & (mu_eta != 0)
+        if not good.any():
+            warnings.append(f"glm.fit: no observations informative at iteration {iterations}")
+            break
+        z = (eta - offset)[good] + (y - mu)[good] / mu_eta[good]
+        w = np.sqrt(weights[good] * mu_eta[good] ** 2 / variance[good])
         q, r = np.linalg.qr(X[good] * w[:, None])
-        coef = linalg.solve_triangular(r, q.T @ (z * w))
-        eta = X @ coef
+        start = linalg.solve_triangular(r, q.T @ (z * w))
+        if not np.all(np.isfinite(start)):
+            warnings.append(f"glm.fit: non-finite coefficients at iteration {iterations}")
+            break
+        eta = X @ start + offset
         mu = family.linkinv(eta)
-        dev = float(np.sum(family.dev_resids(y, mu)))
-        halvings = 0
-        while (not math.isfinite(dev) or not family.valid_mu(mu)) and coef_old is not None:
-            halvings += 1
-            if halvings > maxit:
-                raise GlmflowError("inner loop: cannot correct step size (R's glm.fit error)")
-            coef = (coef + coef_old) / 2
-            eta = X @ coef
-            mu = family.linkinv(eta)
-            dev = float(np.sum(family.dev_resids(y, mu)))
+        dev = float(np.sum(family.dev_resids(y, mu, weights)))
+        boundary = False
+        if not math.isfinite(dev):
+            if coef_old is None:
+                raise GlmflowError("no valid set of coefficients has been found: please supply starting values")
+            warnings.append("step size truncated due to divergence")
+            for _ in range(maxit + 1):
+                if math.isfinite(dev):
+                    break
+                start = (start + coef_old) / 2
+                eta = X @ start + offset
+                mu = family.linkinv(eta)
+                dev = float(np.sum(family.dev_resids(y, mu, weights)))
+            else:
+                raise GlmflowError("inner loop 1; cannot correct step size")
             boundary = True
+        if not (family.link.valideta(eta) and family.validmu(mu)):
+            if coef_old is None:
+                raise GlmflowError("no valid set of coefficients has been found: please supply starting values")
+            warnings.append("step size truncated: out of bounds")
+            for _ in range(maxit + 1):
+                if family.link.valideta(eta) and family.validmu(mu):
+                    break
+                start = (start + coef_old) / 2
+                eta = X @ start + offset
+                mu = family.linkinv(eta)
+            else:
+                raise GlmflowError("inner loop 2; cannot correct step size")
+            boundary = True
+            dev = float(np.sum(family.dev_resids(y, mu, weights)))
+        coef = start
         if abs(dev - dev_old) / (abs(dev) + 0.1) < epsilon:
             converged = True
             break
-        dev_old, coef_old = dev, coef
+        dev_old, coef_old = dev, start
     r_inv = linalg.solve_triangular(r, np.eye(r.shape[0]))
-    return IrlsResult(coef, r_inv @ r_inv.T, eta, mu, dev, iterations, converged, boundary)
+    working_weights = np.zeros(n)
+    working_weights[good] = w**2
+    return IrlsResult(
+        coef, r_inv @ r_inv.T, eta, mu, dev, iterations, converged, boundary, working_weights,
+        (y - mu) / family.mu_eta(eta), warnings,
+    )  # fmt: skip
 
 
 def wald_table(terms, estimate, vcov, df_residual: int | None = None, conf_level: float = 0.95) -> pd.DataFrame:
@@ -232,10 +203,18 @@ class ModelFit(FittedModel):
     warnings: list[str] = field(default_factory=list)
     lm_statistics: dict | None = None
     separation: dict | None = None  # binomial: term -> "Inf"/"-Inf" where the MLE does not exist
+    link: str | None = None  # None: the family's default link
+    dispersion: float = 1.0  # summary.glm's: 1 for binomial and poisson, else Pearson's estimate
+    weights: str | None = None  # the column of prior weights, as the config names it
+
+    @property
+    def family_object(self) -> Family:
+        return family(self.family, self.link)
 
     @property
     def uses_t(self) -> bool:
-        return self.family == "gaussian"
+        """t tests where the dispersion is estimated (lm, gaussian, Gamma, inverse.gaussian, quasi)."""
+        return not self.family_object.fixed_dispersion
 
     @property
     def aic(self) -> float:
@@ -253,6 +232,8 @@ class ModelFit(FittedModel):
         values = {
             "model": self.name,
             "family": self.family,
+            "link": self.family_object.link.name,
+            "dispersion": self.dispersion,
             "nobs": self.nobs,
             "n_dropped": self.design.n_dropped,
             "df": self.df_loglik,
@@ -284,10 +265,6 @@ class ModelFit(FittedModel):
         return frame.reset_index(drop=True)
 
 
-def linkinv(family: str):
-    return GLM_FAMILIES[family].linkinv if family in GLM_FAMILIES else (lambda eta: eta)
-
-
 def model_data(data: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
     """The rows a model is fitted to: the dataset, then the model's own ``filter`` (index kept)."""
     if spec.get("filter"):
@@ -296,12 +273,19 @@ def model_data(data: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
 
 
 def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
-    """Fit one configured model (``dataset``, ``formula``, ``family``, optional ``filter``)."""
-    family = spec["family"]
-    if family not in FAMILIES:
-        raise GlmflowError(f"model {name!r}: family {family!r} is not one of {', '.join(FAMILIES)}")
+    """Fit one configured model (``dataset``, ``formula``, ``family``, optional ``link``,
+    ``weights``, ``filter``): ``lm`` for gaussian with the identity link and no weights (as R's
+    users call it), R's ``glm`` otherwise."""
     where = f"model {name!r} (dataset {spec.get('dataset')!r})"
-    design = build_design(spec["formula"], model_data(data, spec, name), where)
+    try:
+        chosen = family(spec["family"], spec.get("link"))
+    except GlmflowError as error:
+        raise GlmflowError(f"{where}: {error}") from None
+    rows = model_data(data, spec, name)
+    if spec.get("weights"):
+        # R's model frame holds the weights too: a row with a missing weight is dropped (na.omit).
+        rows = rows[rows[spec["weights"]].notna()]
+    design = build_design(spec["formula"], rows, where)
     if len(design.y) == 0:
         raise GlmflowError(f"{where}: no rows left after dropping missing values")
     rank = np.linalg.matrix_rank(design.X)
@@ -310,8 +294,9 @@ def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
             f"{where}: the model matrix has rank {rank} < {design.X.shape[1]} columns "
             f"({', '.join(design.terms)}): some terms are linear combinations of others"
         )
-    fitter = _fit_lm if family == "gaussian" else _fit_glm
-    return fitter(design, spec, name)
+    if is_lm(spec):
+        return _fit_lm(design, spec, name)
+    return _fit_glm(design, spec, name, chosen, rows)
 
 
 def _common(design: Design, spec: dict, name: str) -> dict:
@@ -322,6 +307,8 @@ def _common(design: Design, spec: dict, name: str) -> dict:
         "dataset": spec.get("dataset", "data"),
         "filter": spec.get("filter"),
         "design": design,
+        "link": spec.get("link"),
+        "weights": spec.get("weights"),
     }
 
 
@@ -365,57 +352,79 @@ def _fit_lm(design: Design, spec: dict, name: str) -> ModelFit:
     )
 
 
-def _fit_glm(design: Design, spec: dict, name: str) -> ModelFit:
-    family = GLM_FAMILIES[spec["family"]]
-    problem = family.check_y(design.y)
-    if problem:
-        raise GlmflowError(f"model {name!r}: response {design.response!r}: {problem}")
-    fit = glm_fit(design.X, design.y, family)
-    y, mu = design.y, fit.mu
+def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.DataFrame) -> ModelFit:
     n, p = design.X.shape
-    null_mu = np.full(n, y.mean()) if design.has_intercept else family.linkinv(np.zeros(n))
-    warnings = []
+    prior = np.ones(n) if not spec.get("weights") else rows.loc[design.rows, spec["weights"]].to_numpy(dtype=float)
+    if np.any(prior < 0):
+        raise GlmflowError(f"model {name!r}: weights {spec['weights']!r}: negative weights not allowed")
+    try:
+        start = chosen.initialize(design.y, prior)
+    except GlmflowError as error:
+        raise GlmflowError(f"model {name!r}: response {design.response!r}: {error}") from None
+    y, weights = start.y, start.weights
+    fit = glm_fit(design.X, y, chosen, weights, mustart=start.mustart)
+    mu = fit.mu
+    n_ok = int(n - np.sum(weights == 0))
+    df_residual = n_ok - p
+    if design.has_intercept:
+        null_mu = np.full(n, np.sum(weights * y) / np.sum(weights))
+    else:
+        null_mu = chosen.linkinv(np.zeros(n))
+    warnings = list(start.warnings) + list(fit.warnings)
     if not fit.converged:
         warnings.append("glm.fit: algorithm did not converge")
     if fit.boundary:
         warnings.append("glm.fit: algorithm stopped at boundary value")
-    if family is BINOMIAL and np.any((mu > 1 - 10 * DOUBLE_EPS) | (mu < 10 * DOUBLE_EPS)):
+    eps = 10 * DOUBLE_EPS
+    if chosen.name == "binomial" and np.any((mu > 1 - eps) | (mu < eps)):
         warnings.append("glm.fit: fitted probabilities numerically 0 or 1 occurred")
-    separation = detect_separation(design.X, y, design.terms) if family is BINOMIAL else None
+    if chosen.name == "poisson" and np.any(mu < eps):
+        warnings.append("glm.fit: fitted rates numerically 0 occurred")
+    separation = detect_separation(design.X, y, design.terms, weights) if chosen.is_binomial else None
     if separation and separation.separated:
         warnings.append(separation.message())
-    if family is POISSON and np.any(y != np.round(y)):
+    if chosen.name == "poisson" and np.any(y != np.round(y)):
         first = y[y != np.round(y)][0]
         warnings.append(f"In dpois(y, mu, log = TRUE) : non-integer x = {first:.6f}")
+    if chosen.fixed_dispersion:
+        dispersion = 1.0
+    elif df_residual > 0:
+        # summary.glm: Pearson's chi-squared over the residual df, from the working weights and residuals.
+        used = fit.working_weights > 0
+        dispersion = float(np.sum((fit.working_weights * fit.working_residuals**2)[used]) / df_residual)
+    else:
+        dispersion = float("nan")
+    rank_df = p + int(chosen.dispersion_in_loglik)
+    aic = chosen.aic(y, start.n, mu, weights, fit.deviance) + 2 * p
     return ModelFit(
         **_common(design, spec, name),
         coef=fit.coef,
-        vcov=fit.cov_unscaled,  # dispersion is 1 for binomial and poisson
+        vcov=fit.cov_unscaled * dispersion,
         fitted_link=fit.eta,
         fitted=mu,
-        deviance_residuals=np.sign(y - mu) * np.sqrt(np.maximum(family.dev_resids(y, mu), 0)),
-        loglik=family.loglik(y, mu),
-        df_loglik=p,
+        # + 0.0: a zero-weight row's residual is 0, not -0 (which would print as -0.000)
+        deviance_residuals=np.sign(y - mu) * np.sqrt(np.maximum(chosen.dev_resids(y, mu, weights), 0)) + 0.0,
+        loglik=rank_df - aic / 2,  # logLik.glm
+        df_loglik=rank_df,
         deviance=fit.deviance,
-        null_deviance=float(np.sum(family.dev_resids(y, null_mu))),
-        df_residual=n - p,
-        df_null=n - int(design.has_intercept),
+        null_deviance=float(np.sum(chosen.dev_resids(y, null_mu, weights))),
+        df_residual=df_residual,
+        df_null=n_ok - int(design.has_intercept),
         iterations=fit.iterations,
         converged=fit.converged,
         warnings=warnings,
         separation={t: ("Inf" if s > 0 else "-Inf") for t, s in separation.infinite.items()} if separation else None,
+        dispersion=dispersion,
     )
 
 
-def predict(fit: ModelFit, newdata: pd.DataFrame, conf_level: float = 0.95) -> pd.DataFrame:
-    """Predictions with Wald intervals on the link scale, then transformed (as ``effects`` does)."""
-    X = design_for(fit.design, newdata)
-    df = fit.df_residual if fit.family == "gaussian" else None
-    return predict_from(X, fit.coef, fit.vcov, fit.family, newdata, conf_level, df)
+def is_lm(spec: dict) -> bool:
+    """Fitted as R's ``lm``: gaussian with the identity link and no prior weights."""
+    return spec["family"] == "gaussian" and spec.get("link", "identity") == "identity" and not spec.get("weights")
 
 
 def predict_from(
-    X, coef, vcov, family: str, newdata: pd.DataFrame, conf_level: float = 0.95, df_residual: int | None = None
+    X, coef, vcov, chosen: Family, newdata: pd.DataFrame, conf_level: float = 0.95, df_residual: int | None = None
 ) -> pd.DataFrame:
     """Link-scale predictions with Wald intervals, transformed to the response scale. For lm
     (``df_residual`` given) the intervals use t quantiles, as ``predict.lm`` and ``geom_smooth``."""
@@ -423,7 +432,7 @@ def predict_from(
     se = np.sqrt(np.einsum("ij,jk,ik->i", X, vcov, X))
     level = 0.5 + conf_level / 2
     z = special.stdtrit(df_residual, level) if df_residual else special.ndtri(level)
-    inverse = linkinv(family)
+    inverse = chosen.linkinv
     out = newdata.reset_index(drop=True).copy()
     out["link"] = link
     out["se_link"] = se

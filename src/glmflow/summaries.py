@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from glmflow.formula import deparse_formula
@@ -12,6 +14,7 @@ from glmflow.rformat import (
     coefficient_table,
     deparse_call,
     format_c,
+    format_number,
     format_pval,
     format_real,
     print_matrix,
@@ -26,13 +29,18 @@ DIGITS = 4  # max(3, getOption("digits") - 3), as print.summary.glm and print.su
 
 
 def call_text(fit: ModelFit) -> str:
+    """The call as R prints it: ``glm(formula = ..., family = binomial(link = "probit"), data = d,
+    weights = w)``; ``lm(...)`` for the models fitted as lm."""
+    lm = fit.lm_statistics is not None
     arguments = [("formula", deparse_formula(fit.formula))]
-    if fit.family != "gaussian":
-        arguments.append(("family", f'"{fit.family}"'))
+    if not lm:
+        arguments.append(("family", fit.family_object.r_call()))
     arguments.append(("data", fit.dataset))
+    if fit.weights:
+        arguments.append(("weights", fit.weights))
     if fit.filter:
         arguments.append(("subset", fit.filter))
-    return deparse_call("lm" if fit.family == "gaussian" else "glm", arguments)
+    return deparse_call("lm" if lm else "glm", arguments)
 
 
 def _missing_note(fit: ModelFit) -> str:
@@ -46,7 +54,7 @@ def summary_text(fit) -> str:
     """R's summary of an lm, glm or glmer fit."""
     if not isinstance(fit, ModelFit):
         return glmm_summary_text(fit)
-    text = _lm_summary(fit) if fit.family == "gaussian" else _glm_summary(fit)
+    text = _lm_summary(fit) if fit.lm_statistics is not None else _glm_summary(fit)
     return text + warnings_text(fit.warnings)
 
 
@@ -82,13 +90,15 @@ def _glm_summary(fit: ModelFit) -> str:
     text = f"\nCall:\n{call_text(fit)}\n\nDeviance Residuals: \n"
     text += print_named_vector(_quantiles(fit), QUANTILE_NAMES, DIGITS, gap=2)
     text += "\nCoefficients:\n" + _coefficients(fit)
-    text += f"\n(Dispersion parameter for {fit.family} family taken to be 1)\n\n"
+    dispersion = "1" if fit.family_object.fixed_dispersion else format_number(fit.dispersion, 7).strip()
+    text += f"\n(Dispersion parameter for {fit.family} family taken to be {dispersion})\n\n"
     deviances = format_real([fit.null_deviance, fit.deviance], max(5, DIGITS + 1))
     dfs = format_real([fit.df_null, fit.df_residual])
     for label, dev, df in zip(["    Null", "Residual"], deviances, dfs, strict=True):
         text += f"{label} deviance: {dev}  on {df}  degrees of freedom\n"
     text += _missing_note(fit)
-    text += f"AIC: {format_real([fit.aic], max(4, DIGITS + 1))[0]}\n\n"
+    aic = "NA" if math.isnan(fit.aic) else format_real([fit.aic], max(4, DIGITS + 1))[0]
+    text += f"AIC: {aic}\n\n"
     text += f"Number of Fisher Scoring iterations: {fit.iterations}\n\n"
     return text
 

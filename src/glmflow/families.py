@@ -1,0 +1,324 @@
+"""R's GLM families as objects: a family (variance, deviance residuals, AIC, starting values,
+the response it accepts) with a link (link function, inverse, derivative, valid range), as
+statsmodels' ``genmod/families`` and R's ``family`` objects are built.
+
+Every function is R 4.2's (``stats/R/family.R``, ``make.link``, the C code of the logit
+link and binomial deviance), clamps and all, because IRLS's path, and so R's iteration
+counts and standard errors, depend on them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from glmflow.errors import GlmflowError
+
+DOUBLE_EPS = float(np.finfo(float).eps)
+
+
+def _always_valid(values) -> bool:
+    return True
+
+
+def _positive_finite(values) -> bool:
+    return bool(np.all(np.isfinite(values)) and np.all(values > 0))
+
+
+@dataclass(frozen=True)
+class Link:
+    """``make.link(name)``."""
+
+    name: str
+    linkfun: Callable[[np.ndarray], np.ndarray]
+    linkinv: Callable[[np.ndarray], np.ndarray]
+    mu_eta: Callable[[np.ndarray], np.ndarray]
+    valideta: Callable[[np.ndarray], bool] = _always_valid
+
+
+def _logit_linkinv(eta):
+    # R's C code: eta beyond +-30 gives eps or 1/eps before the division, so mu stays in (0, 1).
+    tmp = np.where(eta < -30, DOUBLE_EPS, np.where(eta > 30, 1 / DOUBLE_EPS, np.exp(np.clip(eta, -30, 30))))
+    return tmp / (1 + tmp)
+
+
+def _logit_mu_eta(eta):
+    e = np.exp(np.clip(eta, -30, 30))
+    return np.where((eta > 30) | (eta < -30), DOUBLE_EPS, e / (1 + e) ** 2)
+
+
+_PROBIT_THRESH = -float(special.ndtri(DOUBLE_EPS))
+_CAUCHIT_THRESH = -math.tan(math.pi * (DOUBLE_EPS - 0.5))
+
+
+def _pcauchy(x):
+    return 0.5 + np.arctan(x) / math.pi
+
+
+def _dcauchy(x):
+    return 1 / (math.pi * (1 + x * x))
+
+
+def _qcauchy(p):
+    return np.tan(math.pi * (p - 0.5))
+
+
+LINKS = {
+    "logit": Link("logit", lambda mu: np.log(mu / (1 - mu)), _logit_linkinv, _logit_mu_eta),
+    "probit": Link(
+        "probit",
+        special.ndtri,
+        lambda eta: special.ndtr(np.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH)),
+        lambda eta: np.maximum(np.exp(-0.5 * eta * eta) / math.sqrt(2 * math.pi), DOUBLE_EPS),
+    ),
+    "cauchit": Link(
+        "cauchit",
+        _qcauchy,
+        lambda eta: _pcauchy(np.clip(eta, -_CAUCHIT_THRESH, _CAUCHIT_THRESH)),
+        lambda eta: np.maximum(_dcauchy(eta), DOUBLE_EPS),
+    ),
+    "cloglog": Link(
+        "cloglog",
+        lambda mu: np.log(-np.log1p(-mu)),
+        lambda eta: np.maximum(np.minimum(-np.expm1(-np.exp(eta)), 1 - DOUBLE_EPS), DOUBLE_EPS),
+        lambda eta: np.maximum(np.exp(np.minimum(eta, 700)) * np.exp(-np.exp(np.minimum(eta, 700))), DOUBLE_EPS),
+    ),
+    "identity": Link("identity", lambda mu: mu, lambda eta: eta, np.ones_like),
+    "log": Link(
+        "log",
+        np.log,
+        lambda eta: np.maximum(np.exp(eta), DOUBLE_EPS),
+        lambda eta: np.maximum(np.exp(eta), DOUBLE_EPS),
+    ),
+    "sqrt": Link("sqrt", np.sqrt, lambda eta: eta**2, lambda eta: 2 * eta, _positive_finite),
+    "1/mu^2": Link(
+        "1/mu^2", lambda mu: 1 / mu**2, lambda eta: 1 / np.sqrt(eta), lambda eta: -1 / (2 * eta**1.5), _positive_finite
+    ),
+    "inverse": Link(
+        "inverse",
+        lambda mu: 1 / mu,
+        lambda eta: 1 / eta,
+        lambda eta: -1 / eta**2,
+        lambda eta: bool(np.all(np.isfinite(eta)) and np.all(eta != 0)),
+    ),
+}
+
+
+def _y_log_y(y, mu):
+    return special.xlogy(y, y / np.where(y > 0, mu, 1.0))
+
+
+def _binomial_dev_resids(y, mu, wt):
+    return 2 * wt * (_y_log_y(y, mu) + _y_log_y(1 - y, 1 - mu))
+
+
+def _poisson_dev_resids(y, mu, wt):
+    r = mu * wt
+    positive = y > 0
+    return 2 * np.where(positive, wt * (special.xlogy(y, y / np.where(positive, mu, 1.0)) - (y - mu)), r)
+
+
+def _gamma_dev_resids(y, mu, wt):
+    return -2 * wt * (np.log(np.where(y == 0, 1.0, y / mu)) - (y - mu) / mu)
+
+
+def _log_dbinom(k, size, p):
+    return (
+        special.gammaln(size + 1)
+        - special.gammaln(k + 1)
+        - special.gammaln(size - k + 1)
+        + (special.xlogy(k, p) + special.xlog1py(size - k, -p))
+    )
+
+
+def _binomial_aic(y, n, mu, wt, dev):
+    m = n if np.any(n > 1) else wt
+    share = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
+    return float(-2 * np.sum(share * _log_dbinom(np.round(m * y), np.round(m), mu)))
+
+
+def _poisson_aic(y, n, mu, wt, dev):
+    return float(-2 * np.sum((special.xlogy(y, mu) - mu - special.gammaln(y + 1)) * wt))
+
+
+def _gaussian_aic(y, n, mu, wt, dev):
+    nobs = len(y)
+    with np.errstate(divide="ignore"):
+        return float(nobs * (math.log(dev / nobs * 2 * math.pi) + 1) + 2 - np.sum(np.log(wt)))
+
+
+def _log_dgamma(y, shape, scale):
+    return special.xlogy(shape - 1, y) - y / scale - special.gammaln(shape) - shape * np.log(scale)
+
+
+def _gamma_aic(y, n, mu, wt, dev):
+    disp = dev / np.sum(wt)
+    return float(-2 * np.sum(_log_dgamma(y, 1 / disp, mu * disp) * wt) + 2)
+
+
+def _inverse_gaussian_aic(y, n, mu, wt, dev):
+    total = np.sum(wt)
+    return float(total * (1 + math.log(dev / total * 2 * math.pi)) + 3 * np.sum(np.log(y) * wt) + 2)
+
+
+def _no_aic(y, n, mu, wt, dev):
+    return float("nan")
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a family's ``initialize`` makes of the response and the prior weights."""
+
+    y: np.ndarray
+    n: np.ndarray  # binomial trials (1 elsewhere)
+    weights: np.ndarray
+    mustart: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+
+def _binomial_start(family_name: str):
+    def start(y, weights, trials=None):
+        warnings = []
+        if trials is None:  # a 0/1 or proportion response
+            y = np.where(weights == 0, 0.0, y)
+            if np.any((y < 0) | (y > 1)):
+                raise GlmflowError(
+                    "y values must be 0 <= y <= 1 (R's message): binomial needs a 0/1 response, a factor, "
+                    "or proportions with `weights`"
+                )
+            mustart = (weights * y + 0.5) / (weights + 1)
+            m = weights * y
+            if family_name == "binomial" and np.any(np.abs(m - np.round(m)) > 1e-3):
+                warnings.append("In eval(family$initialize) : non-integer #successes in a binomial glm!")
+            return Start(y, np.ones(len(y)), weights, mustart, tuple(warnings))
+        successes, n = y, trials
+        if family_name == "binomial" and np.any(np.abs(np.r_[successes, n - successes] - np.round(
+                np.r_[successes, n - successes])) > 1e-3):  # fmt: skip
+            warnings.append("In eval(family$initialize) : non-integer counts in a binomial glm!")
+        proportion = np.where(n == 0, 0.0, successes / np.where(n == 0, 1.0, n))
+        return Start(proportion, n, weights * n, (n * proportion + 0.5) / (n + 1), tuple(warnings))
+
+    return start
+
+
+def _poisson_start(y, weights, trials=None):
+    if np.any(y < 0):
+        raise GlmflowError("negative values not allowed for the 'Poisson' family")
+    return Start(y, np.ones(len(y)), weights, y + 0.1)
+
+
+def _gaussian_start(link_name: str):
+    def start(y, weights, trials=None):
+        if (link_name == "inverse" and np.any(y == 0)) or (link_name == "log" and np.any(y <= 0)):
+            raise GlmflowError("cannot find valid starting values: please specify some")
+        return Start(y, np.ones(len(y)), weights, y.astype(float))
+
+    return start
+
+
+def _positive_start(message: str):
+    def start(y, weights, trials=None):
+        if np.any(y <= 0):
+            raise GlmflowError(message)
+        return Start(y, np.ones(len(y)), weights, y.astype(float))
+
+    return start
+
+
+@dataclass(frozen=True)
+class Family:
+    """An R family with its link: what ``glm.fit``, ``summary.glm``, ``logLik.glm`` and the
+    prediction intervals use."""
+
+    name: str  # as R spells family$family: binomial, quasibinomial, poisson, Gamma, ...
+    link: Link
+    variance: Callable[[np.ndarray], np.ndarray]
+    dev_resids: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    aic: Callable[..., float]
+    initialize: Callable[..., Start]
+    validmu: Callable[[np.ndarray], bool]
+    fixed_dispersion: bool  # binomial and poisson: 1; the others estimate it
+    dispersion_in_loglik: bool  # gaussian, Gamma, inverse.gaussian count it as a parameter
+
+    @property
+    def linkinv(self):
+        return self.link.linkinv
+
+    @property
+    def linkfun(self):
+        return self.link.linkfun
+
+    @property
+    def mu_eta(self):
+        return self.link.mu_eta
+
+    @property
+    def is_binomial(self) -> bool:
+        return self.name in ("binomial", "quasibinomial")
+
+    @property
+    def is_default_link(self) -> bool:
+        return self.link.name == DEFAULT_LINKS[self.name]
+
+    def r_call(self) -> str:
+        """The family as the R call names it: ``"binomial"``, ``binomial(link = "probit")``."""
+        return f'"{self.name}"' if self.is_default_link else f'{self.name}(link = "{self.link.name}")'
+
+
+def _binomial_validmu(mu) -> bool:
+    return bool(np.all(np.isfinite(mu)) and np.all((mu > 0) & (mu < 1)))
+
+
+DEFAULT_LINKS = {
+    "binomial": "logit",
+    "quasibinomial": "logit",
+    "poisson": "log",
+    "quasipoisson": "log",
+    "gaussian": "identity",
+    "Gamma": "inverse",
+    "inverse.gaussian": "1/mu^2",
+}
+ALLOWED_LINKS = {
+    "binomial": ["logit", "probit", "cauchit", "cloglog", "log"],
+    "quasibinomial": ["logit", "probit", "cauchit", "cloglog", "log"],
+    "poisson": ["log", "identity", "sqrt"],
+    "quasipoisson": ["log", "identity", "sqrt"],
+    "gaussian": ["identity", "log", "inverse"],
+    "Gamma": ["inverse", "log", "identity"],
+    "inverse.gaussian": ["1/mu^2", "log", "inverse", "identity"],
+}
+FAMILY_NAMES = list(DEFAULT_LINKS)
+
+
+def family(name: str, link: str | None = None) -> Family:
+    """R's ``name(link = link)``; the family's default link when ``link`` is None."""
+    if name not in DEFAULT_LINKS:
+        raise GlmflowError(f"family {name!r} is not one of {', '.join(FAMILY_NAMES)}")
+    link = link or DEFAULT_LINKS[name]
+    if link not in ALLOWED_LINKS[name]:
+        raise GlmflowError(
+            f"link {link!r} is not available for the {name} family (available: {', '.join(ALLOWED_LINKS[name])})"
+        )
+    chosen = LINKS[link]
+    if name in ("binomial", "quasibinomial"):
+        return Family(name, chosen, lambda mu: mu * (1 - mu), _binomial_dev_resids,
+                      _binomial_aic if name == "binomial" else _no_aic, _binomial_start(name), _binomial_validmu,
+                      name == "binomial", False)  # fmt: skip
+    if name in ("poisson", "quasipoisson"):
+        return Family(name, chosen, lambda mu: mu, _poisson_dev_resids, _poisson_aic if name == "poisson" else _no_aic,
+                      _poisson_start, _positive_finite, name == "poisson", False)  # fmt: skip
+    if name == "gaussian":
+        return Family(name, chosen, np.ones_like, lambda y, mu, wt: wt * (y - mu) ** 2, _gaussian_aic,
+                      _gaussian_start(link), _always_valid, False, True)  # fmt: skip
+    if name == "Gamma":
+        return Family(name, chosen, lambda mu: mu**2, _gamma_dev_resids, _gamma_aic,
+                      _positive_start("non-positive values not allowed for the 'Gamma' family"), _positive_finite,
+                      False, True)  # fmt: skip
+    return Family(name, chosen, lambda mu: mu**3, lambda y, mu, wt: wt * (y - mu) ** 2 / (y * mu**2),
+                  _inverse_gaussian_aic,
+                  _positive_start("positive values only are allowed for the 'inverse.gaussian' family"),
+                  _always_valid, False, True)  # fmt: skip

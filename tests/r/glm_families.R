@@ -1,0 +1,74 @@
+# Reference values for every family x link glmflow offers, and prior weights (R 4.2 from Debian).
+# Run from the repository root:  Rscript tests/r/glm_families.R
+# Writes tests/r/glm_families_reference.json; tests/test_families.py compares glmflow with it.
+library(jsonlite)
+options(useFancyQuotes = FALSE)
+
+titanic <- read.csv("resources/titanic_train.csv")
+names(titanic) <- c("passenger_id", "survived", "pclass", "name", "sex", "age",
+                    "sib_sp", "parch", "ticket", "fare", "cabin", "embarked")
+titanic$sex <- factor(titanic$sex)
+bdf <- read.csv("resources/bdf.csv")
+names(bdf) <- c("school_nr", "pupil_nr", "iq_verb", "iq_perf", "sex", "minority", "repeatgr",
+                "arit_pret", "class_nr", "arit_post", "lang_pret", "lang_post", "ses", "denomina",
+                "school_ses", "satiprin", "natitest", "meetings", "currmeet", "mixedgra", "percmino",
+                "aritdiff", "homework", "classsiz", "groupsiz", "iq_ver_cen", "avg_iq_ver_cen",
+                "grp_siz_cen")
+cbpp <- read.csv("resources/cbpp.csv")
+cbpp$period <- factor(cbpp$period)
+data_sets <- list(titanic = titanic, bdf = bdf, cbpp = cbpp)
+
+# name = list(dataset, formula, family, link (NULL: default), weights (NULL: none))
+models <- list(
+  binomial_probit = list("titanic", survived ~ sex + fare, "binomial", "probit"),
+  binomial_cauchit = list("titanic", survived ~ sex + fare, "binomial", "cauchit"),
+  binomial_cloglog = list("titanic", survived ~ sex + fare, "binomial", "cloglog"),
+  binomial_log = list("titanic", survived ~ sex, "binomial", "log"),
+  poisson_identity = list("cbpp", incidence ~ period, "poisson", "identity"),
+  poisson_sqrt = list("cbpp", incidence ~ period, "poisson", "sqrt"),
+  gaussian_log = list("bdf", lang_post ~ ses + iq_verb, "gaussian", "log"),
+  gaussian_inverse = list("bdf", lang_post ~ ses + iq_verb, "gaussian", "inverse"),
+  gamma_inverse = list("bdf", lang_post ~ ses + iq_verb, "Gamma", NULL),
+  gamma_log = list("bdf", lang_post ~ ses + iq_verb, "Gamma", "log"),
+  gamma_identity = list("bdf", lang_post ~ ses + iq_verb, "Gamma", "identity"),
+  inverse_gaussian = list("bdf", lang_post ~ ses + iq_verb, "inverse.gaussian", NULL),
+  inverse_gaussian_log = list("bdf", lang_post ~ ses + iq_verb, "inverse.gaussian", "log"),
+  inverse_gaussian_inverse = list("bdf", lang_post ~ ses + iq_verb, "inverse.gaussian", "inverse"),
+  inverse_gaussian_identity = list("bdf", lang_post ~ ses + iq_verb, "inverse.gaussian", "identity"),
+  quasibinomial = list("titanic", survived ~ sex + fare, "quasibinomial", NULL),
+  quasipoisson = list("titanic", sib_sp ~ sex + age, "quasipoisson", NULL),
+  binomial_weights_with_zeros = list("titanic", survived ~ fare, "binomial", NULL, "parch"),
+  poisson_weights = list("titanic", sib_sp ~ sex + age, "poisson", NULL, "pclass"),
+  gaussian_weights = list("bdf", lang_post ~ ses + iq_verb, "gaussian", NULL, "iq_perf"),
+  gamma_weights = list("bdf", lang_post ~ ses, "Gamma", "log", "iq_perf")
+)
+
+out <- list()
+for (name in names(models)) {
+  m <- models[[name]]
+  link <- if (length(m) >= 4) m[[4]] else NULL
+  weights <- if (length(m) >= 5) m[[5]] else NULL
+  family_arg <- if (is.null(link)) m[[3]] else call(m[[3]], link = link)
+  call <- bquote(glm(.(m[[2]]), family = .(family_arg), data = .(as.name(m[[1]]))))
+  if (!is.null(weights)) call$weights <- as.name(weights)
+  warned <- character()
+  fit <- withCallingHandlers(eval(call, data_sets), warning = function(w) {
+    warned <<- c(warned, conditionMessage(w))
+    invokeRestart("muffleWarning")
+  })
+  s <- summary(fit)
+  cf <- coef(s)
+  out[[name]] <- list(
+    dataset = m[[1]], formula = paste(deparse(m[[2]]), collapse = ""), family = m[[3]],
+    link = if (is.null(link)) NA else link, weights = if (is.null(weights)) NA else weights,
+    tidy = list(term = rownames(cf), estimate = unname(cf[, 1]), std_error = unname(cf[, 2]),
+                statistic = unname(cf[, 3]), p_value = unname(cf[, 4])),
+    logLik = as.numeric(logLik(fit)), AIC = AIC(fit), BIC = BIC(fit), deviance = deviance(fit),
+    null_deviance = fit$null.deviance, df_residual = df.residual(fit), df_null = fit$df.null,
+    iter = fit$iter, dispersion = s$dispersion, warnings = I(warned),
+    summary = paste(capture.output(print(s)), collapse = "\n")
+  )
+}
+out$r_version <- R.version.string
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"),
+           "tests/r/glm_families_reference.json")
