@@ -28,6 +28,7 @@ from glmflow.data import (
     r_label,
 )
 from glmflow.errors import GlmflowError
+from glmflow.families import ALLOWED_LINKS
 from glmflow.filters import FilterError, filter_columns
 from glmflow.formula import check_random_terms, random_effect_terms, required_variables, tokenize
 
@@ -160,10 +161,16 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             _check_filter(problems, f"{key}.filter", model["filter"], known)
         if "weights" in model and model["weights"] not in known:
             problems.add(f"{key}.weights", f"{model['weights']!r} is not a column of dataset {model['dataset']!r}")
-        if "weights" in model and not is_mixed(model):
-            problems.add(f"{key}.weights", "prior weights are supported for mixed binomial models only")
-        if is_mixed(model) and model["family"] == "gaussian":
-            problems.add(f"{key}.family", "linear mixed models (gaussian with ( | ) terms) are not supported")
+        if model.get("link") and model["link"] not in ALLOWED_LINKS[model["family"]]:
+            problems.add(
+                f"{key}.link",
+                f"{model['link']!r} is not a link of the {model['family']} family "
+                f"(links: {', '.join(ALLOWED_LINKS[model['family']])})",
+            )
+        if is_mixed(model) and (model["family"] not in ("binomial", "poisson") or model.get("link")):
+            problems.add(f"{key}.family", "mixed models are fitted for binomial (logit) and poisson (log) only")
+        if is_mixed(model) and "weights" in model and model["family"] != "binomial":
+            problems.add(f"{key}.weights", "a mixed model's weights are binomial trials: binomial family only")
         if not is_mixed(model) and model.get("nAGQ", 1) != 1:
             problems.add(f"{key}.nAGQ", "nAGQ applies to mixed models (a ( | ) term) only")
 

@@ -206,6 +206,8 @@ class ModelFit(FittedModel):
     link: str | None = None  # None: the family's default link
     dispersion: float = 1.0  # summary.glm's: 1 for binomial and poisson, else Pearson's estimate
     weights: str | None = None  # the column of prior weights, as the config names it
+    fit_weights: np.ndarray | None = None  # the prior weights glm.fit used, where not all 1
+    fit_y: np.ndarray | None = None  # the response glm.fit used (proportions for binomial)
 
     @property
     def family_object(self) -> Family:
@@ -262,6 +264,9 @@ class ModelFit(FittedModel):
         frame[".fitted"] = self.fitted_link
         frame[".prob"] = self.fitted
         frame[".resid"] = self.deviance_residuals
+        if self.fit_weights is not None:  # prior weights (binomial: times the trials) and the response as fitted
+            frame[".weights"] = self.fit_weights
+            frame[".y"] = self.fit_y
         return frame.reset_index(drop=True)
 
 
@@ -415,6 +420,8 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         warnings=warnings,
         separation={t: ("Inf" if s > 0 else "-Inf") for t, s in separation.infinite.items()} if separation else None,
         dispersion=dispersion,
+        fit_weights=None if np.all(weights == 1) else weights,
+        fit_y=None if np.all(weights == 1) else y,
     )
 
 
