@@ -28,6 +28,7 @@ def datasets():
         "titanic": load_dataset(resources / "titanic_train.csv", factors=["sex"]),
         "bdf": load_dataset(resources / "bdf.csv"),
         "cbpp": load_dataset(resources / "cbpp.csv", factors=["period"]),
+        "proportions": load_dataset(ROOT / "tests" / "r" / "binomial_weights_data.csv"),
     }
 
 
@@ -38,6 +39,8 @@ def fit_reference(datasets, name):
         spec["link"] = reference["link"]
     if reference["weights"]:
         spec["weights"] = reference["weights"]
+    if reference["offset"]:
+        spec["offset"] = reference["offset"]
     return fit_model(datasets[reference["dataset"]], spec, name), reference
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import operator
 
+import numpy as np
 import pandas as pd
 
 from glmflow.errors import GlmflowError
@@ -183,3 +184,66 @@ def _evaluate(node: ast.AST, data: pd.DataFrame):
     if isinstance(node, ast.Call):
         return _FUNCTIONS[node.func.id](_evaluate(node.args[0], data))
     raise FilterError(f"cannot evaluate {ast.unparse(node)!r}")  # unreachable: _check refused it
+
+
+# --- arithmetic expressions: cbind() parts, offset(), the `offset` config key -------------
+
+_MATH = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log2": np.log2, "log10": np.log10, "log1p": np.log1p,
+         "abs": np.abs}  # fmt: skip
+_EXPRESSION_OPS = {ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow}
+
+
+def parse_expression(text: str) -> ast.Expression:
+    """An arithmetic expression of columns and numbers in R's syntax (``size - incidence``,
+    ``log(exposure)``, ``x^2``): names, numbers, + - * / ^ and R's log, exp, sqrt, log2,
+    log10, log1p, abs; anything else refused with the offending token."""
+    if any(c in text for c in "@`\\'\""):
+        raise FilterError(f"{text!r}: only column names, numbers, arithmetic and {', '.join(_MATH)} are allowed")
+    try:
+        tree = ast.parse(text.strip().replace("^", "**"), mode="eval")
+    except SyntaxError as error:
+        raise FilterError(f"{text!r} is not a valid expression: {error.msg}") from None
+    for node in ast.walk(tree):
+        allowed = (
+            isinstance(node, ast.Expression | ast.Load)
+            or (isinstance(node, ast.Name) and not node.id.startswith("_"))
+            or (isinstance(node, ast.Constant) and type(node.value) in (int, float))
+            or (isinstance(node, ast.BinOp) and type(node.op) in _EXPRESSION_OPS)
+            or isinstance(node, ast.operator)
+            or (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd))
+            or isinstance(node, ast.unaryop)
+            or (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _MATH
+                and len(node.args) == 1 and not node.keywords)
+        )  # fmt: skip
+        if not allowed:
+            raise FilterError(f"{text!r}: {ast.unparse(node) if isinstance(node, ast.expr) else node!r} is not allowed")
+    return tree
+
+
+def expression_columns(text: str) -> list[str]:
+    tree = parse_expression(text)
+    calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    names = [node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id not in calls]
+    return list(dict.fromkeys(names))
+
+
+def evaluate_expression(data: pd.DataFrame, text: str) -> np.ndarray:
+    """The values of an arithmetic expression (``parse_expression``) on every row."""
+    tree = parse_expression(text)
+    unknown = [c for c in expression_columns(text) if c not in data.columns]
+    if unknown:
+        raise FilterError(f"{text!r}: {', '.join(map(repr, unknown))} not a column")
+
+    def value(node):
+        if isinstance(node, ast.Name):
+            return data[node.id].to_numpy(dtype=float)
+        if isinstance(node, ast.Constant):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp):
+            return -value(node.operand) if isinstance(node.op, ast.USub) else value(node.operand)
+        if isinstance(node, ast.BinOp):
+            return _ARITHMETIC[type(node.op)](value(node.left), value(node.right))
+        return _MATH[node.func.id](value(node.args[0]))
+
+    with np.errstate(all="ignore"):
+        return np.broadcast_to(np.asarray(value(tree.body), dtype=float), (len(data),)).copy()

@@ -10,7 +10,7 @@ parse is translated first: ``factor(x)`` is formulaic's ``C(x)`` and ``^`` insid
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from formulaic import Formula, model_matrix
 from formulaic.model_spec import ModelSpec
 
 from glmflow.errors import GlmflowError
+from glmflow.filters import evaluate_expression, expression_columns
 
 # Functions a formula may call, as R names them.
 FORMULA_FUNCTIONS = {
@@ -89,15 +90,51 @@ def split_formula(formula: str, where: str) -> tuple[str, str]:
     response, rhs = (part.strip() for part in formula.split("~"))
     if not response:
         raise GlmflowError(f"{where}: formula {formula!r} has no response left of '~'")
-    if not re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", response):
-        raise GlmflowError(f"{where}: formula {formula!r}: the response must be a column name, not {response!r}")
+    if not re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", response) and cbind_parts(response) is None:
+        raise GlmflowError(
+            f"{where}: formula {formula!r}: the response must be a column name or cbind(successes, failures), "
+            f"not {response!r}"
+        )
     if not rhs:
         raise GlmflowError(f"{where}: formula {formula!r} has no terms right of '~'")
     return response, rhs
 
 
-# Calls a formula may make besides FORMULA_FUNCTIONS: R's factor() (formulaic's C) and I().
-_CALLS = set(FORMULA_FUNCTIONS) | {"factor", "C", "I"}
+# Calls a formula may make besides FORMULA_FUNCTIONS: R's factor() (formulaic's C), I(),
+# offset() and cbind() for a binomial response.
+_CALLS = set(FORMULA_FUNCTIONS) | {"factor", "C", "I", "offset", "cbind"}
+
+
+def _top_level_split(text: str, separator: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char == "("
+        depth -= char == ")"
+        if char == separator and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [part.strip() for part in parts + [current]]
+
+
+def cbind_parts(response: str) -> tuple[str, str] | None:
+    """``cbind(successes, failures)``: the two expressions, or None for a plain response."""
+    match = re.fullmatch(r"\s*cbind\s*\((.*)\)\s*", response)
+    if not match:
+        return None
+    parts = _top_level_split(match.group(1), ",")
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
+
+
+def split_offsets(rhs: str) -> tuple[str, list[str]]:
+    """The right-hand side without its ``offset(expr)`` terms, and their expressions."""
+    terms = _top_level_split(rhs, "+")
+    offsets = [t[len("offset(") : -1] for t in terms if re.fullmatch(r"offset\s*\(.*\)", t)]
+    kept = [t for t in terms if not re.fullmatch(r"offset\s*\(.*\)", t)]
+    if any("offset" in t for t in kept):
+        raise GlmflowError(f"offset() must be a term of its own (`+ offset(log(n))`), in {rhs!r}")
+    return " + ".join(kept) if kept else "1", offsets
 
 
 def check_formula_text(formula: str, where: str) -> None:
@@ -226,16 +263,34 @@ class Design:
     n_dropped: int
     variables: list[str]
     spec: ModelSpec
+    trials: np.ndarray | None = None  # cbind(successes, failures): y holds the successes
+    offset: np.ndarray | None = None  # the sum of the offsets, on every row used
+    offsets: list[str] = field(default_factory=list)  # their expressions
+    response_columns: list[str] = field(default_factory=list)
 
     @property
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.terms
 
 
+def response_columns(response: str) -> list[str]:
+    """The columns a response reads: itself, or those of cbind()'s two expressions."""
+    parts = cbind_parts(response)
+    if parts is None:
+        return [response]
+    return list(dict.fromkeys(c for part in parts for c in expression_columns(part)))
+
+
 def required_variables(formula: str, where: str) -> tuple[str, list[str]]:
-    """The response and the data columns a formula reads."""
+    """The response and the data columns a formula reads (the response's columns first)."""
     check_formula_text(formula, where)
     response, rhs = split_formula(formula, where)
+    try:
+        rhs, offsets = split_offsets(rhs)
+        offset_columns = [c for text in offsets for c in expression_columns(text)]
+        responses = response_columns(response)
+    except GlmflowError as error:
+        raise GlmflowError(f"{where}: formula {formula!r}: {error}") from None
     try:
         needed = Formula(to_formulaic(fixed_part(rhs))).required_variables
     except GlmflowError:
@@ -244,13 +299,16 @@ def required_variables(formula: str, where: str) -> tuple[str, list[str]]:
         raise GlmflowError(f"{where}: formula {formula!r} cannot be parsed: {error}") from error
     needed_names = {str(v) for v in needed} - set(FORMULA_FUNCTIONS) - {"C"}
     needed_names |= {g for _, g in random_effect_terms(rhs)}
-    in_formula_order = [t for t in dict.fromkeys(tokenize(rhs)) if t in needed_names]
-    return response, [response] + [n for n in in_formula_order if n != response]
+    in_formula_order = [t for t in dict.fromkeys(tokenize(rhs)) if t in needed_names] + offset_columns
+    return response, list(dict.fromkeys(responses + [n for n in in_formula_order if n not in responses]))
 
 
-def build_design(formula: str, data: pd.DataFrame, where: str) -> Design:
-    """Model frame and matrix for the fixed part of ``formula``; rows with NAs dropped as na.omit."""
+def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | None = None) -> Design:
+    """Model frame and matrix for the fixed part of ``formula``; rows with NAs dropped as na.omit.
+    ``offset`` is the config's offset expression, added to the formula's ``offset()`` terms."""
     response, variables = required_variables(formula, where)
+    if offset:
+        variables = list(dict.fromkeys(variables + expression_columns(offset)))
     missing = [v for v in variables if v not in data.columns]
     if missing:
         raise GlmflowError(
@@ -259,7 +317,9 @@ def build_design(formula: str, data: pd.DataFrame, where: str) -> Design:
         )
     complete = data[variables].notna().all(axis=1).to_numpy()
     frame = data.loc[complete]
-    rhs = to_formulaic(fixed_part(split_formula(formula, where)[1]))
+    rhs_with_offsets = fixed_part(split_formula(formula, where)[1])
+    rhs_without, offsets = split_offsets(rhs_with_offsets)
+    rhs = to_formulaic(rhs_without)
     try:
         matrix = model_matrix(rhs, frame, context=FORMULA_FUNCTIONS, na_action="raise")
     except Exception as error:
@@ -267,10 +327,26 @@ def build_design(formula: str, data: pd.DataFrame, where: str) -> Design:
     X = np.asarray(matrix, dtype=float)
     if not np.isfinite(X).all():
         raise GlmflowError(f"{where}: formula {formula!r} gives NaN or Inf in the model matrix")
-    y_values = frame[response]
+    offsets = offsets + ([offset] if offset else [])
+    offset_values = np.sum([evaluate_expression(frame, text) for text in offsets], axis=0) if offsets else None
+    if offset_values is not None and not np.all(np.isfinite(offset_values)):
+        raise GlmflowError(f"{where}: the offset {' + '.join(offsets)} is not finite on every row")
+    parts = cbind_parts(response)
+    trials = None
+    if parts is None:
+        y = _numeric_response(frame[response], where, response)
+    else:
+        successes, failures = (evaluate_expression(frame, part) for part in parts)
+        if np.any(successes < 0) or np.any(failures < 0):
+            raise GlmflowError(f"{where}: {response}: successes and failures must be non-negative")
+        y, trials = successes, successes + failures
     return Design(
         response=response,
-        y=_numeric_response(y_values, where, response),
+        y=y,
+        trials=trials,
+        offset=offset_values,
+        offsets=offsets,
+        response_columns=response_columns(response),
         X=X,
         terms=[r_label(str(c)) for c in matrix.columns],
         rows=frame.index.to_numpy(),

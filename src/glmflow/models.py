@@ -208,6 +208,7 @@ class ModelFit(FittedModel):
     weights: str | None = None  # the column of prior weights, as the config names it
     fit_weights: np.ndarray | None = None  # the prior weights glm.fit used, where not all 1
     fit_y: np.ndarray | None = None  # the response glm.fit used (proportions for binomial)
+    offset: str | None = None  # the config's offset expression (formula offsets are in the formula)
 
     @property
     def family_object(self) -> Family:
@@ -290,7 +291,7 @@ def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
     if spec.get("weights"):
         # R's model frame holds the weights too: a row with a missing weight is dropped (na.omit).
         rows = rows[rows[spec["weights"]].notna()]
-    design = build_design(spec["formula"], rows, where)
+    design = build_design(spec["formula"], rows, where, spec.get("offset"))
     if len(design.y) == 0:
         raise GlmflowError(f"{where}: no rows left after dropping missing values")
     rank = np.linalg.matrix_rank(design.X)
@@ -362,19 +363,26 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
     prior = np.ones(n) if not spec.get("weights") else rows.loc[design.rows, spec["weights"]].to_numpy(dtype=float)
     if np.any(prior < 0):
         raise GlmflowError(f"model {name!r}: weights {spec['weights']!r}: negative weights not allowed")
+    if design.trials is not None and not chosen.is_binomial:
+        raise GlmflowError(f"model {name!r}: a cbind(successes, failures) response needs a binomial family")
     try:
-        start = chosen.initialize(design.y, prior)
+        start = chosen.initialize(design.y, prior, design.trials)
     except GlmflowError as error:
         raise GlmflowError(f"model {name!r}: response {design.response!r}: {error}") from None
     y, weights = start.y, start.weights
-    fit = glm_fit(design.X, y, chosen, weights, mustart=start.mustart)
+    offset = design.offset if design.offset is not None else np.zeros(n)
+    fit = glm_fit(design.X, y, chosen, weights, offset, mustart=start.mustart)
     mu = fit.mu
     n_ok = int(n - np.sum(weights == 0))
     df_residual = n_ok - p
-    if design.has_intercept:
+    if design.has_intercept and design.offset is not None:
+        # glm(): with an offset, the null model is refitted (intercept and offset).
+        null = glm_fit(np.ones((n, 1)), y, chosen, weights, offset, mustart=mu)
+        null_mu = null.mu
+    elif design.has_intercept:
         null_mu = np.full(n, np.sum(weights * y) / np.sum(weights))
     else:
-        null_mu = chosen.linkinv(np.zeros(n))
+        null_mu = chosen.linkinv(offset)
     warnings = list(start.warnings) + list(fit.warnings)
     if not fit.converged:
         warnings.append("glm.fit: algorithm did not converge")
@@ -422,12 +430,14 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         dispersion=dispersion,
         fit_weights=None if np.all(weights == 1) else weights,
         fit_y=None if np.all(weights == 1) else y,
+        offset=spec.get("offset"),
     )
 
 
 def is_lm(spec: dict) -> bool:
     """Fitted as R's ``lm``: gaussian with the identity link and no prior weights."""
-    return spec["family"] == "gaussian" and spec.get("link", "identity") == "identity" and not spec.get("weights")
+    plain = not spec.get("weights") and not spec.get("offset") and "offset(" not in spec["formula"]
+    return spec["family"] == "gaussian" and spec.get("link", "identity") == "identity" and plain
 
 
 def predict_from(

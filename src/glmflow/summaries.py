@@ -38,6 +38,8 @@ def call_text(fit: ModelFit) -> str:
     arguments.append(("data", fit.dataset))
     if fit.weights:
         arguments.append(("weights", fit.weights))
+    if fit.offset:
+        arguments.append(("offset", deparse_formula(fit.offset)))
     if fit.filter:
         arguments.append(("subset", fit.filter))
     return deparse_call("lm" if lm else "glm", arguments)

@@ -16,7 +16,8 @@ names(bdf) <- c("school_nr", "pupil_nr", "iq_verb", "iq_perf", "sex", "minority"
                 "grp_siz_cen")
 cbpp <- read.csv("resources/cbpp.csv")
 cbpp$period <- factor(cbpp$period)
-data_sets <- list(titanic = titanic, bdf = bdf, cbpp = cbpp)
+proportions <- read.csv("tests/r/binomial_weights_data.csv")
+data_sets <- list(titanic = titanic, bdf = bdf, cbpp = cbpp, proportions = proportions)
 
 # name = list(dataset, formula, family, link (NULL: default), weights (NULL: none))
 models <- list(
@@ -40,7 +41,13 @@ models <- list(
   binomial_weights_with_zeros = list("titanic", survived ~ fare, "binomial", NULL, "parch"),
   poisson_weights = list("titanic", sib_sp ~ sex + age, "poisson", NULL, "pclass"),
   gaussian_weights = list("bdf", lang_post ~ ses + iq_verb, "gaussian", NULL, "iq_perf"),
-  gamma_weights = list("bdf", lang_post ~ ses, "Gamma", "log", "iq_perf")
+  gamma_weights = list("bdf", lang_post ~ ses, "Gamma", "log", "iq_perf"),
+  cbind_response = list("cbpp", cbind(incidence, size - incidence) ~ period, "binomial", NULL),
+  cbind_cloglog = list("cbpp", cbind(incidence, size - incidence) ~ period, "binomial", "cloglog"),
+  proportion_weights = list("proportions", proportion ~ x, "binomial", NULL, "trials"),
+  offset_in_formula = list("cbpp", incidence ~ period + offset(log(size)), "poisson", NULL),
+  offset_in_config = list("cbpp", incidence ~ period, "poisson", NULL, NULL, "log(size)"),
+  quasipoisson_offset = list("cbpp", incidence ~ period + offset(log(size)), "quasipoisson", NULL)
 )
 
 out <- list()
@@ -48,9 +55,11 @@ for (name in names(models)) {
   m <- models[[name]]
   link <- if (length(m) >= 4) m[[4]] else NULL
   weights <- if (length(m) >= 5) m[[5]] else NULL
+  offset <- if (length(m) >= 6) m[[6]] else NULL
   family_arg <- if (is.null(link)) m[[3]] else call(m[[3]], link = link)
   call <- bquote(glm(.(m[[2]]), family = .(family_arg), data = .(as.name(m[[1]]))))
   if (!is.null(weights)) call$weights <- as.name(weights)
+  if (!is.null(offset)) call$offset <- str2lang(offset)
   warned <- character()
   fit <- withCallingHandlers(eval(call, data_sets), warning = function(w) {
     warned <<- c(warned, conditionMessage(w))
@@ -61,6 +70,7 @@ for (name in names(models)) {
   out[[name]] <- list(
     dataset = m[[1]], formula = paste(deparse(m[[2]]), collapse = ""), family = m[[3]],
     link = if (is.null(link)) NA else link, weights = if (is.null(weights)) NA else weights,
+    offset = if (is.null(offset)) NA else offset,
     tidy = list(term = rownames(cf), estimate = unname(cf[, 1]), std_error = unname(cf[, 2]),
                 statistic = unname(cf[, 3]), p_value = unname(cf[, 4])),
     logLik = as.numeric(logLik(fit)), AIC = AIC(fit), BIC = BIC(fit), deviance = deviance(fit),
