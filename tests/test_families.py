@@ -11,14 +11,16 @@ import pytest
 from conftest import ROOT, assert_close
 
 from glmflow.data import load_dataset
+from glmflow.errors import GlmflowError
 from glmflow.families import ALLOWED_LINKS, family
+from glmflow.interpret import predictions
 from glmflow.likelihood import likelihood_check
 from glmflow.models import fit_model
 from glmflow.summaries import summary_text
 
 RTOL = 1e-6
 REFERENCE = json.loads((ROOT / "tests" / "r" / "glm_families_reference.json").read_text())
-MODELS = sorted(name for name in REFERENCE if name != "r_version")
+MODELS = sorted(name for name in REFERENCE if name != "r_version" and not name.startswith("predict_"))
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +102,20 @@ def test_likelihood_by_hand_agrees_with_r(datasets, name):
         assert_close(check["by_hand"]["logLik"], reference["logLik"], 1e-9, "by hand")
     else:
         assert not check["applicable"]
+
+
+@pytest.mark.parametrize("name", ["offset_in_formula", "offset_in_config"])
+def test_predictions_respect_the_offset(datasets, name):
+    fit, reference = fit_reference(datasets, name)
+    expected = REFERENCE[f"predict_{name}"]
+    spec = {"formula": reference["formula"], "family": "poisson"}
+    if reference["offset"]:
+        spec["offset"] = reference["offset"]
+    cbpp = datasets["cbpp"]
+    table = predictions(cbpp, spec, name, fit.tidy(), fit.vcov_frame(), {"period": [1, 3], "size": [10, 20]})
+    assert table["period"].astype(str).tolist() == expected["period"] and table["size"].tolist() == expected["size"]
+    assert_close(table["link"], expected["link"], RTOL, "link")
+    assert_close(table["se_link"], expected["se_link"], RTOL, "se")
+    assert_close(table["prob"], expected["response"], RTOL, "response")
+    with pytest.raises(GlmflowError, match=r"offset log\(size\); give 'size' in at"):
+        predictions(cbpp, spec, name, fit.tidy(), fit.vcov_frame(), {"period": [1, 3]})

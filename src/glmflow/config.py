@@ -29,8 +29,15 @@ from glmflow.data import (
 )
 from glmflow.errors import GlmflowError
 from glmflow.families import ALLOWED_LINKS
-from glmflow.filters import FilterError, filter_columns
-from glmflow.formula import check_random_terms, random_effect_terms, required_variables, tokenize
+from glmflow.filters import FilterError, expression_columns, filter_columns
+from glmflow.formula import (
+    cbind_parts,
+    check_random_terms,
+    random_effect_terms,
+    required_variables,
+    response_columns,
+    tokenize,
+)
 
 
 def load_config_yaml(path: str | Path) -> dict:
@@ -133,6 +140,11 @@ def check_config(config: dict, base: str | Path = ".") -> None:
 
     models = config.get("models", {})
     variables: dict[str, list[str]] = {}
+
+    def predictors(model: str) -> list[str]:
+        return [v for v in variables[model] if v not in response_columns(required_variables(
+            models[model]["formula"], model)[0])]  # fmt: skip
+
     for name, model in models.items():
         key = f"models.{name}"
         if model["dataset"] not in datasets:
@@ -159,6 +171,14 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             variables.pop(name)
         if model.get("filter"):
             _check_filter(problems, f"{key}.filter", model["filter"], known)
+        if model.get("offset"):
+            try:
+                missing = [c for c in expression_columns(model["offset"]) if c not in known]
+            except GlmflowError as error:
+                problems.add(f"{key}.offset", str(error))
+            else:
+                if missing:
+                    problems.add(f"{key}.offset", f"{', '.join(map(repr, missing))} not a column of the dataset")
         if "weights" in model and model["weights"] not in known:
             problems.add(f"{key}.weights", f"{model['weights']!r} is not a column of dataset {model['dataset']!r}")
         if model.get("link") and model["link"] not in ALLOWED_LINKS[model["family"]]:
@@ -195,7 +215,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         elif is_mixed(models[model]):
             problems.add(f"{key}.model", f"predictions of mixed model {model!r} are not supported")
         elif model in variables:
-            unknown = [v for v in prediction.get("at", {}) if v not in variables[model][1:]]
+            unknown = [v for v in prediction.get("at", {}) if v not in predictors(model)]
             if unknown:
                 problems.add(f"{key}.at", f"{', '.join(map(repr, unknown))} not a predictor of model {model!r}")
     counts = interpretation.get("counts", {})
@@ -219,7 +239,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             problems.add(f"{key}.model", f"fitted curves of mixed model {figure['model']!r} are not supported")
         elif figure["model"] in variables:
             for role in ("x", "by"):
-                if role in figure and figure[role] not in variables[figure["model"]][1:]:
+                if role in figure and figure[role] not in predictors(figure["model"]):
                     problems.add(f"{key}.{role}", f"{figure[role]!r} is not a predictor of model {figure['model']!r}")
     for name, figure in figures.get("proportions", {}).items():
         key = f"figures.proportions.{name}"
@@ -253,7 +273,9 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
     predictions = config.get("interpretation", {}).get("predictions", {})
     needed: dict[str, set[str]] = {name: set() for name in config["datasets"]}
     for name, model in models.items():
-        needed[model["dataset"]] |= {variables[name][0]} | {group for _, group in random_effect_terms(model["formula"])}
+        response = required_variables(model["formula"], name)[0]
+        needed[model["dataset"]] |= set(response_columns(response))
+        needed[model["dataset"]] |= {group for _, group in random_effect_terms(model["formula"])}
         if model.get("filter"):
             needed[model["dataset"]] |= set(filter_columns(model["filter"]))
     for prediction in predictions.values():
@@ -279,8 +301,14 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
         for _, group in random_effect_terms(model["formula"]):
             if data[group].nunique() < 2:
                 problems.add(f"{key}.formula", f"grouping factor {group!r} has one level; it needs more than one")
+        if cbind_parts(required_variables(model["formula"], name)[0]) is not None:
+            continue  # cbind(successes, failures): counts, checked when fitted
         response = data[variables[name][0]]
-        if model["family"] == "binomial" and "weights" not in model:
+        if model["family"] in ("Gamma", "inverse.gaussian") and pd.api.types.is_numeric_dtype(response):
+            if (response.dropna() <= 0).any():
+                problems.add(f"{key}.formula", f"response {response.name!r} has values <= 0; {model['family']} needs "
+                             "positive values (filter them out, or choose another family)")  # fmt: skip
+        if model["family"] in ("binomial", "quasibinomial") and "weights" not in model:
             problem = _binary_response_problem(response)
             if problem:
                 problems.add(f"{key}.formula", f"response {response.name!r} {problem}")

@@ -10,6 +10,7 @@ import pandas as pd
 from glmflow.data import factor_level, r_label
 from glmflow.errors import GlmflowError
 from glmflow.families import family
+from glmflow.filters import evaluate_expression, expression_columns
 from glmflow.formula import Design, build_design, design_for
 from glmflow.models import is_lm, model_data, predict_from
 
@@ -65,7 +66,7 @@ def effect_grid(design: Design, frame: pd.DataFrame, at: dict, where: str) -> tu
     proportional distribution of its levels there (the means of its columns in the model
     matrix), and interaction columns of such terms are the products of their parts, exactly
     as effects' ``Fixup.model.matrix``. ``frame`` holds the model frame's rows."""
-    predictors = [v for v in design.variables if v != design.response]
+    predictors = [v for v in design.variables if v not in design.response_columns]
     if not at:
         raise GlmflowError(f"{where}.at: name at least one predictor (the focal predictors of the effect)")
     unknown = [v for v in at if v not in predictors]
@@ -108,15 +109,26 @@ def predictions(
 ) -> pd.DataFrame:
     """A fitted model's effect (its coefficients and covariance as written) on a grid, as
     ``effects::Effect``: the link with its SE, and the 95% interval transformed."""
-    design = build_design(model_spec["formula"], model_data(data, model_spec, model), where)
+    design = build_design(model_spec["formula"], model_data(data, model_spec, model), where, model_spec.get("offset"))
     if list(tidy["term"]) != design.terms:
         raise GlmflowError(f"{where}: the model's terms {list(tidy['term'])} do not match its formula's {design.terms}")
     grid, X = effect_grid(design, data.loc[design.rows], at or {}, where)
+    offsets = design.offsets
+    offset = None
+    if offsets:
+        # An offset is part of the prediction: its columns must be given on the grid.
+        missing = [c for text in offsets for c in expression_columns(text) if c not in at]
+        if missing:
+            needed = ", ".join(map(repr, missing))
+            raise GlmflowError(f"{where}.at: the model has the offset {' + '.join(offsets)}; give {needed} in at")
+        offset = np.sum([evaluate_expression(grid, text) for text in offsets], axis=0)
     vcov_matrix = vcov.loc[design.terms, design.terms].to_numpy()
     # t quantiles for lm, as predict.lm and geom_smooth; normal ones for glm, as effects.
     df_residual = design.X.shape[0] - design.X.shape[1] if is_lm(model_spec) else None
     chosen = family(model_spec["family"], model_spec.get("link"))
-    return predict_from(X, tidy["estimate"].to_numpy(), vcov_matrix, chosen, grid, df_residual=df_residual)
+    return predict_from(
+        X, tidy["estimate"].to_numpy(), vcov_matrix, chosen, grid, df_residual=df_residual, offset=offset
+    )
 
 
 def fitted_curve(

@@ -441,11 +441,18 @@ def is_lm(spec: dict) -> bool:
 
 
 def predict_from(
-    X, coef, vcov, chosen: Family, newdata: pd.DataFrame, conf_level: float = 0.95, df_residual: int | None = None
+    X,
+    coef,
+    vcov,
+    chosen: Family,
+    newdata: pd.DataFrame,
+    conf_level: float = 0.95,
+    df_residual: int | None = None,
+    offset: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Link-scale predictions with Wald intervals, transformed to the response scale. For lm
     (``df_residual`` given) the intervals use t quantiles, as ``predict.lm`` and ``geom_smooth``."""
-    link = X @ coef
+    link = X @ coef + (0.0 if offset is None else offset)
     se = np.sqrt(np.einsum("ij,jk,ik->i", X, vcov, X))
     level = 0.5 + conf_level / 2
     z = special.stdtrit(df_residual, level) if df_residual else special.ndtri(level)

@@ -79,6 +79,17 @@ for (name in names(models)) {
     summary = paste(capture.output(print(s)), collapse = "\n")
   )
 }
+# Predictions of models with an offset (formula and config), link scale with SEs, and the
+# response scale: predict(type = "link", se.fit = TRUE) at period 1 and 3, size 10 and 20.
+grid <- expand.grid(period = factor(c("1", "3"), levels = levels(cbpp$period)), size = c(10, 20))
+for (name in c("offset_in_formula", "offset_in_config")) {
+  fit <- if (name == "offset_in_formula") glm(incidence ~ period + offset(log(size)), poisson, cbpp) else
+    glm(incidence ~ period, poisson, cbpp, offset = log(size))
+  p <- predict(fit, newdata = grid, type = "link", se.fit = TRUE)
+  out[[paste0("predict_", name)]] <- list(period = as.character(grid$period), size = grid$size,
+                                         link = unname(p$fit), se_link = unname(p$se.fit),
+                                         response = unname(exp(p$fit)))
+}
 out$r_version <- R.version.string
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"),
            "tests/r/glm_families_reference.json")
