@@ -10,6 +10,7 @@ import math
 import pytest
 from conftest import ROOT, assert_close
 
+from glmflow.comparisons import compare_models
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.families import ALLOWED_LINKS, family
@@ -20,7 +21,8 @@ from glmflow.summaries import summary_text
 
 RTOL = 1e-6
 REFERENCE = json.loads((ROOT / "tests" / "r" / "glm_families_reference.json").read_text())
-MODELS = sorted(name for name in REFERENCE if name != "r_version" and not name.startswith("predict_"))
+MODELS = sorted(n for n in REFERENCE if n != "r_version" and not n.startswith(("predict_", "anova_")))
+ANOVAS = sorted(n for n in REFERENCE if n.startswith("anova_"))
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +121,29 @@ def test_predictions_respect_the_offset(datasets, name):
     assert_close(table["prob"], expected["response"], RTOL, "response")
     with pytest.raises(GlmflowError, match=r"offset log\(size\); give 'size' in at"):
         predictions(cbpp, spec, name, fit.tidy(), fit.vcov_frame(), {"period": [1, 3]})
+
+
+def none_or_close(actual, expected, rtol, what):
+    assert [a is None for a in actual] == [e is None for e in expected], what
+    assert_close([a for a in actual if a is not None], [e for e in expected if e is not None], rtol, what)
+
+
+@pytest.mark.parametrize("name", ANOVAS)
+def test_anova_of_several_models_matches_r(datasets, name):
+    reference = REFERENCE[name]
+    data = datasets[reference["dataset"]]
+    names = [f"m{i}" for i in range(len(reference["formulas"]))]
+    specs = {
+        n: {"formula": f, "family": reference["family"]} for n, f in zip(names, reference["formulas"], strict=True)
+    }
+    fits = [fit_model(data, specs[n], n) for n in names]
+    spec = {"models": names, "test": reference["test"]}
+    table = compare_models(spec, specs, [f.glance() for f in fits], [f.augment(data) for f in fits], data)
+    assert table["resid_df"] == reference["resid_df"] and table["df"][1:] == reference["df"][1:]
+    assert_close(table["resid_dev"], reference["resid_dev"], RTOL, "resid dev")
+    none_or_close(table["deviance"], reference["deviance"], RTOL, "deviance")
+    none_or_close(table["p_value"], reference["p_value"], RTOL, "p")
+    if reference["test"] in ("F", "Rao"):
+        none_or_close(table[reference["test"]], reference[reference["test"]], RTOL, reference["test"])
+    if name == "anova_binomial_f":
+        assert table["warnings"] == ["using F test with a 'binomial' family is inappropriate"]

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from conftest import assert_close
 
+from glmflow.comparisons import compare_models
 from glmflow.errors import GlmflowError
 from glmflow.interpret import count_table, predictions
-from glmflow.likelihood import likelihood_check, likelihood_ratio_test, loglik_by_hand
+from glmflow.likelihood import likelihood_check, loglik_by_hand
 from glmflow.models import fit_model
 
 RTOL = 1e-6
@@ -115,10 +116,10 @@ def test_poisson_and_gaussian_by_hand_against_scipy():
 def lrt_of(titanic, compact_spec, augmented_spec):
     compact = fit_model(titanic, compact_spec, "compact")
     augmented = fit_model(titanic, augmented_spec, "augmented")
-    return likelihood_ratio_test(
-        ("compact", compact.glance(), compact.augment(titanic)),
-        ("augmented", augmented.glance(), augmented.augment(titanic)),
-    )
+    spec = {"compact": "compact", "augmented": "augmented", "test": "LRT"}
+    models = {"compact": compact_spec, "augmented": augmented_spec}
+    glances = [compact.glance(), augmented.glance()]
+    return compare_models(spec, models, glances, [compact.augment(titanic), augmented.augment(titanic)], titanic)
 
 
 def test_chapter_lrt(config, titanic, r_ref):

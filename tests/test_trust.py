@@ -113,6 +113,12 @@ BAD_CONFIGS = [
     (_set("figures", "fits", "glm_sex_fare", "model", "nope"), "figures.fits.glm_sex_fare.model: no model 'nope'"),
     (_set("figures", "proportions", "survival_by_sex", "counts", "nope"), "survival_by_sex.counts: no count table"),
     (
+        _set("comparisons", "sex_steps", "models", ["glm_sex_fare", "glm_fare"]),
+        "comparisons.sex_steps: 'glm_sex_fare' has terms sex, sex:fare that 'glm_fare' lacks",
+    ),
+    (_set("comparisons", "sex_steps", "models", ["lm_fare", "glm_fare"]), "have different families or links"),
+    (_set("models", "glm_fare", "link", "sqrt"), "models.glm_fare.link: 'sqrt' is not a link of the binomial"),
+    (
         _set("interpretation", "predictions", "fare_by_sex", "at", "fare", ["cheap"]),
         "interpretation.predictions.fare_by_sex.at.fare: 'fare' is numeric; 'cheap' is not a number",
     ),

@@ -124,6 +124,7 @@ def test_changing_one_model_reruns_only_that_model(small_run):
             ("fit_model", "model=glm_sex_fare"),
             ("likelihood_check", "model=glm_sex_fare"),
             ("compare_models", "name=sex_effect"),
+            ("compare_models", "name=sex_steps"),
             ("predict", "name=fare_by_sex"),
             ("figure_fit", "name=glm_sex_fare"),
             ("report", ""),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from formulaic import Formula
 from jsonschema import Draft202012Validator
 
 from glmflow.data import (
@@ -33,9 +34,13 @@ from glmflow.filters import FilterError, expression_columns, filter_columns
 from glmflow.formula import (
     cbind_parts,
     check_random_terms,
+    fixed_part,
     random_effect_terms,
     required_variables,
     response_columns,
+    split_formula,
+    split_offsets,
+    to_formulaic,
     tokenize,
 )
 
@@ -195,16 +200,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             problems.add(f"{key}.nAGQ", "nAGQ applies to mixed models (a ( | ) term) only")
 
     for name, comparison in config.get("comparisons", {}).items():
-        pair = [comparison["compact"], comparison["augmented"]]
-        for role, model in zip(("compact", "augmented"), pair, strict=True):
-            if model not in models:
-                problems.add(f"comparisons.{name}.{role}", f"no model {model!r} in models")
-        if all(m in models for m in pair):
-            first, second = (models[m] for m in pair)
-            if first["dataset"] != second["dataset"] or first.get("filter") != second.get("filter"):
-                problems.add(f"comparisons.{name}", f"{pair[0]!r} and {pair[1]!r} are fitted to different data")
-            if first["family"] != second["family"]:
-                problems.add(f"comparisons.{name}", f"{pair[0]!r} and {pair[1]!r} have different families")
+        _check_comparison(problems, f"comparisons.{name}", comparison_models(comparison), models, variables)
 
     interpretation = config.get("interpretation", {})
     for name, prediction in interpretation.get("predictions", {}).items():
@@ -255,6 +251,53 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         _check_data(problems, config, base, variables)
     if problems:
         raise GlmflowError("config.yaml has problems (nothing was run):\n  - " + "\n  - ".join(dict.fromkeys(problems)))
+
+
+def comparison_models(comparison: dict) -> list[str]:
+    """The models of a comparison, smallest first: ``models``, or ``[compact, augmented]``."""
+    return list(comparison["models"]) if "models" in comparison else [comparison["compact"], comparison["augmented"]]
+
+
+def _model_terms(formula: str) -> set[str]:
+    rhs = split_offsets(fixed_part(split_formula(formula, "formula")[1]))[0]
+    return {str(term) for term in Formula(to_formulaic(rhs))}
+
+
+def _check_comparison(problems: _Problems, key: str, names: list[str], models: dict, variables: dict) -> None:
+    roles = ["compact", "augmented"] if len(names) == 2 else [f"models[{i}]" for i in range(len(names))]
+    unknown = [(role, name) for role, name in zip(roles, names, strict=True) if name not in models]
+    for role, name in unknown:
+        problems.add(f"{key}.{role}" if not role.startswith("models") else f"{key}.models",
+                     f"no model {name!r} in models")  # fmt: skip
+    if unknown or any(name not in variables for name in names):
+        return
+    if len(set(names)) < len(names):
+        problems.add(key, "a model is listed twice")
+        return
+    if any(is_mixed(models[name]) for name in names):
+        problems.add(key, "comparisons of mixed models are not supported")
+        return
+    first = models[names[0]]
+    for name in names[1:]:
+        spec = models[name]
+        for setting, what in [("dataset", "data"), ("filter", "data"), ("weights", "weights"), ("offset", "offset")]:
+            if spec.get(setting) != first.get(setting):
+                problems.add(key, f"{names[0]!r} and {name!r} are fitted to different {what} ({setting})")
+                return
+        if (spec["family"], spec.get("link")) != (first["family"], first.get("link")):
+            problems.add(key, f"{names[0]!r} and {name!r} have different families or links")
+            return
+        if split_formula(spec["formula"], key)[0] != split_formula(first["formula"], key)[0]:
+            problems.add(key, f"{names[0]!r} and {name!r} have different responses: they are not nested")
+            return
+    for smaller, larger in zip(names, names[1:], strict=False):
+        extra = _model_terms(models[smaller]["formula"]) - _model_terms(models[larger]["formula"])
+        if extra:
+            problems.add(
+                key,
+                f"{smaller!r} has terms {', '.join(sorted(extra))} that {larger!r} lacks: the models must be "
+                "nested, smallest first",
+            )
 
 
 def _check_filter(problems: _Problems, key: str, text: str, known: list[str]) -> None:

@@ -87,36 +87,3 @@ def likelihood_check(model: str, family: str, augment: pd.DataFrame, response: s
         "tolerance": LIKELIHOOD_TOLERANCE,
         "ok": worst <= LIKELIHOOD_TOLERANCE,
     }
-
-
-def likelihood_ratio_test(compact: tuple[str, dict, pd.DataFrame], augmented: tuple[str, dict, pd.DataFrame]) -> dict:
-    """``anova(compact, augmented, test = "LRT")`` from two models' glance and augment outputs."""
-    (name_c, glance_c, rows_c), (name_a, glance_a, rows_a) = compact, augmented
-    if len(rows_c) != len(rows_a) or not np.array_equal(rows_c[".row"], rows_a[".row"]):
-        raise GlmflowError(
-            f"models {name_c!r} ({len(rows_c)} rows) and {name_a!r} ({len(rows_a)} rows) "
-            "were not fitted to the same rows; a likelihood-ratio test needs the same data "
-            "(as R's anova: 'models were not all fitted to the same size of dataset')"
-        )
-    if glance_c["family"] != glance_a["family"]:
-        raise GlmflowError(f"models {name_c!r} and {name_a!r} have different families")
-    df = glance_c["df_residual"] - glance_a["df_residual"]
-    deviance = glance_c["deviance"] - glance_a["deviance"]
-    # anova.glm scales by the dispersion (1 here); anova.lmlist by the larger model's sigma^2.
-    scale = glance_a["sigma"] ** 2 if glance_a["family"] == "gaussian" else 1.0
-    if df > 0:
-        p_value = float(special.chdtrc(df, deviance / scale))
-    elif df < 0:
-        p_value = float(special.chdtrc(-df, -deviance / scale))
-    else:
-        p_value = None
-    return {
-        "compact": name_c,
-        "augmented": name_a,
-        "test": "LRT",
-        "resid_df": [glance_c["df_residual"], glance_a["df_residual"]],
-        "resid_dev": [glance_c["deviance"], glance_a["deviance"]],
-        "df": df,
-        "deviance": deviance,
-        "p_value": p_value,
-    }

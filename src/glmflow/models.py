@@ -209,6 +209,7 @@ class ModelFit(FittedModel):
     fit_weights: np.ndarray | None = None  # the prior weights glm.fit used, where not all 1
     fit_y: np.ndarray | None = None  # the response glm.fit used (proportions for binomial)
     offset: str | None = None  # the config's offset expression (formula offsets are in the formula)
+    working_weights: np.ndarray | None = None  # glm: the last IRLS step's weights (R's fit$weights)
 
     @property
     def family_object(self) -> Family:
@@ -265,6 +266,8 @@ class ModelFit(FittedModel):
         frame[".fitted"] = self.fitted_link
         frame[".prob"] = self.fitted
         frame[".resid"] = self.deviance_residuals
+        if self.working_weights is not None:  # R's fit$weights: of the last IRLS step (the Rao test uses them)
+            frame[".working_weight"] = self.working_weights
         if self.fit_weights is not None:  # prior weights (binomial: times the trials) and the response as fitted
             frame[".weights"] = self.fit_weights
             frame[".y"] = self.fit_y
@@ -431,6 +434,7 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         fit_weights=None if np.all(weights == 1) else weights,
         fit_y=None if np.all(weights == 1) else y,
         offset=spec.get("offset"),
+        working_weights=fit.working_weights,
     )
 
 

@@ -91,18 +91,29 @@ class ModelView:
 
 
 def lrt_table(test: dict, table_id: str) -> str:
-    """``anova(compact, augmented, test = "LRT")`` as a table, with R's digits."""
-    deviances = [d.strip() for d in format_real(test["resid_dev"], 5)]
+    """``anova(m1, m2, ..., test = ...)`` as a table, with R's digits; both comparison forms."""
+    if "models" in test:
+        models, steps = test["models"], test
+    else:  # compact/augmented: one step, scalar entries
+        models = [test["compact"], test["augmented"]]
+        steps = {key: [None, test[key]] for key in ["df", "deviance", "p_value", test["test"]] if key in test}
+
+    def cells(values, show):
+        return ["" if v is None else show(v) for v in values]
+
     frame = pd.DataFrame(
         {
-            "model": [test["compact"], test["augmented"]],
+            "model": models,
             "Resid. Df": [str(d) for d in test["resid_df"]],
-            "Resid. Dev": deviances,
-            "Df": ["", str(test["df"])],
-            "Deviance": ["", format_number(test["deviance"], 5).strip()],
-            "Pr(>Chi)": ["", format_pval([test["p_value"]], 4)[0] if test["p_value"] is not None else ""],
+            "Resid. Dev": [d.strip() for d in format_real(test["resid_dev"], 5)],
+            "Df": cells(steps["df"], str),
+            "Deviance": cells(steps["deviance"], lambda v: format_number(v, 5).strip()),
         }
     )
+    if test["test"] in ("F", "Rao"):
+        frame[test["test"]] = cells(steps[test["test"]], lambda v: format_number(v, 5).strip())
+    label = "Pr(>F)" if test["test"] == "F" else "Pr(>Chi)"
+    frame[label] = cells(steps["p_value"], lambda v: format_pval([v], 4)[0])
     return table_html(frame, table_id)
 
 

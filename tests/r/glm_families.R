@@ -90,6 +90,35 @@ for (name in c("offset_in_formula", "offset_in_config")) {
                                          link = unname(p$fit), se_link = unname(p$se.fit),
                                          response = unname(exp(p$fit)))
 }
+# anova(m1, m2, m3, test = ...) of nested models.
+anovas <- list(
+  anova_binomial_lrt = list("titanic", c("survived ~ fare", "survived ~ fare + sex", "survived ~ fare * sex"),
+                            "binomial", "LRT"),
+  anova_binomial_chisq = list("titanic", c("survived ~ fare", "survived ~ fare + sex"), "binomial", "Chisq"),
+  anova_binomial_rao = list("titanic", c("survived ~ fare", "survived ~ fare + sex", "survived ~ fare * sex"),
+                            "binomial", "Rao"),
+  anova_binomial_f = list("titanic", c("survived ~ fare", "survived ~ fare + sex"), "binomial", "F"),
+  anova_gamma_f = list("bdf", c("lang_post ~ ses", "lang_post ~ ses + iq_verb", "lang_post ~ ses * iq_verb"),
+                       "Gamma", "F"),
+  anova_quasipoisson_f = list("titanic", c("sib_sp ~ sex", "sib_sp ~ sex + parch"), "quasipoisson", "F"),
+  anova_gamma_rao = list("bdf", c("lang_post ~ ses", "lang_post ~ ses + iq_verb"), "Gamma", "Rao"),
+  anova_lm_f = list("bdf", c("lang_post ~ ses", "lang_post ~ ses + iq_verb"), "gaussian", "F")
+)
+for (name in names(anovas)) {
+  a <- anovas[[name]]
+  d <- data_sets[[a[[1]]]]
+  fits <- lapply(a[[2]], function(f) if (a[[3]] == "gaussian") lm(as.formula(f), d) else
+    glm(as.formula(f), family = a[[3]], data = d))
+  tab <- suppressWarnings(do.call(anova, c(fits, list(test = a[[4]]))))
+  entry <- list(dataset = a[[1]], formulas = a[[2]], family = a[[3]], test = a[[4]],
+                resid_df = if (a[[3]] == "gaussian") tab$Res.Df else tab[["Resid. Df"]],
+                resid_dev = if (a[[3]] == "gaussian") tab$RSS else tab[["Resid. Dev"]],
+                df = tab$Df, deviance = if (a[[3]] == "gaussian") tab[["Sum of Sq"]] else tab$Deviance,
+                p_value = tab[[ncol(tab)]])
+  if (a[[4]] == "F") entry$F <- tab$F
+  if (a[[4]] == "Rao") entry$Rao <- tab$Rao
+  out[[name]] <- entry
+}
 out$r_version <- R.version.string
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"),
            "tests/r/glm_families_reference.json")

@@ -25,10 +25,7 @@ rule likelihood_check:
 
 rule compare_models:
     input:
-        compact_glance=comparison_input("compact", "glance.json"),
-        compact_augment=comparison_input("compact", "augment.csv"),
-        augmented_glance=comparison_input("augmented", "glance.json"),
-        augmented_augment=comparison_input("augmented", "augment.csv"),
+        unpack(comparison_inputs),
     output:
         report(
             "results/comparisons/{name}.json",
@@ -44,6 +41,7 @@ rule compare_models:
         "../envs/stats.yaml"
     params:
         spec=comparison_spec,
+        models=comparison_model_specs,
         code=code_of("compare_models.py"),
     script:
         "../scripts/compare_models.py"

@@ -1,7 +1,7 @@
 # Config validation and the helpers that turn config.yaml into targets and params.
 from snakemake.utils import validate
 
-from glmflow.config import check_config, check_schema, is_mixed
+from glmflow.config import check_config, check_schema, comparison_models, is_mixed
 from glmflow.data import sha256_of
 from glmflow.fingerprint import code_fingerprint
 from glmflow.report import report_files
@@ -120,13 +120,19 @@ def comparison_spec(wildcards):
     return config["comparisons"][wildcards.name]
 
 
-def comparison_input(role, file):
-    """An input function: the ``file`` of the comparison's ``role`` model."""
+def comparison_inputs(wildcards):
+    """Each compared model's glance and augment, in the comparison's order, and the data (the
+    Rao test refits the smaller model's working residuals on the larger model's matrix)."""
+    names = comparison_models(comparison_spec(wildcards))
+    files = {"data": f"results/data/{config['models'][names[0]]['dataset']}.parquet"}
+    for i, name in enumerate(names):
+        files[f"glance_{i}"] = model_result(name, "glance.json")
+        files[f"augment_{i}"] = model_result(name, "augment.csv")
+    return files
 
-    def model_file(wildcards):
-        return model_result(comparison_spec(wildcards)[role], file)
 
-    return model_file
+def comparison_model_specs(wildcards):
+    return {name: config["models"][name] for name in comparison_models(comparison_spec(wildcards))}
 
 
 def proportions_settings(wildcards):

@@ -1,12 +1,14 @@
-"""Likelihood-ratio test of two nested models, as anova(compact, augmented, test = "LRT")."""
+"""anova() of nested models, as R's anova(m1, m2, ..., test = ...) from their written results."""
 
-import pandas as pd
-
+from glmflow.comparisons import compare_models
+from glmflow.datafile import read_dataset
 from glmflow.io import logged, read_json, write_json
-from glmflow.likelihood import likelihood_ratio_test
 
-with logged(snakemake):
-    spec, files = snakemake.params.spec, snakemake.input
-    compact = (spec["compact"], read_json(files.compact_glance), pd.read_csv(files.compact_augment))
-    augmented = (spec["augmented"], read_json(files.augmented_glance), pd.read_csv(files.augmented_augment))
-    write_json(snakemake.output[0], likelihood_ratio_test(compact, augmented))
+with logged(snakemake) as log:
+    files, params = snakemake.input, snakemake.params
+    glances = [read_json(files[f"glance_{i}"]) for i in range(len(params.models))]
+    augments = [files[f"augment_{i}"] for i in range(len(params.models))]
+    table = compare_models(params.spec, params.models, glances, augments, read_dataset(files.data))
+    for warning in table.get("warnings", []):
+        log.warning(warning)
+    write_json(snakemake.output[0], table)

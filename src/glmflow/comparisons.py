@@ -1,0 +1,138 @@
+"""Comparisons of nested models: R's ``anova(m1, m2, ..., test = ...)`` (``anova.glmlist``, and
+``anova.lmlist`` for lm fits) from the models' written results."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from glmflow.errors import GlmflowError
+from glmflow.families import family
+from glmflow.formula import build_design
+from glmflow.models import model_data
+
+TESTS = ("LRT", "Chisq", "F", "Rao")
+
+
+def anova_table(models: list[tuple[str, dict, pd.DataFrame]], test: str = "LRT", rao: list | None = None) -> dict:
+    """``anova(m1, m2, ..., test = test)`` for nested models (R's ``anova.glmlist``, and
+    ``anova.lmlist`` for lm fits), from each model's glance and augment outputs: residual df
+    and deviance per model, and per step the df, the deviance and the test; the first step's
+    entries are None (R's NA). The scale is the dispersion of the model with the fewest
+    residual df (1 for binomial and Poisson); F tests use its residual df. ``rao`` gives the
+    score statistics (``rao_scores``) for ``test = "Rao"``."""
+    if test not in TESTS:
+        raise GlmflowError(f"test {test!r} is not one of {', '.join(TESTS)}")
+    names = [name for name, _, _ in models]
+    first_rows = models[0][2][".row"].to_numpy()
+    for name, _, rows in models[1:]:
+        if len(rows) != len(first_rows) or not np.array_equal(rows[".row"].to_numpy(), first_rows):
+            raise GlmflowError(
+                f"models {names[0]!r} ({len(first_rows)} rows) and {name!r} ({len(rows)} rows) were not fitted to "
+                "the same rows (as R's anova: 'models were not all fitted to the same size of dataset')"
+            )
+    families = {(g["family"], g.get("link")) for _, g, _ in models}
+    if len(families) > 1:
+        raise GlmflowError(f"models {', '.join(map(repr, names))} have different families or links")
+    resid_df = [g["df_residual"] for _, g, _ in models]
+    resid_dev = [g["deviance"] for _, g, _ in models]
+    biggest = models[int(np.argmin(resid_df))][1]
+    lm = "sigma" in biggest
+    if lm and test == "Rao":
+        raise GlmflowError("anova of lm fits has no Rao test (R's anova.lmlist): use F or LRT")
+    scale = biggest["sigma"] ** 2 if lm else biggest.get("dispersion", 1.0)
+    fixed = biggest["family"] in ("binomial", "poisson") and not lm
+    df_scale = math.inf if fixed else min(resid_df)
+    warnings = []
+    if test == "F" and fixed:
+        warnings.append(f"using F test with a '{biggest['family']}' family is inappropriate")
+    df = [None] + [resid_df[i - 1] - resid_df[i] for i in range(1, len(models))]
+    deviance = [None] + [resid_dev[i - 1] - resid_dev[i] for i in range(1, len(models))]
+    p_value: list[float | None] = [None]
+    statistic: list[float | None] = [None]
+    for i in range(1, len(models)):
+        d, dev = df[i], deviance[i]
+        if test == "F":
+            value = None if d == 0 else (dev / d) / scale
+            ok = value is not None and value >= 0
+            statistic.append(value if ok else None)
+            p = special.fdtrc(abs(d), df_scale, value) if ok and math.isfinite(df_scale) else (
+                special.chdtrc(abs(d), value * abs(d)) if ok else None)  # fmt: skip
+        else:
+            base = rao[i] if test == "Rao" else dev
+            value = None if d == 0 else base / scale * np.sign(d)
+            ok = value is not None and value >= 0
+            statistic.append(base if test == "Rao" else None)
+            p = special.chdtrc(abs(d), value) if ok else None
+        p_value.append(None if p is None else float(p))
+    table = {
+        "models": names,
+        "test": test,
+        "resid_df": resid_df,
+        "resid_dev": resid_dev,
+        "df": df,
+        "deviance": deviance,
+        "p_value": p_value,
+        "scale": scale,
+        "warnings": warnings,
+    }
+    if test in ("F", "Rao"):
+        table[test] = statistic
+    return table
+
+
+def rao_scores(steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[float | None]:
+    """R's score statistics for anova(test = "Rao"): for each step, the smaller model's working
+    residuals ``r`` and weights ``w`` regressed (weighted least squares, with an intercept) on
+    the larger model's matrix ``X``: the null deviance minus the deviance of that fit."""
+    scores: list[float | None] = [None]
+    for r, w, X in steps:
+        keep = w > 0
+        r, w, X = r[keep], w[keep], X[keep]
+        sw = np.sqrt(w)
+        coef, *_ = np.linalg.lstsq(X * sw[:, None], r * sw, rcond=None)
+        deviance = float(np.sum(w * (r - X @ coef) ** 2))
+        centre = np.sum(w * r) / np.sum(w)
+        scores.append(float(np.sum(w * (r - centre) ** 2)) - deviance)
+    return scores
+
+
+def compare_models(spec: dict, models: dict, glances: list[dict], augments: list, data: pd.DataFrame) -> dict:
+    """A configured comparison (``compact``/``augmented`` or ``models``) from the models' glance
+    and augment files, in the comparison's order. The two-model form keeps its scalar fields
+    (``df``, ``deviance``, ``p_value`` of the one step)."""
+    names = list(spec["models"]) if "models" in spec else [spec["compact"], spec["augmented"]]
+    frames = [pd.read_csv(path) if not isinstance(path, pd.DataFrame) else path for path in augments]
+    test = spec.get("test", "LRT")
+    rao = None
+    if test == "Rao":
+        steps = []
+        for i in range(1, len(names)):
+            smaller, larger = models[names[i - 1]], models[names[i]]
+            chosen = family(smaller["family"], smaller.get("link"))
+            rows = frames[i - 1]
+            response = rows[".y"] if ".y" in rows else rows[rows.columns[1]]
+            eta, mu = rows[".fitted"].to_numpy(), rows[".prob"].to_numpy()
+            mu_eta = chosen.mu_eta(eta)
+            working_residuals = (response.to_numpy(dtype=float) - mu) / mu_eta
+            working_weights = rows[".working_weight"].to_numpy()  # R's m$weights: the last IRLS step's
+            design = build_design(larger["formula"], model_data(data, larger, names[i]), f"models.{names[i]}",
+                                  larger.get("offset"))  # fmt: skip
+            steps.append((working_residuals, working_weights, design.X))
+        rao = rao_scores(steps)
+    table = anova_table(list(zip(names, glances, frames, strict=True)), test, rao)
+    if "models" in spec:
+        return table
+    return {
+        "compact": names[0],
+        "augmented": names[1],
+        **{key: table[key] for key in ["test", "resid_df", "resid_dev"]},
+        "df": table["df"][1],
+        "deviance": table["deviance"][1],
+        "p_value": table["p_value"][1],
+        **({test: table[test][1]} if test in table else {}),
+        "warnings": table["warnings"],
+    }
