@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from glmflow.constants import DOUBLE_EPS
 from glmflow.errors import GlmflowError
-
-DOUBLE_EPS = float(np.finfo(float).eps)
 
 
 def _always_valid(values) -> bool:
@@ -263,6 +262,63 @@ class Family:
     @property
     def is_default_link(self) -> bool:
         return self.link.name == DEFAULT_LINKS[self.name]
+
+    def log_density(self, y, mu, wt=None, deviance: float | None = None) -> np.ndarray:
+        """Each row's log-likelihood contribution, as R's ``logLik.glm`` counts it (the family's
+        ``aic``): binomial ``y`` is a proportion of ``wt`` trials; gaussian, Gamma and
+        inverse.gaussian use the dispersion R's AIC uses (deviance / the sum of the weights, or
+        the mean squared residual for gaussian), computed here from ``y`` and ``mu`` unless
+        ``deviance`` is given. The quasi families have no density: NaN."""
+        y = np.asarray(y, dtype=float)
+        mu = np.asarray(mu, dtype=float)
+        w = np.ones_like(y) if wt is None else np.asarray(wt, dtype=float)
+        name = self.name
+        if name.startswith("quasi"):
+            return np.full_like(y, np.nan)
+        if name == "binomial":
+            m, k = np.round(w), np.round(w * y)
+            return np.where(w > 0, _log_dbinom(k, m, mu), 0.0)
+        if name == "poisson":
+            return w * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
+        total = float(np.sum(self.dev_resids(y, mu, w))) if deviance is None else deviance
+        if name == "gaussian":
+            sigma2 = total / len(y)  # maximum-likelihood variance, as logLik.lm and gaussian()$aic
+            with np.errstate(divide="ignore"):
+                return -0.5 * (np.log(2 * np.pi * sigma2) - np.log(w) + w * (y - mu) ** 2 / sigma2)
+        dispersion = total / np.sum(w)
+        if name == "Gamma":
+            return w * _log_dgamma(y, 1 / dispersion, mu * dispersion)
+        return w * (-0.5 * np.log(2 * np.pi * dispersion * y**3) - (y - mu) ** 2 / (2 * dispersion * mu**2 * y))
+
+    def canonical_log_density(self, y, eta, prior=1.0) -> np.ndarray:
+        """log p(y | eta) for the canonical binomial (logit) and Poisson (log) links, written in
+        eta so that it stays exact in the tails (what the mixed-model engine integrates);
+        binomial ``y`` is a proportion of ``prior`` trials."""
+        constant = self.canonical_log_constant(y, prior)
+        if self.name == "binomial" and self.link.name == "logit":
+            return prior * (y * eta - np.logaddexp(0.0, eta)) + constant
+        if self.name == "poisson" and self.link.name == "log":
+            return y * eta - np.exp(eta) + constant
+        raise GlmflowError(f"{self.name}({self.link.name}) is not a canonical binomial or Poisson family")
+
+    def canonical_log_constant(self, y, prior=1.0) -> np.ndarray:
+        """The part of log p(y) free of eta: log choose(m, m y) for binomial proportions of m
+        trials (0 for 0/1 data), -log(y!) for counts."""
+        y = np.asarray(y, dtype=float)
+        if self.name == "binomial":
+            m = np.broadcast_to(np.asarray(prior, dtype=float), y.shape)
+            k = m * y
+            return special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
+        return -special.gammaln(y + 1.0)
+
+    def canonical_weight_and_slope(self, mu):
+        """For a canonical link, d mu / d eta (the IRLS weight) and its derivative in eta."""
+        if self.name == "binomial" and self.link.name == "logit":
+            w = mu * (1.0 - mu)
+            return w, w * (1.0 - 2.0 * mu)
+        if self.name == "poisson" and self.link.name == "log":
+            return mu, mu
+        raise GlmflowError(f"{self.name}({self.link.name}) is not a canonical binomial or Poisson family")
 
     def r_call(self) -> str:
         """The family as the R call names it: ``"binomial"``, ``binomial(link = "probit")``."""

@@ -38,7 +38,7 @@ import numba
 import numpy as np
 import pandas as pd
 from numpy.polynomial.hermite_e import hermegauss
-from scipy import optimize, special
+from scipy import optimize
 
 from glmflow.errors import GlmflowError
 from glmflow.families import family as glm_family
@@ -50,32 +50,8 @@ CHECK_CONV_TOL = 2e-3  # lme4's check.conv.grad tolerance
 HESSIAN_STEP = 1e-4  # lme4's deriv12 step
 
 
-@dataclass(frozen=True)
-class _Family:
-    name: str
-    link: str
-
-    def logp(self, y, eta, prior=1.0):
-        """log p(y | eta); binomial y is a proportion of ``prior`` trials (1 for 0/1 data)."""
-        if self.name == "binomial":
-            return prior * (y * eta - np.logaddexp(0.0, eta)) + log_constant(self.name, y, prior)
-        return y * eta - np.exp(eta) + log_constant(self.name, y, prior)
-
-    def mean(self, eta):
-        return special.expit(eta) if self.name == "binomial" else np.exp(eta)
-
-    def link_of(self, mu):
-        return special.logit(mu) if self.name == "binomial" else np.log(mu)
-
-    def weight_and_slope(self, mu):
-        """d mu / d eta (the IRLS weight of a canonical link) and its derivative in eta."""
-        if self.name == "binomial":
-            w = mu * (1.0 - mu)
-            return w, w * (1.0 - 2.0 * mu)
-        return mu, mu
-
-
-FAMILIES = {"binomial": _Family("binomial", "logit"), "poisson": _Family("poisson", "log")}
+# The families a mixed model may have: canonical binomial and Poisson (glmflow.families).
+FAMILIES = {"binomial": glm_family("binomial"), "poisson": glm_family("poisson")}
 
 
 @dataclass
@@ -107,17 +83,6 @@ def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str
     return GlmmDesign(
         design=design, group=codes.astype(np.int64), group_labels=labels, group_name=group_name, prior=prior
     )
-
-
-def log_constant(family: str, y, prior):
-    """The part of log p(y) free of eta: log choose(m, m y) for binomial proportions of m
-    trials (0 for 0/1 data), -log(y!) for counts."""
-    y = np.asarray(y, dtype=float)
-    if family == "binomial":
-        m = np.broadcast_to(np.asarray(prior, dtype=float), y.shape)
-        successes = m * y
-        return special.gammaln(m + 1) - special.gammaln(successes + 1) - special.gammaln(m - successes + 1)
-    return -special.gammaln(y + 1.0)
 
 
 # Kernel families: 0/1 binomial (the vectorised path), binomial proportions with weights, Poisson.
@@ -307,7 +272,7 @@ class GlmmDeviance:
             self.family_code = _POISSON
         else:
             self.family_code = _BINOMIAL if unit else _BINOMIAL_WEIGHTED
-        self.constant = np.ascontiguousarray(log_constant(family, self.y, self.prior))
+        self.constant = np.ascontiguousarray(glm_family(family).canonical_log_constant(self.y, self.prior))
         self.nAGQ = nAGQ
         if nAGQ == 1:
             nodes, weights = np.array([0.0]), np.array([math.sqrt(2 * math.pi)])
@@ -340,8 +305,8 @@ class GlmmDeviance:
     def conditional(self, theta: float, beta: np.ndarray):
         """Modes and their conditional SDs (u scale), per group, at (theta, beta)."""
         self(np.concatenate([[theta], beta]))
-        mu = self.family.mean(self.X @ beta + theta * self.u[self.group])
-        w, _ = self.family.weight_and_slope(mu)
+        mu = self.family.linkinv(self.X @ beta + theta * self.u[self.group])
+        w, _ = self.family.canonical_weight_and_slope(mu)
         S = np.add.reduceat(self.prior * w, self.starts[:-1])
         return self.u.copy(), 1.0 / np.sqrt(1.0 + theta**2 * S)
 
@@ -451,7 +416,7 @@ class GlmmFit(FittedModel):
         modes), ``.prob`` (conditional mean) and ``.resid`` (scaled Pearson residual)."""
         frame = data.loc[self.design.rows, self.design.variables]
         frame.insert(0, ".row", self.design.rows + 1)
-        frame[".fitted"] = FAMILIES[self.family].link_of(self.fitted)
+        frame[".fitted"] = FAMILIES[self.family].linkfun(self.fitted)
         frame[".prob"] = self.fitted
         frame[".resid"] = self.scaled_residuals()
         return frame.reset_index(drop=True)
@@ -517,8 +482,8 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     covariance = 2.0 * np.linalg.inv(hessian)
     u, mode_sd = objective.conditional(theta, beta)
     family_ = FAMILIES[family]
-    mu = family_.mean(design.X @ beta + theta * u[gd.group])
-    w, _ = family_.weight_and_slope(mu)
+    mu = family_.linkinv(design.X @ beta + theta * u[gd.group])
+    w, _ = family_.canonical_weight_and_slope(mu)
     fit = GlmmFit(
         name=name,
         formula=spec["formula"],

@@ -36,13 +36,14 @@ def glmm_likelihood_check(
         def log_joint(u, y=y, eta=eta, prior=prior):
             """log p(y_j | u) + log phi(u), for an array of u."""
             u = np.atleast_1d(u)
-            logp = family.logp(y[:, None], eta[:, None] + theta * u[None, :], prior[:, None]).sum(axis=0)
+            linear = eta[:, None] + theta * u[None, :]
+            logp = family.canonical_log_density(y[:, None], linear, prior[:, None]).sum(axis=0)
             return logp - u**2 / 2 - 0.5 * np.log(2 * np.pi)
 
         found = optimize.minimize_scalar(lambda u: -log_joint(u)[0], bounds=(-30, 30), method="bounded",
                                          options={"xatol": 1e-12})  # fmt: skip
         mode = found.x
-        w, _ = family.weight_and_slope(family.mean(eta + theta * mode))
+        w, _ = family.canonical_weight_and_slope(family.linkinv(eta + theta * mode))
         scale = 1 / np.sqrt(1 + theta**2 * np.sum(prior * w))
         terms = np.log(weights) + nodes**2 / 2 + log_joint(mode + scale * nodes)
         approximation += np.log(scale) + special.logsumexp(terms)

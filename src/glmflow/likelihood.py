@@ -10,40 +10,22 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from glmflow.errors import GlmflowError
+from glmflow.families import family
 
 LIKELIHOOD_TOLERANCE = 1e-8
 
 
-def loglik_by_hand(family: str, y, fitted, weights=None) -> np.ndarray:
-    """Per-row log-likelihood contributions, written out from the densities (not the fitting
-    code): binomial (``weights`` = trials for proportions), Poisson, and for the families with a
-    dispersion the maximum-likelihood-style estimate R's logLik uses (deviance / sum of weights)."""
-    y = np.asarray(y, dtype=float)
-    mu = np.asarray(fitted, dtype=float)
-    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=float)
-    if family == "binomial":
-        m = np.round(w)
-        k = np.round(w * y)
-        log_choose = special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
-        return np.where(w > 0, log_choose + special.xlogy(k, mu) + special.xlog1py(m - k, -mu), 0.0)
-    if family == "poisson":
-        return w * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
-    if family == "gaussian":
-        sigma2 = np.sum(w * (y - mu) ** 2) / len(y)  # maximum-likelihood variance, as logLik.lm/glm use
-        with np.errstate(divide="ignore"):
-            return -0.5 * (np.log(2 * np.pi * sigma2) - np.log(w) + w * (y - mu) ** 2 / sigma2)
-    if family == "Gamma":
-        deviance = np.sum(-2 * w * (np.log(np.where(y == 0, 1.0, y / mu)) - (y - mu) / mu))
-        shape = np.sum(w) / deviance  # 1 / dispersion
-        scale = mu / shape
-        return w * (special.xlogy(shape - 1, y) - y / scale - special.gammaln(shape) - shape * np.log(scale))
-    if family == "inverse.gaussian":
-        dispersion = np.sum(w * (y - mu) ** 2 / (y * mu**2)) / np.sum(w)
-        return w * (-0.5 * np.log(2 * np.pi * dispersion * y**3) - (y - mu) ** 2 / (2 * dispersion * mu**2 * y))
-    raise GlmflowError(f"no by-hand log-likelihood for family {family!r}")
+def loglik_by_hand(family_name: str, y, fitted, weights=None) -> np.ndarray:
+    """Per-row log-likelihood contributions from the fitted values, through the family's density
+    (``glmflow.families``), not the fitting code."""
+    try:
+        return family(family_name).log_density(y, fitted, weights)
+    except GlmflowError:
+        raise
+    except KeyError:
+        raise GlmflowError(f"no log-likelihood for family {family_name!r}") from None
 
 
 def likelihood_table(y: np.ndarray, fitted: np.ndarray) -> pd.DataFrame:

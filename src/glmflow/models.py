@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, special
 
+from glmflow.constants import DOUBLE_EPS
 from glmflow.data import apply_filter
 from glmflow.errors import GlmflowError
-from glmflow.families import DOUBLE_EPS, Family, family
+from glmflow.families import Family, family
 from glmflow.formula import Design, build_design
 from glmflow.separation import detect_separation
 

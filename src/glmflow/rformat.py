@@ -14,7 +14,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 
-DOUBLE_EPS = float(np.finfo(float).eps)
+from glmflow.constants import DOUBLE_EPS
+
 _MAX_DIGITS = 22
 
 

@@ -19,12 +19,12 @@ import numba
 import numpy as np
 import pandas as pd
 
+from glmflow.constants import DOUBLE_EPS
 from glmflow.errors import GlmflowError
 from glmflow.fastexp import exp_neg as _exp_neg
 from glmflow.rrandom import RRandom, plogis
 from glmflow.study import Cell
 
-DOUBLE_EPS = float(np.finfo(float).eps)
 MAX_ITERATIONS = 25
 EPSILON = 1e-8
 

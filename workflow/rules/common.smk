@@ -122,7 +122,8 @@ def comparison_spec(wildcards):
 
 def comparison_inputs(wildcards):
     """Each compared model's glance and augment, in the comparison's order, and the data (the
-    Rao test refits the smaller model's working residuals on the larger model's matrix)."""
+    Rao test refits the smaller model's working residuals on the larger model's matrix).
+    """
     names = comparison_models(comparison_spec(wildcards))
     files = {"data": f"results/data/{config['models'][names[0]]['dataset']}.parquet"}
     for i, name in enumerate(names):
@@ -132,7 +133,10 @@ def comparison_inputs(wildcards):
 
 
 def comparison_model_specs(wildcards):
-    return {name: config["models"][name] for name in comparison_models(comparison_spec(wildcards))}
+    return {
+        name: config["models"][name]
+        for name in comparison_models(comparison_spec(wildcards))
+    }
 
 
 def proportions_settings(wildcards):
