@@ -147,3 +147,20 @@ def test_anova_of_several_models_matches_r(datasets, name):
         none_or_close(table[reference["test"]], reference[reference["test"]], RTOL, reference["test"])
     if name == "anova_binomial_f":
         assert table["warnings"] == ["using F test with a 'binomial' family is inappropriate"]
+
+
+@pytest.mark.parametrize("name", ["binomial_probit", "binomial_cloglog", "gamma_log", "inverse_gaussian"])
+def test_predictions_on_every_link(datasets, name):
+    """Link-scale fit and SE, the inverse link, and the Wald interval transformed, as R."""
+    fit, reference = fit_reference(datasets, name)
+    expected = REFERENCE[f"predict_{name}"]
+    spec = {key: reference[key] for key in ["formula", "family"]} | (
+        {"link": reference["link"]} if reference["link"] else {}
+    )
+    at = {"sex": [], "fare": [10, 100]} if reference["dataset"] == "titanic" else {"ses": [10, 30], "iq_verb": [8, 14]}
+    data = datasets[reference["dataset"]]
+    table = predictions(data, spec, name, fit.tidy(), fit.vcov_frame(), at)
+    assert_close(table["link"], expected["link"], RTOL, "link")
+    assert_close(table["se_link"], expected["se_link"], RTOL, "se")
+    for ours, theirs in [("prob", "response"), ("conf_low", "conf_low"), ("conf_high", "conf_high")]:
+        assert_close(table[ours], expected[theirs], RTOL, ours)
