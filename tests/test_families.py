@@ -164,3 +164,12 @@ def test_predictions_on_every_link(datasets, name):
     assert_close(table["se_link"], expected["se_link"], RTOL, "se")
     for ours, theirs in [("prob", "response"), ("conf_low", "conf_low"), ("conf_high", "conf_high")]:
         assert_close(table[ours], expected[theirs], RTOL, ours)
+
+
+def test_no_valid_start_is_rs_error_with_the_model(datasets):
+    """R: glm(survived ~ fare, binomial(link = "log")) stops with this error (no start values)."""
+    spec = {"formula": "survived ~ fare", "family": "binomial", "link": "log"}
+    with pytest.raises(
+        GlmflowError, match=r"model 'm' \(binomial, log link\): R's glm.fit stops here too: no valid set"
+    ):
+        fit_model(datasets["titanic"], spec, "m")

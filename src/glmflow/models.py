@@ -375,7 +375,13 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         raise GlmflowError(f"model {name!r}: response {design.response!r}: {error}") from None
     y, weights = start.y, start.weights
     offset = design.offset if design.offset is not None else np.zeros(n)
-    fit = glm_fit(design.X, y, chosen, weights, offset, mustart=start.mustart)
+    try:
+        fit = glm_fit(design.X, y, chosen, weights, offset, mustart=start.mustart)
+    except GlmflowError as error:
+        raise GlmflowError(
+            f"model {name!r} ({chosen.name}, {chosen.link.name} link): R's glm.fit stops here too: {error}; "
+            "glmflow takes no starting values, so choose another link (or family) for these data"
+        ) from None
     mu = fit.mu
     n_ok = int(n - np.sum(weights == 0))
     df_residual = n_ok - p
