@@ -26,6 +26,9 @@ CHAPTER_NUMBERS = [
     "-604.82", "1213.64", "1223.45",  # its logLik, AIC, BIC
     "1117.57", "884.31", "233.26", "< 2.2e-16",  # the likelihood-ratio test
     "0.2464", "0.206057",  # lme4's early-stopped GLMM, quoted beside ours
+    "7.25", "71.28", "7.92", "53.10",  # the first rows, as kable(digits = 2)
+    "0.09", "0.26", "0.74", "0.81",  # the sex x survived table, as kable(digits = 2)
+    "-0.94", "-0.79", "6.66",  # glm_fare's predictions, as kable(digits = 2)
 ]  # fmt: skip
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"]  # fmt: skip

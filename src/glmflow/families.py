@@ -39,15 +39,21 @@ class Link:
     valideta: Callable[[np.ndarray], bool] = _always_valid
 
 
+# R's C code for the logit link: beyond |eta| = 30, exp(eta) is replaced by eps or 1/eps (so mu
+# stays in (0, 1)) and d mu / d eta by eps. The simulation's compiled IRLS uses the same threshold.
+LOGIT_THRESHOLD = 30.0
+
+
 def _logit_linkinv(eta):
-    # R's C code: eta beyond +-30 gives eps or 1/eps before the division, so mu stays in (0, 1).
-    tmp = np.where(eta < -30, DOUBLE_EPS, np.where(eta > 30, 1 / DOUBLE_EPS, np.exp(np.clip(eta, -30, 30))))
+    t = LOGIT_THRESHOLD
+    tmp = np.where(eta < -t, DOUBLE_EPS, np.where(eta > t, 1 / DOUBLE_EPS, np.exp(np.clip(eta, -t, t))))
     return tmp / (1 + tmp)
 
 
 def _logit_mu_eta(eta):
-    e = np.exp(np.clip(eta, -30, 30))
-    return np.where((eta > 30) | (eta < -30), DOUBLE_EPS, e / (1 + e) ** 2)
+    t = LOGIT_THRESHOLD
+    e = np.exp(np.clip(eta, -t, t))
+    return np.where((eta > t) | (eta < -t), DOUBLE_EPS, e / (1 + e) ** 2)
 
 
 _PROBIT_THRESH = -float(special.ndtri(DOUBLE_EPS))

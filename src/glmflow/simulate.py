@@ -21,6 +21,7 @@ import pandas as pd
 
 from glmflow.constants import DOUBLE_EPS
 from glmflow.errors import GlmflowError
+from glmflow.families import LOGIT_THRESHOLD
 from glmflow.fastexp import exp_neg as _exp_neg
 from glmflow.rrandom import RRandom, plogis
 from glmflow.study import Cell
@@ -73,7 +74,8 @@ def simulate_cell(master_seed: int, cell: Cell, replicates: int, first: int = 0)
     return x, (u < 1.0 / (1.0 + np.exp(-(cell.b0 + cell.b1 * x)))).astype(np.float64)
 
 
-# R's logit link beyond |eta| = 30: mu is held at eps or 1 - eps and d mu / d eta at eps.
+# R's logit link (glmflow.families) beyond |eta| = LOGIT_THRESHOLD: mu is held at eps or
+# 1 - eps and d mu / d eta at eps.
 _EPS = DOUBLE_EPS
 _MU_HIGH = 1.0 / (1.0 + _EPS)
 _MU_LOW = _EPS / (1.0 + _EPS)
@@ -135,8 +137,8 @@ def _block_clamped(x, y, b0, b1, lo, hi, sums):
         yi = y[i]
         eta = b0 + b1 * xi
         magnitude = abs(eta)
-        clamped = magnitude > 30.0
-        a = _exp_neg(min(magnitude, 30.0))
+        clamped = magnitude > LOGIT_THRESHOLD
+        a = _exp_neg(min(magnitude, LOGIT_THRESHOLD))
         one_plus = 1.0 + a
         inverse = 1.0 / one_plus
         mu = inverse if eta >= 0.0 else a * inverse
@@ -168,7 +170,7 @@ def _pass(x, y, b0, b1, x_min, x_max, sums):
     magnitude is at x_min or x_max: most passes need no clamping and take the faster loop."""
     sums[:] = 0.0
     n = x.shape[0]
-    clamp = max(abs(b0 + b1 * x_min), abs(b0 + b1 * x_max)) > 30.0
+    clamp = max(abs(b0 + b1 * x_min), abs(b0 + b1 * x_max)) > LOGIT_THRESHOLD
     for lo in range(0, n, _BLOCK):
         if clamp:
             _block_clamped(x, y, b0, b1, lo, min(lo + _BLOCK, n), sums)
