@@ -7,15 +7,21 @@ Tables are pandas' ``to_html`` (escaped, with fixed ids); figures are inline SVG
 
 from __future__ import annotations
 
+import datetime
 import html
+import importlib.metadata
 import json
+import platform
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 import numpy as np
 import pandas as pd
+import yaml
 
+from glmflow.data import sha256_of
 from glmflow.formula import random_effect_terms
 from glmflow.rformat import format_number, format_pval, format_real, r_round
 
@@ -338,15 +344,6 @@ def chapter_facts(config: dict) -> dict[str, bool]:
 def provenance_context(config: dict, root: Path) -> dict:
     """What the provenance page shows and Snakemake's report does not: the config as run,
     checksums, package versions, the git commit."""
-    import datetime
-    import importlib.metadata
-    import platform
-    import subprocess
-
-    import yaml
-
-    from glmflow.data import sha256_of
-
     packages = ["glmflow", "snakemake", "numpy", "pandas", "scipy", "statsmodels", "formulaic", "numba",
                 "matplotlib", "jinja2", "pyarrow"]  # fmt: skip
     versions = {"python": platform.python_version()}
