@@ -11,6 +11,7 @@ import datetime
 import html
 import importlib.metadata
 import json
+import math
 import platform
 import subprocess
 from dataclasses import dataclass, field
@@ -54,6 +55,12 @@ def table_html(frame: pd.DataFrame, table_id: str) -> str:
     """An escaped HTML table with a fixed id (no random uuids), numbers already formatted."""
     # pandas writes table_id into the id attribute unescaped: escape it here.
     return frame.to_html(index=False, table_id=html.escape(table_id), classes="data", border=0, escape=True, na_rep="")
+
+
+def fmt(value, significant: int = 7) -> str:
+    """One number as R prints it; a missing one (a quasi family's logLik) as NA."""
+    value = float(value)
+    return "NA" if math.isnan(value) else format_number(value, significant).strip()
 
 
 def digits(values, significant: int = 7) -> list[str]:
@@ -309,7 +316,7 @@ def build_context(config: dict, files) -> dict:
         "lookup": lookup,
         "random_terms": {name: random_effect_terms(spec["formula"]) for name, spec in config["models"].items()},
         "digits": digits,
-        "fmt": lambda value, significant=7: format_number(float(value), significant).strip(),
+        "fmt": fmt,
         "fixed": lambda value, places=2: f"{float(value):.{places}f}",
     }
 
