@@ -45,6 +45,8 @@ def test_every_rule_has_log_and_benchmark():
         for block in re.split(r"\n(?=rule )", rules.read_text()):
             if block.startswith("rule "):
                 assert "    log:" in block and "    benchmark:" in block, f"{rules.name}: {block.splitlines()[0]}"
+                assert "    threads:" in block, f"{rules.name}: {block.splitlines()[0]} declares no threads"
+                assert "lambda" not in block, f"{rules.name}: {block.splitlines()[0]}: name the function in common.smk"
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():

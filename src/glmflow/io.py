@@ -68,6 +68,7 @@ def logged(snakemake):
         logger.addHandler(console)
         logger.setLevel(logging.INFO)
         logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
+        logger.info("threads %d (OPENBLAS_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OPENBLAS_NUM_THREADS"))
         if "SLURM_JOB_ID" in os.environ:  # which cluster job ran this step
             logger.info("SLURM job %s on %s", os.environ["SLURM_JOB_ID"], os.environ.get("SLURMD_NODENAME", "?"))
         try:

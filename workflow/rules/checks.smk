@@ -16,6 +16,7 @@ rule likelihood_check:
         model=GLM_PATTERN,
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         spec=model_spec,
         code=code_of("likelihood_check.py"),
@@ -39,6 +40,7 @@ rule compare_models:
         "benchmarks/comparisons/{name}.tsv"
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         spec=comparison_spec,
         models=comparison_model_specs,
@@ -66,6 +68,7 @@ rule glmm_likelihood_check:
         model=GLMM_PATTERN,
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         spec=model_spec,
         code=code_of("glmm_likelihood_check.py"),

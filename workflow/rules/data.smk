@@ -15,6 +15,7 @@ rule clean_data:
         "benchmarks/data/{dataset}.tsv"
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         spec=dataset_spec,
         content=dataset_content,

@@ -14,6 +14,7 @@ rule figure_fit:
         "benchmarks/figures/fit_{name}.tsv"
     conda:
         "../envs/report.yaml"
+    threads: 1
     params:
         figure=fit_figure_settings,
         spec=fit_figure_model_spec,
@@ -39,6 +40,7 @@ rule figure_proportions:
         "benchmarks/figures/proportions_{name}.tsv"
     conda:
         "../envs/report.yaml"
+    threads: 1
     params:
         figure=proportions_settings,
         code=code_of("figure_proportions.py"),
@@ -61,6 +63,7 @@ rule figure_study:
         "benchmarks/figures/simulation_study.tsv"
     conda:
         "../envs/report.yaml"
+    threads: 1
     params:
         code=code_of("figure_study.py"),
     script:
@@ -85,6 +88,7 @@ rule figure_caterpillar:
         model=GLMM_PATTERN,
     conda:
         "../envs/report.yaml"
+    threads: 1
     params:
         spec=model_spec,
         code=code_of("figure_caterpillar.py"),

@@ -16,6 +16,7 @@ rule predict:
         "benchmarks/interpretation/predictions/{name}.tsv"
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         model=prediction_model,
         spec=prediction_model_spec,
@@ -41,6 +42,7 @@ rule count_table:
         "benchmarks/interpretation/counts/{name}.tsv"
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         by=counts_by,
         code=code_of("count_table.py"),

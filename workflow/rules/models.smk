@@ -25,6 +25,7 @@ rule fit_model:
         model=GLM_PATTERN,
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         spec=model_spec,
         code=code_of("fit_model.py"),
@@ -60,6 +61,7 @@ rule fit_glmm:
         model=GLMM_PATTERN,
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         spec=model_spec,
         code=code_of("fit_glmm.py"),

@@ -13,6 +13,7 @@ rule report:
         "benchmarks/report.tsv"
     conda:
         "../envs/report.yaml"
+    threads: 1
     params:
         code=code_of("report.py"),
     script:
@@ -37,6 +38,7 @@ rule provenance:
         "benchmarks/provenance.tsv"
     conda:
         "../envs/report.yaml"
+    threads: 1
     params:
         code=code_of("provenance.py"),
     script:

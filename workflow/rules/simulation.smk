@@ -7,6 +7,7 @@ rule simulate_demo:
         "benchmarks/simulation/demo_data.tsv"
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         spec=config["simulation"].get("demo"),
         code=code_of("simulate_demo.py"),
@@ -31,6 +32,7 @@ rule fit_simulation_demo:
         "benchmarks/simulation/demo_fit.tsv"
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         code=code_of("fit_simulation_demo.py"),
     script:
@@ -69,6 +71,7 @@ rule gather_simulation:
         "benchmarks/simulation/gather.tsv"
     conda:
         "../envs/stats.yaml"
+    threads: 1
     params:
         code=code_of("gather_simulation.py"),
     script:

@@ -1,11 +1,11 @@
-"""``python -m glmflow.bench {simulate,glmm}``: speed against a baseline timed beside it."""
+"""``python -m glmflow.bench {simulate,glmm,workflow}``: speed against a baseline timed beside it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from glmflow.bench import glmm, simulate
+from glmflow.bench import glmm, simulate, workflow
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,9 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     glmm_parser.add_argument("--nagq", type=int, nargs="+", default=[1, 10])
     glmm_parser.add_argument("--repeats", type=int, default=7, help="timed fits after a warm-up; the median is kept")
     glmm_parser.add_argument("--with-r", action="store_true", help="also time glmer with Rscript, if installed")
+    workflow_parser = commands.add_parser("workflow", help="the whole workflow: clean, no-op, and per added GLM")
+    workflow_parser.add_argument("--repeats", type=int, default=3, help="clean runs; the median is kept")
+    workflow_parser.add_argument("--extra-models", type=int, default=50, help="GLMs added for the per-model cost")
+    workflow_parser.add_argument("--cores", type=int, default=2)
     arguments = parser.parse_args(argv)
     if arguments.command == "simulate":
         simulate.run(arguments.sizes, arguments.replicates, arguments.baseline_fits, arguments.repeats)
+    elif arguments.command == "workflow":
+        workflow.run(arguments.repeats, arguments.extra_models, arguments.cores)
     else:
         glmm.run(arguments.nagq, arguments.repeats, arguments.with_r)
     return 0
