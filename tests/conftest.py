@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from glmflow.data import load_dataset
+from glmflow.project import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 # The chapter's R values (R 4.2, lme4 1.1-31) and text; see tests/reference/README.md.
@@ -72,26 +72,10 @@ def assert_close(actual, expected, rtol, what=""):
 
 # --- the real Snakemake on a temporary copy of the workflow ---------------------------------
 
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "resources", "profiles"]
 # The small config (one model of each kind, a 2 x 2 study): for workflow tests that do not
 # need the chapter's numbers. Tests on the full config are marked `slow` (CI runs them too).
 SMALL_CONFIG = ROOT / "tests" / "config" / "small.yaml"
-
-
-def copy_workflow(destination: Path, config: Path | None = None) -> Path:
-    """A copy of the workflow in ``destination``; ``config`` replaces its config.yaml."""
-    destination.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
-        source = ROOT / name
-        if source.is_symlink():
-            (destination / name).symlink_to(source.readlink())
-        elif source.is_dir():
-            shutil.copytree(source, destination / name)
-        else:
-            shutil.copy(source, destination / name)
-    if config is not None:
-        shutil.copy(config, destination / "config.yaml")
-    return destination
+copy_workflow = copy_project
 
 
 def snakemake(directory: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -21,22 +21,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[3]
-PROJECT_FILES = ["Snakefile", "config.yaml", "workflow", "resources", "profiles"]
+from glmflow.project import copy_project
+
 OUTPUTS = ["results", "logs", "benchmarks", ".snakemake"]
-
-
-def _copy(destination: Path) -> Path:
-    destination.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_symlink():
-            (destination / name).symlink_to(source.readlink())
-        elif source.is_dir():
-            shutil.copytree(source, destination / name)
-        else:
-            shutil.copy(source, destination / name)
-    return destination
 
 
 def _timed_snakemake(directory: Path, cores: int) -> tuple[float, int]:
@@ -59,7 +46,7 @@ def _clean(directory: Path) -> None:
 def run(repeats: int, extra: int, cores: int) -> None:
     print(f"# load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}, cores {cores}", flush=True)
     with tempfile.TemporaryDirectory(prefix="glmflow-bench-") as tmp:
-        directory = _copy(Path(tmp) / "project")
+        directory = copy_project(Path(tmp) / "project")
         full, noop, jobs = [], [], 0
         for _ in range(repeats):
             _clean(directory)
