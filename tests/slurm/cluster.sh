@@ -106,6 +106,9 @@ stop() {
   for daemon in slurmd slurmctld munged; do
     pkill -x "$daemon" 2>/dev/null || true
   done
+  # Without a controller, a slurm.conf makes every `scontrol show config` wait 9 s, and the
+  # SLURM executor plugin asks it whenever Snakemake starts, local runs too: set it aside.
+  [ -f "$CONF" ] && mv "$CONF" "$CONF.stopped"
   for _ in $(seq 50); do
     running slurmd || running slurmctld || running munged || { echo "cluster.sh: stopped"; return 0; }
     sleep 0.1
