@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+# The chapter's fit of its simulated data set, glm(response ~ 1 + x, binomial): defined once,
+# for the fit, its figure and the report (here, as this module is light enough for the Snakefile).
+DEMO_MODEL = {"dataset": "simulated", "formula": "response ~ 1 + x", "family": "binomial"}
+
 
 @dataclass(frozen=True)
 class Cell:

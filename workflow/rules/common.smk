@@ -5,7 +5,7 @@ from glmflow.config import check_config, check_schema, comparison_models, is_mix
 from glmflow.data import sha256_of
 from glmflow.fingerprint import code_fingerprint
 from glmflow.report import report_files
-from glmflow.study import study_cells
+from glmflow.study import DEMO_MODEL, study_cells
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 check_schema(config, SCHEMA)  # every problem under its key, in words
@@ -165,11 +165,7 @@ def _fit_figures():
     if "demo" in SIMULATION:
         figures["simulation_demo"] = {
             "figure": {"x": "x", "y_label": "p(response)", "point_alpha": 0.1},
-            "spec": {
-                "dataset": "simulated",
-                "formula": "response ~ 1 + x",
-                "family": "binomial",
-            },
+            "spec": DEMO_MODEL,
             "model": "simulation_demo",
             "data": "results/simulation/demo/data.csv",
             "results": "results/simulation/demo",

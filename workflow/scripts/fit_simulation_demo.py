@@ -5,11 +5,12 @@ from glmflow.errors import GlmflowError
 from glmflow.io import logged, write_csv, write_json
 from glmflow.likelihood import likelihood_check, likelihood_table
 from glmflow.models import fit_model
+from glmflow.study import DEMO_MODEL
 from glmflow.summaries import write_model_outputs
 
 with logged(snakemake):
     data = read_dataset(snakemake.input.data)
-    spec = {"dataset": "simulated", "formula": "response ~ 1 + x", "family": "binomial"}
+    spec = DEMO_MODEL
     fit = fit_model(data, spec, "simulation_demo")
     write_model_outputs(fit, data, snakemake.output)
     write_csv(snakemake.output.likelihood, likelihood_table(fit.design.y, fit.fitted))
