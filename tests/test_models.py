@@ -93,6 +93,7 @@ def test_own_models_match_r(titanic, extra_ref, name):
         for key in ["r_squared", "adj_r_squared", "sigma"]:
             assert_close(glance[key], reference[key], RTOL, key)
         assert_close(glance["fstatistic"], reference["fstatistic"], RTOL, "fstatistic")
+        assert_close(glance["dispersion"], reference["sigma"] ** 2, RTOL, "dispersion = sigma^2")
     else:
         assert_close(glance["null_deviance"], reference["null_deviance"], RTOL, "null deviance")
         assert glance["iterations"] == reference["iter"]

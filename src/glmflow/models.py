@@ -359,6 +359,7 @@ def _fit_lm(design: Design, spec: dict, name: str) -> ModelFit:
         iterations=None,
         converged=True,
         lm_statistics=statistics,
+        dispersion=rss / (n - p),  # sigma^2, as summary.lm's sigma squared (glance's `dispersion`)
     )
 
 
