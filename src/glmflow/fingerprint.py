@@ -60,9 +60,21 @@ def code_files(script: str) -> tuple[Path, ...]:
 
 @cache
 def code_fingerprint(script: str) -> str:
-    """sha256 (16 hex digits) of the content of ``code_files(script)``, paths relative."""
+    """sha256 (16 hex digits) of the content of ``code_files(script)``, each file under a name
+    that does not depend on where the checkout or the package lies (``glmflow/figures.py``, the
+    script's file name), in the order of those names.
+
+    Sorting by absolute path made the digest depend on the location: a workflow copied to
+    /tmp/... with the package installed from /ciB/src hashed the script first, the same files
+    under one directory hashed it last, so every job reran (CI, stop 15)."""
+    named = sorted((_location_free_name(path), path) for path in code_files(script))
     digest = hashlib.sha256()
-    for path in code_files(script):
-        name = path.relative_to(PACKAGE.parent) if path.is_relative_to(PACKAGE.parent) else path.name
+    for name, path in named:
         digest.update(f"{name}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def _location_free_name(path: Path) -> str:
+    if path.is_relative_to(PACKAGE.parent):
+        return path.relative_to(PACKAGE.parent).as_posix()
+    return f"script/{path.name}"
