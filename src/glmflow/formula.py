@@ -37,7 +37,6 @@ _TOKEN = re.compile(
     r"|(?P<op>%in%|==|!=|<=|>=|&&|\|\||[-+*/:^~|<>()&,!])"
     r"|(?P<string>\"[^\"]*\"|'[^']*'))"
 )
-_RANDOM_TERM = re.compile(r"\(([^()|]*)\|([^()]*)\)")
 
 
 def tokenize(formula: str) -> list[str]:
@@ -165,36 +164,76 @@ def check_formula_text(formula: str, where: str) -> None:
             )
 
 
-def check_random_terms(formula: str, where: str) -> tuple[str, str]:
-    """The one ``(1 | group)`` term that the mixed-model engine fits; anything else refused."""
+@dataclass(frozen=True)
+class RandomTerm:
+    """A random-effect term as written: ``(expression | group)``, or ``(expression || group)``
+    (uncorrelated). ``group`` is a column, an interaction ``a:b`` or a nesting ``a/b``."""
+
+    expression: str
+    group: str
+    uncorrelated: bool = False
+
+    @property
+    def group_columns(self) -> list[str]:
+        return [name.strip() for name in re.split(r"[/:]", self.group)]
+
+    def __str__(self) -> str:
+        return f"({self.expression} {'||' if self.uncorrelated else '|'} {self.group})"
+
+
+def _random_spans(rhs: str) -> list[tuple[int, int, RandomTerm]]:
+    """Where the random-effect terms are: each top-level ``( ... | ... )`` group (a parenthesis
+    that opens a call, such as ``I(...)``, is not one)."""
+    spans, depth, start = [], 0, None
+    for position, char in enumerate(rhs):
+        if char == "(":
+            before = rhs[:position].rstrip()
+            if depth == 0 and not (before and (before[-1].isalnum() or before[-1] in "._")):
+                start = position
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0 and start is not None:
+                inner = rhs[start + 1 : position]
+                parts = _top_level_split(inner, "|")
+                if len(parts) == 2:
+                    spans.append((start, position + 1, RandomTerm(parts[0], parts[1])))
+                elif len(parts) == 3 and parts[1] == "":
+                    spans.append((start, position + 1, RandomTerm(parts[0], parts[2], uncorrelated=True)))
+                start = None
+    return spans
+
+
+def random_effect_terms(formula: str) -> list[RandomTerm]:
+    """The random-effect terms of a mixed-model formula, in the order written."""
+    return [term for _, _, term in _random_spans(formula)]
+
+
+def check_random_terms(formula: str, where: str) -> list[RandomTerm]:
+    """lme4's random-effect syntax: ``(expr | g)``, ``(expr || g)``, ``g`` one column, ``a:b``
+    or ``a/b`` (any depth); ``expr`` in the fixed-effect language. Anything else refused."""
     terms = random_effect_terms(formula)
-    if len(terms) != 1:
-        raise GlmflowError(
-            f"{where}: formula {formula!r} has {len(terms)} random-effect terms; glmflow fits exactly one, "
-            "a random intercept (1 | group)"
-        )
-    expression, group_name = terms[0]
-    if expression.replace(" ", "") != "1":
-        raise GlmflowError(
-            f"{where}: formula {formula!r}: random term ({expression} | {group_name}) is not supported; "
-            "only random intercepts (1 | group)"
-        )
-    if not _is_name(group_name) or "." in group_name:
-        raise GlmflowError(f"{where}: grouping {group_name!r} must be one column (no nesting or interactions)")
-    return expression, group_name
-
-
-def random_effect_terms(formula: str) -> list[tuple[str, str]]:
-    """The ``(expr | group)`` terms of a mixed-model formula, as (expr, group) pairs."""
-    return [(a.strip(), b.strip()) for a, b in _RANDOM_TERM.findall(formula)]
+    for term in terms:
+        if not term.expression:
+            raise GlmflowError(f"{where}: formula {formula!r}: random term {term} has no terms left of the bar")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(\s*[/:]\s*[A-Za-z][A-Za-z0-9_]*)*", term.group):
+            raise GlmflowError(
+                f"{where}: formula {formula!r}: random term {term}: the grouping must be a column, "
+                "a:b (interaction) or a/b (b nested in a), not " + repr(term.group)
+            )
+        if "|" in term.expression or any(p.strip().startswith("(") for p in _top_level_split(term.expression, "+")):
+            raise GlmflowError(f"{where}: formula {formula!r}: random term {term} cannot be nested in another")
+        check_formula_text(f"y ~ {term.expression}", f"{where}: random term {term}")
+    return terms
 
 
 def fixed_part(rhs: str) -> str:
-    """The right-hand side without its ``( | )`` terms."""
-    text = _RANDOM_TERM.sub("", rhs)
-    text = re.sub(r"\+\s*(?=\+|$)", "", text.strip())
-    text = re.sub(r"^\s*\+", "", text).strip()
-    return text or "1"
+    """The right-hand side without its random-effect terms."""
+    text = rhs
+    for start, end, _ in reversed(_random_spans(rhs)):
+        text = text[:start] + text[end:]
+    kept = [part for part in _top_level_split(text, "+") if part]
+    return " + ".join(kept) or "1"
 
 
 def to_formulaic(rhs: str) -> str:
@@ -297,8 +336,14 @@ def required_variables(formula: str, where: str) -> tuple[str, list[str]]:
         raise
     except Exception as error:
         raise GlmflowError(f"{where}: formula {formula!r} cannot be parsed: {error}") from error
-    needed_names = {str(v) for v in needed} - set(FORMULA_FUNCTIONS) - {"C"}
-    needed_names |= {g for _, g in random_effect_terms(rhs)}
+    needed_names = {str(v) for v in needed}
+    for term in random_effect_terms(rhs):
+        try:
+            needed_names |= {str(v) for v in Formula(to_formulaic(term.expression)).required_variables}
+        except Exception as error:
+            raise GlmflowError(f"{where}: formula {formula!r}: random term {term} cannot be parsed: {error}") from error
+        needed_names |= set(term.group_columns)
+    needed_names -= set(FORMULA_FUNCTIONS) | {"C"}
     in_formula_order = [t for t in dict.fromkeys(tokenize(rhs)) if t in needed_names] + offset_columns
     return response, list(dict.fromkeys(responses + [n for n in in_formula_order if n not in responses]))
 

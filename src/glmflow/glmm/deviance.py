@@ -1,0 +1,130 @@
+"""Stage 2, lme4's ``mkGlmerDevfun``: the Laplace deviance as a function of (theta, beta).
+
+Each call runs PIRLS (``glmflow.glmm.pirls``, compiled) for the conditional modes u from the
+previous call's modes, to a step below 1e-10, then returns -2 log p(y | u) + |u|^2 + log|H|
+with everything at that u. lme4 stops PIRLS at a relative change of 1e-7 in the penalised
+deviance and takes log|H| at the previous iteration's weights: its default fits lie up to
+0.006 of -2 logLik above the optimum (glmm_general_reference.json); the tight tolerance also
+keeps the function smooth enough for the finite differences of the optimiser and the Hessian.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg, special
+
+from glmflow.errors import GlmflowError
+from glmflow.families import Family
+from glmflow.glmm.design import GlmmDesign
+from glmflow.glmm.pirls import FAMILY_CODES, LINK_CODES, effective_rows, factor_at, laplace, row_values, solve_factored
+
+PIRLS_TOLERANCE = 1e-10  # largest step in u at which PIRLS stops
+PIRLS_MAX_ITERATIONS = 200
+
+
+def log_constant(family_name: str, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """The part of each row's log-likelihood free of mu: log choose(m, m y) for binomial
+    proportions of m trials, -w log(y!) for (weighted) counts, as R's family$aic counts them."""
+    if family_name == "binomial":
+        k = prior * y
+        return special.gammaln(prior + 1) - special.gammaln(k + 1) - special.gammaln(prior - k + 1)
+    return -prior * special.gammaln(y + 1.0)
+
+
+class LaplaceDeviance:
+    """``params = (theta, beta) -> -2 logLik`` (Laplace) for any random-effect structure."""
+
+    def __init__(self, glmm_design: GlmmDesign, family: Family):
+        if family.name not in FAMILY_CODES:
+            raise GlmflowError(f"mixed models support the binomial and poisson families, not {family.name!r}")
+        self.gd = glmm_design
+        design = glmm_design.design
+        self.family_code = FAMILY_CODES[family.name]
+        self.link_code = LINK_CODES[family.link.name]
+        self.y = np.ascontiguousarray(design.y, dtype=float)
+        self.prior = np.ascontiguousarray(glmm_design.prior, dtype=float)
+        self.constant = np.ascontiguousarray(log_constant(family.name, self.y, self.prior))
+        self.X = np.ascontiguousarray(design.X, dtype=float)
+        self.offset = np.ascontiguousarray(glmm_design.offset, dtype=float)
+        terms = glmm_design.terms
+        self.k = np.array([t.k for t in terms], dtype=np.int64)
+        self.col = np.concatenate([[0], np.cumsum(self.k)]).astype(np.int64)
+        sizes = np.array([t.k * t.n_levels for t in terms], dtype=np.int64)
+        self.uoff = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.q = int(self.uoff[-1])
+        self.Zv = np.ascontiguousarray(np.concatenate([t.matrix for t in terms], axis=1))
+        self.codes = np.ascontiguousarray(np.stack([t.codes for t in terms], axis=1).astype(np.int64))
+        self.kmax = int(self.k.max())
+        self.levels0, self.k0 = terms[0].n_levels, terms[0].k
+        self.q_rest = self.q - self.levels0 * self.k0
+        self.n_theta = glmm_design.n_theta
+        self.u = np.zeros(self.q)
+        self.evaluations = 0
+
+    def _rows(self, theta):
+        T = np.zeros((len(self.k), self.kmax, self.kmax))
+        for t, factor in enumerate(self.gd.factors(theta)):
+            T[t, : factor.shape[0], : factor.shape[1]] = factor
+        return effective_rows(self.Zv, self.codes, T, self.k, self.col, self.uoff)
+
+    def _eta0(self, beta):
+        return self.X @ beta + self.offset
+
+    def __call__(self, params: np.ndarray) -> float:
+        params = np.asarray(params, dtype=float)
+        theta, beta = params[: self.n_theta], params[self.n_theta :]
+        values, index = self._rows(theta)
+        self.evaluations += 1
+        deviance, _, converged = laplace(
+            self.family_code, self.link_code, self.y, self.prior, self.constant, self._eta0(beta), values, index,
+            self.levels0, self.k0, self.q_rest, self.u, PIRLS_TOLERANCE, PIRLS_MAX_ITERATIONS,
+        )  # fmt: skip
+        if not converged or not np.isfinite(deviance):
+            self.u[:] = 0.0  # start the next call afresh
+            return np.inf
+        return float(deviance)
+
+    def conditional(self, params: np.ndarray) -> dict:
+        """At (theta, beta), after a call there: the modes u, the conditional means and linear
+        predictor, the blocks of H^-1 per term and level (for the conditional variances) and
+        lme4's RX covariance (X'WX - X'W Z Lambda H^-1 Lambda' Z' W X)^-1."""
+        self(params)
+        theta, beta = params[: self.n_theta], params[self.n_theta :]
+        values, index = self._rows(theta)
+        L0, L21, L22, eta = factor_at(
+            self.family_code, self.link_code, self.y, self.prior, self.constant, self._eta0(beta), values, index,
+            self.levels0, self.k0, self.q_rest, self.u,
+        )  # fmt: skip
+        blocks = _inverse_blocks(L0, L21, L22, self.gd, self.k0)
+        mu, w = row_values(self.family_code, self.link_code, eta, self.prior)
+        ZtWX = np.zeros((self.q, self.X.shape[1]))
+        for a in range(values.shape[1]):
+            np.add.at(ZtWX, index[:, a], (values[:, a] * w)[:, None] * self.X)
+        solved = np.column_stack([solve_factored(L0, L21, L22, self.k0, ZtWX[:, c]) for c in range(self.X.shape[1])])
+        rx = self.X.T @ (w[:, None] * self.X) - ZtWX.T @ solved
+        return {"u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks, "vcov_rx": np.linalg.inv(rx)}
+
+
+def _inverse_blocks(L0, L21, L22, gd: GlmmDesign, k0: int) -> list[np.ndarray]:
+    """Per term, the (levels x k x k) diagonal blocks of H^-1 = L^-T L^-1."""
+    levels0 = L0.shape[0]
+    L0inv = np.linalg.inv(np.tril(L0))  # batched over the levels
+    first = np.einsum("jba,jbc->jac", L0inv, L0inv)  # L0^-T L0^-1 per level
+    out = []
+    if L22.shape[0]:
+        L22 = np.tril(L22)
+        G = np.einsum("rjb,jbc->rjc", L21.reshape(L21.shape[0], levels0, k0), L0inv).reshape(L21.shape)
+        M = linalg.solve_triangular(L22, G, lower=True)
+        Mb = M.reshape(M.shape[0], levels0, k0)
+        first = first + np.einsum("rja,rjb->jab", Mb, Mb)
+        L22inv = linalg.solve_triangular(L22, np.eye(L22.shape[0]), lower=True)
+        rest = L22inv.T @ L22inv
+    out.append(first)
+    position = 0
+    for term in gd.terms[1:]:
+        size = term.k * term.n_levels
+        block = rest[position : position + size, position : position + size]
+        out.append(np.stack([block[j * term.k : (j + 1) * term.k, j * term.k : (j + 1) * term.k]
+                             for j in range(term.n_levels)]))  # fmt: skip
+        position += size
+    return out

@@ -1,0 +1,187 @@
+"""Stage 3, lme4's ``optimizeGlmer``: start values, the outer optimisation over (theta, beta)
+to the exact optimum of the approximation, and the Hessian for the standard errors.
+
+Start (as lme4): beta from the GLM without random effects, each term's factor the identity.
+The general Laplace deviance has no analytic gradient here; its central differences are
+accurate to about 1e-6 (PIRLS runs to a step of 1e-10), which is ample for BFGS, whose
+inverse Hessian is seeded with a forward-difference Hessian (the parameters' scales differ
+by 10^4 on the reference models), and Newton steps with the central-difference Hessian
+finish at the optimum. The search runs without bounds: the deviance depends on each
+term's factor T only through T T', so a column of T with a negative diagonal is flipped
+(``canonical_theta``), giving lme4's parametrisation with the same deviance, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize
+
+from glmflow.families import Family
+from glmflow.formula import Design
+from glmflow.glmm.design import GlmmDesign
+from glmflow.models import glm_fit
+
+HESSIAN_STEP = 1e-4  # lme4's deriv12 step
+GRADIENT_STEP = 1e-5
+
+
+def glm_start(design: Design, family: Family, prior: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """The fixed effects of the GLM without random effects (lme4's start for beta)."""
+    return glm_fit(design.X, design.y, family, weights=prior, offset=offset).coef
+
+
+def canonical_theta(glmm_design: GlmmDesign, theta: np.ndarray) -> np.ndarray:
+    """theta with every factor column whose diagonal entry is negative negated (same T T')."""
+    out, position = [], 0
+    for T in glmm_design.factors(theta):
+        T = T * np.where(np.diag(T) < 0, -1.0, 1.0)[None, :]
+        rows, cols = np.tril_indices(T.shape[0])
+        order = np.lexsort((rows, cols))
+        out.append(T[rows[order], cols[order]])
+        position += len(order)
+    return np.concatenate(out)
+
+
+def derivatives(objective, x: np.ndarray, step: float = HESSIAN_STEP):
+    """lme4's ``deriv12``: value, central-difference gradient and Hessian from function values
+    (1 + 2p + 2p(p - 1) calls)."""
+    p = len(x)
+    f0 = objective(x)
+    gradient, hessian = np.empty(p), np.empty((p, p))
+    plus, minus = np.empty(p), np.empty(p)
+    for i in range(p):
+        e = np.zeros(p)
+        e[i] = step
+        plus[i], minus[i] = objective(x + e), objective(x - e)
+        gradient[i] = (plus[i] - minus[i]) / (2 * step)
+        hessian[i, i] = (plus[i] - 2 * f0 + minus[i]) / step**2
+    for i in range(p):
+        for j in range(i):
+            ei, ej = np.zeros(p), np.zeros(p)
+            ei[i], ej[j] = step, step
+            value = (objective(x + ei + ej) - objective(x + ei - ej) - objective(x - ei + ej)
+                     + objective(x - ei - ej)) / (4 * step**2)  # fmt: skip
+            hessian[i, j] = hessian[j, i] = value
+    return f0, gradient, hessian
+
+
+def central_gradient(objective, x: np.ndarray, step: float = GRADIENT_STEP) -> np.ndarray:
+    gradient = np.empty(len(x))
+    for i in range(len(x)):
+        e = np.zeros(len(x))
+        e[i] = step * max(1.0, abs(x[i]))
+        gradient[i] = (objective(x + e) - objective(x - e)) / (2 * e[i])
+    return gradient
+
+
+def forward_hessian(objective, x: np.ndarray, step: float = HESSIAN_STEP) -> np.ndarray:
+    p = len(x)
+    f0 = objective(x)
+    single = np.array([objective(x + step * np.eye(p)[i]) for i in range(p)])
+    hessian = np.empty((p, p))
+    for i in range(p):
+        for j in range(i + 1):
+            both = objective(x + step * (np.eye(p)[i] + np.eye(p)[j]))
+            hessian[i, j] = hessian[j, i] = (both - single[i] - single[j] + f0) / step**2
+    return hessian
+
+
+def _inverse_seed(hessian: np.ndarray) -> np.ndarray:
+    try:
+        inverse = np.linalg.inv(hessian)
+        inverse = (inverse + inverse.T) / 2
+        if np.any(np.linalg.eigvalsh(inverse) <= 0):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        inverse = np.diag(1.0 / np.maximum(np.abs(np.diag(hessian)), 1e-8))
+    return inverse
+
+
+def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
+    """The optimum of the general Laplace deviance: (params, value, gradient, Hessian,
+    converged, message). See the module docstring."""
+    n_theta = glmm_design.n_theta
+
+    def value_and_gradient(x):
+        return objective(x), central_gradient(objective, x)
+
+    result = optimize.minimize(
+        value_and_gradient, start, jac=True, method="BFGS",
+        options={"gtol": 1e-4, "maxiter": 1000, "hess_inv0": _inverse_seed(forward_hessian(objective, start))},
+    )  # fmt: skip
+    params = result.x.copy()
+    params[:n_theta] = canonical_theta(glmm_design, params[:n_theta])
+    value, gradient, hessian = derivatives(objective, params)
+    for _ in range(6):
+        if np.max(np.abs(gradient)) < 1e-6:
+            break
+        try:
+            step = np.linalg.solve(hessian, gradient)
+        except np.linalg.LinAlgError:
+            break
+        candidate = params - step
+        candidate[:n_theta] = canonical_theta(glmm_design, candidate[:n_theta])
+        candidate_value = objective(candidate)
+        if not candidate_value < value + 1e-9:
+            break
+        params = candidate
+        value, gradient, hessian = derivatives(objective, params)
+    try:  # the Newton decrement: what a further step would gain, in deviance
+        converged = bool(gradient @ np.linalg.solve(hessian, gradient) < 1e-6)
+    except np.linalg.LinAlgError:
+        converged = False
+    return params, value, gradient, hessian, converged, str(result.message)
+
+
+def hessian_by_differences(objective, params: np.ndarray, step: float = HESSIAN_STEP, central: bool = True):
+    """Differences of the analytic gradient, symmetrised: central (for standard errors) or
+    forward (half the calls, for a starting inverse Hessian)."""
+    size = len(params)
+    hessian = np.empty((size, size))
+    base = None if central else objective(params)[1]
+    for j in range(size):
+        offset = np.zeros(size)
+        offset[j] = step
+        if central:
+            hessian[:, j] = (objective(params + offset)[1] - objective(params - offset)[1]) / (2 * step)
+        else:
+            hessian[:, j] = (objective(params + offset)[1] - base) / step
+    return (hessian + hessian.T) / 2
+
+
+
+
+def minimise_scalar(objective, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, str]:
+    """The optimum and the Hessian there. BFGS from the start, its inverse Hessian seeded with
+    a forward-difference Hessian (the parameters' scales differ by 10^4, which otherwise
+    costs many iterations); then the central-difference Hessian at BFGS's answer and Newton
+    steps with it, to the optimum's last digits. The steps are below 1e-5, so that Hessian
+    is the optimum's to the precision the standard errors need."""
+    hessian = hessian_by_differences(objective, start, central=False)
+    try:
+        inverse = np.linalg.inv(hessian)
+        inverse = (inverse + inverse.T) / 2
+        if np.any(np.linalg.eigvalsh(inverse) <= 0):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        inverse = np.diag(1.0 / np.maximum(np.abs(np.diag(hessian)), 1e-8))
+    result = optimize.minimize(
+        objective, start, jac=True, method="BFGS", options={"gtol": 1e-5, "maxiter": 500, "hess_inv0": inverse}
+    )
+    params = result.x
+    params[0] = abs(params[0])  # the deviance is even in theta; the search runs unconstrained
+    hessian = hessian_by_differences(objective, params)
+    deviance, gradient = objective(params)
+    for _ in range(4):
+        if np.max(np.abs(gradient)) < 1e-9:
+            break
+        candidate = params - np.linalg.solve(hessian, gradient)
+        candidate_deviance, candidate_gradient = objective(candidate)
+        if candidate_deviance > deviance + 1e-9:  # worse beyond rounding noise
+            break
+        params, deviance, gradient = candidate, candidate_deviance, candidate_gradient
+    params[0] = abs(params[0])
+    converged = np.max(np.abs(gradient)) < 1e-4
+    return params, hessian, converged, str(result.message)
+
+
