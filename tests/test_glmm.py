@@ -12,7 +12,8 @@ from conftest import ROOT, assert_close
 from scipy import special
 
 from glmflow.errors import GlmflowError
-from glmflow.glmm import GlmmDeviance, build_glmm_design, fit_glmm
+from glmflow.families import family as glm_family
+from glmflow.glmm import ScalarDeviance, build_glmm_design, fit_glmm
 from glmflow.glmm_likelihood import glmm_likelihood_check
 from glmflow.summaries import glmm_summary_text
 
@@ -59,7 +60,7 @@ def test_chapter_model_reaches_the_exact_optimum(bdf, key, nAGQ):
     target = TARGETS[key]
     tolerance = target["tolerance"]
     fit = fit_chapter(bdf, nAGQ)
-    assert abs(fit.theta - target["theta"]) <= tolerance["parameters_absolute"]
+    assert abs(fit.theta[0] - target["theta"]) <= tolerance["parameters_absolute"]
     assert np.max(np.abs(fit.beta - target["beta"])) <= tolerance["parameters_absolute"]
     assert abs(fit.deviance - target["deviance"]) <= tolerance["deviance_absolute"]
     if "se" in target:
@@ -82,7 +83,7 @@ def test_agq_fits_match_lme4(r_data, name):
         spec["weights"] = reference["weights"]
     fit = fit_glmm(data, spec, name)
     assert fit.terms == [t.replace("minorityY", "minorityY") for t in reference["term"]]
-    assert abs(fit.theta - numbers(reference["theta"])[0]) <= 5e-5
+    assert abs(fit.theta[0] - numbers(reference["theta"])[0]) <= 5e-5
     assert np.max(np.abs(fit.beta - numbers(reference["beta"]))) <= 5e-5
     # lme4 with nAGQ > 1 reports the deviance relative to the saturated model, so it leaves
     # out the saturated log-likelihood (0 for 0/1 data; not so at nAGQ = 1). glmflow reports
@@ -95,7 +96,7 @@ def test_agq_fits_match_lme4(r_data, name):
     ranef = fit.ranef()
     assert np.max(np.abs(ranef["condval"] - numbers(reference["ranef"]))) <= 1e-5
     assert_close(ranef["condsd"], numbers(reference["ranef_sd"]), LME4_PIRLS_RTOL, "conditional SDs")
-    assert fit.nobs == reference["nobs"] and fit.glmm_design.n_groups == reference["n_groups"]
+    assert fit.nobs == reference["nobs"] and list(fit.glmm_design.n_groups.values()) == [reference["n_groups"]]
 
 
 def test_summary_is_laid_out_as_lme4s(bdf):
@@ -123,7 +124,7 @@ def test_analytic_gradient_matches_differences(bdf, poisson_data, family, nAGQ):
         design = build_glmm_design("count ~ x + (1 | group)", poisson_data, "m")
         params = np.array([0.4, 0.2, 0.6])
     d = design.design
-    objective = GlmmDeviance(d.y, d.X, design.group, design.n_groups, family, nAGQ)
+    objective = ScalarDeviance(d.y, d.X, design.terms[0].codes, design.terms[0].n_levels, family, nAGQ)
     _, gradient = objective(params)
     for i in range(len(params)):
         step = np.zeros(len(params))
@@ -135,21 +136,20 @@ def test_analytic_gradient_matches_differences(bdf, poisson_data, family, nAGQ):
 @pytest.mark.parametrize("nAGQ", [1, 10])
 def test_likelihood_recomputed_independently(bdf, nAGQ):
     fit = fit_chapter(bdf, nAGQ)
-    check = glmm_likelihood_check("m", fit.glmm_design, "binomial", nAGQ, fit.theta, fit.beta, fit.loglik)
+    check = glmm_likelihood_check("m", fit.glmm_design, glm_family("binomial"), nAGQ, fit.theta, fit.beta, fit.loglik)
     assert check["ok"] and abs(check["difference"]) <= 1e-6
     # Laplace's error is about 2e-3 here; 10 adaptive nodes leave about 2e-7
     assert abs(check["approximation_error"]) < (5e-3 if nAGQ == 1 else 1e-6)
-    wrong = glmm_likelihood_check("m", fit.glmm_design, "binomial", nAGQ, fit.theta, fit.beta, fit.loglik + 1e-4)
+    wrong = glmm_likelihood_check("m", fit.glmm_design, glm_family("binomial"), nAGQ, fit.theta, fit.beta, fit.loglik + 1e-4)
     assert not wrong["ok"]
 
 
 @pytest.mark.parametrize(
     "formula, message",
     [
-        ("repeatgr ~ ses + (ses | school_nr)", "only random intercepts"),
-        ("repeatgr ~ ses + (1 | school_nr) + (1 | class_nr)", "2 random-effect terms"),
-        ("repeatgr ~ ses", "0 random-effect terms"),
-        ("repeatgr ~ ses + (1 | school_nr:class_nr)", "must be one column"),
+        ("repeatgr ~ ses", "no random-effect term"),
+        ("repeatgr ~ ses + (1 | school_nr + ses)", "the grouping must be a column"),
+        ("repeatgr ~ ses + (1 | school_nr) + (1 | (ses | school_nr))", "the grouping must be"),
     ],
 )
 def test_unsupported_formulas_are_refused(bdf, formula, message):
@@ -163,7 +163,5 @@ def test_bad_weights_are_refused(r_data):
     data.loc[0, "proportion"] = 0.123  # not a whole number of successes
     with pytest.raises(GlmflowError, match="whole number of successes"):
         fit_glmm(data, spec, "m")
-    with pytest.raises(GlmflowError, match="weights are supported for binomial"):
-        fit_glmm(data, dict(spec, family="poisson"), "m")
     with pytest.raises(GlmflowError, match="weights column 'n_trials'"):
         fit_glmm(data, dict(spec, weights="n_trials"), "m")

@@ -128,20 +128,16 @@ def glmm_summary_text(fit) -> str:
     """``summary()`` of a glmer fit as lme4 1.1-31 prints it (``print.summary.merMod``)."""
     method = "Laplace Approximation" if fit.nAGQ == 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {fit.nAGQ}"
     title = strwrap(f"Generalized linear mixed model fit by maximum likelihood ({method})", 78, exdent=2)
-    link = "logit" if fit.family == "binomial" else "log"
     text = "\n".join(title) + " [glmerMod]\n"
-    text += f" Family: {fit.family}  ( {link} )\nFormula: {deparse_formula(fit.formula)}\n   Data: {fit.dataset}\n\n"
+    text += f" Family: {fit.family}  ( {fit.link} )\nFormula: {deparse_formula(fit.formula)}\n   Data: {fit.dataset}\n\n"
     rounded = [round(v, 1) for v in (fit.aic, fit.bic, fit.loglik, fit.deviance)]
     aic_table = format_real(rounded) + [str(fit.nobs - fit.n_params)]
     text += print_named_vector(aic_table, ["AIC", "BIC", "logLik", "deviance", "df.resid"]) + "\n"
     quantiles = zapsmall(np.quantile(fit.scaled_residuals(), [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
     text += "Scaled residuals: \n" + print_named_vector(quantiles, QUANTILE_NAMES, DIGITS) + "\n"
-    group = fit.glmm_design.group_name
-    variance = [format_real([fit.theta**2], DIGITS)[0], format_real([fit.theta], DIGITS)[0]]
-    text += "Random effects:\n" + print_matrix(
-        [[group, "(Intercept)", *variance]], ["Groups", "Name", "Variance", "Std.Dev."], [""], right=False
-    )
-    text += f"Number of obs: {fit.nobs}, groups:  {group}, {fit.glmm_design.n_groups}\n"
+    text += "Random effects:\n" + _random_effects_table(fit)
+    groups = "; ".join(f"{name}, {count}" for name, count in fit.glmm_design.n_groups.items())
+    text += f"Number of obs: {fit.nobs}, groups:  {groups}\n"
     tidy = fit.tidy()
     text += "\nFixed effects:\n" + coefficient_table(
         tidy["estimate"], tidy["std_error"], tidy["statistic"], tidy["p_value"], fit.terms, "z", DIGITS
@@ -151,6 +147,28 @@ def glmm_summary_text(fit) -> str:
     for warning in fit.warnings:
         text += f"{warning}\n"
     return text
+
+
+def _random_effects_table(fit) -> str:
+    """lme4's ``formatVC`` as ``print.summary.merMod`` calls it (digits 4): Groups, Name,
+    Variance and Std.Dev. (each column formatted together), and each term's correlations
+    (rounded to 2 decimals) in its lower triangle under "Corr"."""
+    terms = fit.glmm_design.terms
+    sds = [np.sqrt(np.diag(sigma)) for sigma in fit.covariances()]
+    flat = np.concatenate(sds)
+    variances, deviations = format_real(list(flat**2), DIGITS), format_real(list(flat), DIGITS)
+    widest = max(term.k for term in terms)
+    rows, position = [], 0
+    for term, sd, sigma in zip(terms, sds, fit.covariances(), strict=True):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            correlation = sigma / np.outer(sd, sd)
+        texts = format_real(list(r_round(correlation.ravel(), 2)), 7, nsmall=2)
+        for i, column in enumerate(term.columns):
+            corr = [texts[i * term.k + j] if j < i else "" for j in range(widest - 1)]
+            rows.append([term.name if i == 0 else "", column, variances[position], deviations[position], *corr])
+            position += 1
+    columns = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (widest - 2) if widest > 1 else [])
+    return print_matrix(rows, columns, [""] * len(rows), right=False)
 
 
 def _correlation_text(correlation: np.ndarray, terms: list[str]) -> str:

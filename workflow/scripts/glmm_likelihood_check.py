@@ -5,6 +5,7 @@ import pandas as pd
 
 from glmflow.datafile import read_dataset
 from glmflow.errors import GlmflowError
+from glmflow.families import family
 from glmflow.glmm import build_glmm_design
 from glmflow.glmm_likelihood import glmm_likelihood_check
 from glmflow.io import logged, read_json, write_json
@@ -13,12 +14,13 @@ from glmflow.models import model_data
 with logged(snakemake) as log:
     model, spec = snakemake.wildcards.model, snakemake.params.spec
     data = model_data(read_dataset(snakemake.input.data), spec, model)
-    design = build_glmm_design(spec["formula"], data, f"model {model!r}", spec.get("weights"))
+    design = build_glmm_design(spec["formula"], data, f"model {model!r}", spec.get("weights"), spec.get("offset"))
     glance, tidy = read_json(snakemake.input.glance), pd.read_csv(snakemake.input.tidy)
     check = glmm_likelihood_check(
-        model, design, spec["family"], glance["nAGQ"], glance["theta"], tidy["estimate"], glance["logLik"]
+        model, design, family(spec["family"], spec.get("link")), glance["nAGQ"], glance["theta"], tidy["estimate"],
+        glance["logLik"],
     )
-    log.info("recomputed - fitted = %.3g; approximation error %.3g", check["difference"], check["approximation_error"])
+    log.info("recomputed - fitted = %.3g; approximation error %s", check["difference"], check["approximation_error"])
     if not check["ok"]:
         raise GlmflowError(
             f"model {model!r}: the log-likelihood recomputed independently differs from the fit's by "

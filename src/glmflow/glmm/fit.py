@@ -55,7 +55,7 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
             f"{where}: nAGQ = {nAGQ} needs a single scalar random intercept (1 | group) and the canonical link, "
             "as lme4; use nAGQ: 1 (Laplace) for this model"
         )
-    fit = _fit_scalar(gd, family, nAGQ) if scalar else _fit_general(gd, family)
+    fit = _fit_scalar(gd, family, nAGQ) if scalar else fit_general(gd, family)
     fit.name, fit.formula, fit.dataset = name, spec["formula"], spec.get("dataset", "data")
     check = fit.convergence_check()
     if not check["check_passed"]:
@@ -88,8 +88,8 @@ def _fit_scalar(gd: GlmmDesign, family, nAGQ: int) -> GlmmFit:
     )  # fmt: skip
 
 
-def _fit_general(gd: GlmmDesign, family) -> GlmmFit:
-    design = gd.design
+def fit_general(gd: GlmmDesign, family) -> GlmmFit:
+    design, warnings = gd.design, []
     objective = LaplaceDeviance(gd, family)
     start = np.concatenate([gd.theta_start(), glm_start(design, family, gd.prior, gd.offset)])
     params, deviance, gradient, hessian, converged, message = minimise_laplace(objective, start, gd)
@@ -105,7 +105,17 @@ def _fit_general(gd: GlmmDesign, family) -> GlmmFit:
     return GlmmFit(
         name="", formula="", dataset="", family_object=family, nAGQ=1, glmm_design=gd,
         theta=theta, beta=beta, deviance=float(deviance), gradient=gradient, hessian=hessian,
-        vcov=2.0 * np.linalg.inv(hessian)[gd.n_theta :, gd.n_theta :], vcov_rx=state["vcov_rx"],
+        vcov=_hessian_vcov(hessian, gd.n_theta, state["vcov_rx"], warnings), vcov_rx=state["vcov_rx"],
         condval=condval, condvar=condvar, eta=state["eta"], fitted=state["mu"], converged=converged,
-        optimizer_message=message,
+        optimizer_message=message, warnings=warnings,
     )  # fmt: skip
+
+
+def _hessian_vcov(hessian: np.ndarray, n_theta: int, fallback: np.ndarray, warnings: list[str]) -> np.ndarray:
+    """lme4's vcov: the beta block of 2 H^-1 over (theta, beta); where H is singular (a flat
+    direction, e.g. a slope of a constant), the conditional (RX) covariance, with a warning."""
+    try:
+        return 2.0 * np.linalg.inv(hessian)[n_theta:, n_theta:]
+    except np.linalg.LinAlgError:
+        warnings.append("the Hessian is singular: standard errors are the conditional (RX) ones")
+        return fallback

@@ -1,0 +1,63 @@
+# Reference fits for glmflow's general mixed models (random slopes, crossed, nested, ||,
+# non-canonical links, Poisson), at the tightest optimum lme4 reaches, plus the data sets
+# they need. R 4.2, lme4 from Debian. Run from the repository root:
+#   Rscript tests/r/glmm_general.R   (writes tests/r/glmm_general_reference.json and
+#                                     resources/grouseticks.csv)
+# "exact" is glmer with bobyqa (rhoend 1e-10) and tolPwrss 1e-12, as
+# ../shared/reference/glmm_general_reference.json describes its own "exact" fits.
+suppressMessages({library(lme4); library(jsonlite)})
+options(useFancyQuotes = FALSE)
+exact <- function(x) sprintf("%.17g", x)
+ctl <- glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5), tolPwrss = 1e-12)
+
+# lme4's grouseticks with a standardised height (the raw height's slope variance is 1e-6 and
+# its Hessian degenerate in lme4 too); names as glmflow's clean_names gives them.
+data(grouseticks)
+g <- data.frame(index = grouseticks$INDEX, ticks = grouseticks$TICKS, brood = grouseticks$BROOD,
+                height = grouseticks$HEIGHT, year = grouseticks$YEAR, location = grouseticks$LOCATION)
+g$height_z <- round((g$height - mean(g$height)) / sd(g$height), 6)
+write.csv(g, "resources/grouseticks.csv", row.names = FALSE)
+g <- read.csv("resources/grouseticks.csv")
+for (column in c("index", "brood", "year", "location")) g[[column]] <- factor(g[[column]])
+
+bdf <- read.csv("resources/bdf.csv")
+bdf <- bdf[bdf$repeatgr != 2, ]
+names(bdf)[names(bdf) == "schoolNR"] <- "school_nr"
+names(bdf)[names(bdf) == "Minority"] <- "minority"
+bdf$minority <- factor(bdf$minority)
+contraception <- read.csv("resources/contraception.csv")
+for (column in c("district", "use", "livch", "urban")) contraception[[column]] <- factor(contraception[[column]])
+
+describe <- function(fit, formula, family, link, data_name, filter = NULL) {
+  vc <- as.data.frame(VarCorr(fit))
+  re <- as.data.frame(ranef(fit, condVar = TRUE))
+  list(
+    formula = formula, family = family, link = link, data = data_name, filter = filter,
+    term = names(fixef(fit)), beta = exact(fixef(fit)), theta = exact(getME(fit, "theta")),
+    se = exact(sqrt(diag(as.matrix(vcov(fit))))),
+    deviance = exact(-2 * as.numeric(logLik(fit))), AIC = exact(AIC(fit)), BIC = exact(BIC(fit)),
+    nobs = nobs(fit), n_groups = as.list(ngrps(fit)), singular = isSingular(fit),
+    varcorr = list(grp = vc$grp, var1 = vc$var1, var2 = vc$var2, vcov = exact(vc$vcov), sdcor = exact(vc$sdcor)),
+    ranef = list(grp = as.character(re$grpvar), level = as.character(re$grp), term = as.character(re$term),
+                 condval = exact(re$condval), condsd = exact(re$condsd)),
+    summary = paste(capture.output(print(summary(fit))), collapse = "\n")
+  )
+}
+
+models <- list(
+  poisson_slope = list("ticks ~ year + height_z + (1 + height_z | location)", "poisson", "log", g, "grouseticks"),
+  three_factors = list("ticks ~ year + height_z + (1 | index) + (1 | brood) + (1 | location)", "poisson", "log", g, "grouseticks"),
+  nested = list("ticks ~ year + height_z + (1 | location/brood)", "poisson", "log", g, "grouseticks"),
+  uncorrelated = list("repeatgr ~ ses + minority + (ses || school_nr)", "binomial", "logit", bdf, "bdf"),
+  probit_intercept = list("use ~ age + urban + livch + (1 | district)", "binomial", "probit", contraception, "contraception"),
+  cloglog_slope = list("use ~ age + urban + (urban | district)", "binomial", "cloglog", contraception, "contraception")
+)
+out <- list()
+for (name in names(models)) {
+  m <- models[[name]]
+  fam <- get(m[[2]])(link = m[[3]])
+  fit <- glmer(as.formula(m[[1]]), data = m[[4]], family = fam, control = ctl)
+  out[[name]] <- describe(fit, m[[1]], m[[2]], m[[3]], m[[5]], if (m[[5]] == "bdf") "repeatgr != 2" else NULL)
+}
+out$notes <- paste("glmer, bobyqa rhoend 1e-10, tolPwrss 1e-12;", R.version.string, "lme4", as.character(packageVersion("lme4")))
+writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE, null = "null", na = "null"), "tests/r/glmm_general_reference.json")
