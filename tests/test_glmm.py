@@ -140,7 +140,8 @@ def test_likelihood_recomputed_independently(bdf, nAGQ):
     assert check["ok"] and abs(check["difference"]) <= 1e-6
     # Laplace's error is about 2e-3 here; 10 adaptive nodes leave about 2e-7
     assert abs(check["approximation_error"]) < (5e-3 if nAGQ == 1 else 1e-6)
-    wrong = glmm_likelihood_check("m", fit.glmm_design, glm_family("binomial"), nAGQ, fit.theta, fit.beta, fit.loglik + 1e-4)
+    binomial = glm_family("binomial")
+    wrong = glmm_likelihood_check("m", fit.glmm_design, binomial, nAGQ, fit.theta, fit.beta, fit.loglik + 1e-4)
     assert not wrong["ok"]
 
 

@@ -133,12 +133,15 @@ def test_report_renders_in_a_real_browser(report, config):
     for model in config["models"]:
         assert tables[f"coefficients-{model}"] >= 2, model
     for name in ["head-titanic", "likelihood-rows", "likelihood-by-hand", "likelihood-checks", "lrt-sex_effect",
-                 "prediction-sex_fare_effects", "counts-survival_by_sex", "simulation-study"]:  # fmt: skip
+                 "prediction-sex_fare_effects", "counts-survival_by_sex", "simulation-study",
+                 "varcorr-glmm_repeatgr", "varcorr-glmm_verbagg_crossed",
+                 "varcorr-glmm_contraception_slope"]:  # fmt: skip
         assert tables[name] >= 2, name
     figures = {name: (width, height) for name, width, height in facts["figures"]}
     expected = ["fit_lm_fare", "fit_glm_fare", "proportions_survival_by_sex", "fit_glm_sex_fare",
                 "fit_glm_sex_fare_no_outlier", "fit_simulation_demo", "simulation_study",
-                "caterpillar_glmm_repeatgr"]  # fmt: skip
+                "caterpillar_glmm_repeatgr", "caterpillar_glmm_verbagg_crossed",
+                "caterpillar_glmm_contraception_slope"]  # fmt: skip
     for name in expected:
         width, height = figures[f"figure-{name}"]
         assert width > 200 and height > 150, name

@@ -53,7 +53,7 @@ def test_editing_the_figure_code_reruns_the_figures_only(run):
 
 
 def test_editing_the_mixed_model_code_reruns_the_mixed_models_only(run):
-    path = run / "src" / "glmflow" / "glmm.py"
+    path = run / "src" / "glmflow" / "glmm" / "pirls.py"
     original = edited(path)
     try:
         assert planned_jobs(run) == {

@@ -99,15 +99,21 @@ def _copy_model(name):
     return lambda c: c["models"].update({name: c["models"]["glm_fare"]})
 
 
-SLOPE = "survived ~ sex + (1 + fare | pclass)"
-TWO_FACTORS = "survived ~ sex + (1 | pclass) + (1 | embarked)"
+BAD_GROUP = "survived ~ sex + (1 | pclass + embarked)"
 BAD_CONFIGS = [
     (_copy_model("../../escape"), "models: the name '../../escape' is not allowed"),
     (_copy_model("glm+fare"), "models: the name 'glm+fare' is not allowed"),
     (_set("interpretation", "counts", "a|b", {"dataset": "titanic", "by": ["sex"]}), "the name 'a|b'"),
     (_set("datasets", "1st", {"path": "resources/titanic_train.csv"}), "datasets: the name '1st'"),
-    (_set("models", "glmm_class", "formula", SLOPE), f"models.glmm_class.formula: formula {SLOPE!r}: random term"),
-    (_set("models", "glmm_class", "formula", TWO_FACTORS), "has 2 random-effect terms"),
+    (
+        _set("models", "glmm_class", "formula", BAD_GROUP),
+        "models.glmm_class.formula: formula 'survived ~ sex + (1 | "
+        "pclass + embarked)': random term (1 | pclass + embarked): the grouping must be a column",
+    ),
+    (
+        _set("models", "glmm_class", "family", "Gamma"),
+        "models.glmm_class.family: mixed models are fitted for the binomial and poisson",
+    ),
     (_set("models", "glmm_class", "nAGQ", 0), "models.glmm_class.nAGQ: 0 is less than the minimum of 1"),
     (_set("models", "glm_fare", "filter", "fare <<< 3"), "models.glm_fare.filter: 'fare <<< 3': not a valid"),
     (_set("models", "glm_fare", "filter", "fares > 3"), "models.glm_fare.filter: 'fares > 3': 'fares' not a column"),

@@ -29,7 +29,7 @@ from glmflow.data import (
     r_label,
 )
 from glmflow.errors import GlmflowError
-from glmflow.families import ALLOWED_LINKS
+from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS
 from glmflow.filters import FilterError, expression_columns, filter_columns
 from glmflow.formula import (
     cbind_parts,
@@ -120,6 +120,22 @@ def factor_call_variables(formula: str) -> set[str]:
     return {tokens[i + 2] for i in range(len(tokens) - 2) if tokens[i] in ("factor", "C") and tokens[i + 1] == "("}
 
 
+def _check_mixed_model(problems, key: str, model: dict) -> None:
+    """What lme4 allows: binomial and poisson (any of their links); nAGQ > 1 for one scalar
+    random intercept ``(1 | g)`` with the canonical link only."""
+    if model["family"] not in ("binomial", "poisson"):
+        problems.add(f"{key}.family", f"mixed models are fitted for the binomial and poisson families (any of their "
+                     f"links), not {model['family']!r}")  # fmt: skip
+        return
+    if model.get("nAGQ", 1) > 1:
+        terms = random_effect_terms(model["formula"])
+        scalar = len(terms) == 1 and terms[0].expression.replace(" ", "") == "1" and "/" not in terms[0].group
+        canonical = model.get("link", DEFAULT_LINKS[model["family"]]) == DEFAULT_LINKS[model["family"]]
+        if not (scalar and canonical):
+            problems.add(f"{key}.nAGQ", f"nAGQ = {model['nAGQ']} needs a single scalar random intercept (1 | group) "
+                         "and the canonical link, as lme4; use nAGQ: 1 (Laplace) for this model")  # fmt: skip
+
+
 class _Problems(list):
     def add(self, key: str, message: str) -> None:
         self.append(f"{key}: {message}")
@@ -192,10 +208,8 @@ def check_config(config: dict, base: str | Path = ".") -> None:
                 f"{model['link']!r} is not a link of the {model['family']} family "
                 f"(links: {', '.join(ALLOWED_LINKS[model['family']])})",
             )
-        if is_mixed(model) and (model["family"] not in ("binomial", "poisson") or model.get("link")):
-            problems.add(f"{key}.family", "mixed models are fitted for binomial (logit) and poisson (log) only")
-        if is_mixed(model) and "weights" in model and model["family"] != "binomial":
-            problems.add(f"{key}.weights", "a mixed model's weights are binomial trials: binomial family only")
+        if is_mixed(model):
+            _check_mixed_model(problems, key, model)
         if not is_mixed(model) and model.get("nAGQ", 1) != 1:
             problems.add(f"{key}.nAGQ", "nAGQ applies to mixed models (a ( | ) term) only")
 
@@ -318,7 +332,7 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
     for name, model in models.items():
         response = required_variables(model["formula"], name)[0]
         needed[model["dataset"]] |= set(response_columns(response))
-        needed[model["dataset"]] |= {group for _, group in random_effect_terms(model["formula"])}
+        needed[model["dataset"]] |= {c for term in random_effect_terms(model["formula"]) for c in term.group_columns}
         if model.get("filter"):
             needed[model["dataset"]] |= set(filter_columns(model["filter"]))
     for prediction in predictions.values():
@@ -341,9 +355,10 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
             except GlmflowError as error:
                 problems.append(str(error))
                 continue
-        for _, group in random_effect_terms(model["formula"]):
-            if data[group].nunique() < 2:
-                problems.add(f"{key}.formula", f"grouping factor {group!r} has one level; it needs more than one")
+        for term in random_effect_terms(model["formula"]):
+            for group in term.group_columns:
+                if data[group].nunique() < 2:
+                    problems.add(f"{key}.formula", f"grouping factor {group!r} has one level; it needs more than one")
         if cbind_parts(required_variables(model["formula"], name)[0]) is not None:
             continue  # cbind(successes, failures): counts, checked when fitted
         response = data[variables[name][0]]

@@ -107,15 +107,21 @@ def study_figure(summary: pd.DataFrame) -> str:
     return to_svg(figure)
 
 
-def caterpillar(ranef: pd.DataFrame, group_name: str) -> str:
-    """Conditional modes of the group intercepts, sorted, with 95% intervals."""
-    ordered = ranef.sort_values("condval").reset_index(drop=True)
-    figure, axes = _figure(7, 4.5)
-    position = np.arange(len(ordered))
-    axes.errorbar(position, ordered["condval"], yerr=1.96 * ordered["condsd"], fmt="o", ms=2.5, color=SMOOTH_BLUE,
-                  ecolor="grey", elinewidth=0.8)  # fmt: skip
-    axes.axhline(0, color="black", lw=1)
-    axes.set_xlabel(f"{group_name} (sorted)")
-    axes.set_ylabel("random intercept")
-    axes.set_xticks([])
+def caterpillar(ranef: pd.DataFrame) -> str:
+    """Conditional modes with 95% intervals, sorted: one panel per grouping factor and term
+    (ranef.csv's ``grp`` and ``term``), stacked."""
+    panels = list(dict.fromkeys(zip(ranef["grp"], ranef["term"], strict=True)))
+    with plt.rc_context(STYLE):
+        figure, axes_list = plt.subplots(len(panels), 1, figsize=(7, 3.2 * len(panels)), squeeze=False)
+    for axes, (group, term) in zip(axes_list[:, 0], panels, strict=True):
+        rows = ranef[(ranef["grp"] == group) & (ranef["term"] == term)]
+        ordered = rows.sort_values("condval", kind="stable").reset_index(drop=True)
+        position = np.arange(len(ordered))
+        axes.errorbar(position, ordered["condval"], yerr=1.96 * ordered["condsd"], fmt="o", ms=2.5,
+                      color=SMOOTH_BLUE, ecolor="grey", elinewidth=0.8)  # fmt: skip
+        axes.axhline(0, color="black", lw=1)
+        axes.set_xlabel(f"{group} (sorted, {len(ordered)} levels)")
+        axes.set_ylabel(term)
+        axes.set_xticks([])
+    figure.tight_layout()
     return to_svg(figure)

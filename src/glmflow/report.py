@@ -200,6 +200,8 @@ def report_files(config: dict, figures: list[str]) -> dict[str, str]:
         for part, file in [("tidy", "tidy.csv"), ("glance", "glance.json"), ("summary", "summary.txt")]:
             files[f"{part}_{name}"] = f"results/models/{name}/{file}"
         files[f"check_{name}"] = f"results/checks/likelihood_{name}.json"
+        if random_effect_terms(config["models"][name]["formula"]):
+            files[f"varcorr_{name}"] = f"results/models/{name}/varcorr.csv"
     interpretation = config.get("interpretation", {})
     for name in interpretation.get("predictions", {}):
         files[f"prediction_{name}"] = f"results/interpretation/predictions/{name}.csv"
@@ -225,6 +227,9 @@ def _model_view(files, name: str, spec: dict, prefix: str = "") -> ModelView:
     key = (lambda part: f"{part}_{name}") if not prefix else (lambda part: f"{prefix}{part}")
     tidy = pd.read_csv(files[key("tidy")])
     glance = _read_json(files[key("glance")])
+    extra = {"tidy": tidy}
+    if key("varcorr") in files:
+        extra["varcorr"] = table_html(varcorr_frame(pd.read_csv(files[key("varcorr")])), f"varcorr-{name}")
     return ModelView(
         name=name,
         spec=spec,
@@ -232,8 +237,21 @@ def _model_view(files, name: str, spec: dict, prefix: str = "") -> ModelView:
         coefficients=table_html(coefficient_frame(tidy), f"coefficients-{name}"),
         summary=Path(files[key("summary")]).read_text(),
         mixed="nAGQ" in glance,
-        extra={"tidy": tidy},
+        extra=extra,
     )
+
+
+def varcorr_frame(varcorr: pd.DataFrame) -> pd.DataFrame:
+    """VarCorr as lme4 prints it: per grouping factor and term the variance and SD, and the
+    correlations (rows with a second term) with 2 decimals."""
+    shown = pd.DataFrame({
+        "group": varcorr["grp"],
+        "term": [a if pd.isna(b) else f"{a} : {b}" for a, b in zip(varcorr["var1"], varcorr["var2"], strict=True)],
+        "variance / covariance": digits(varcorr["vcov"], 5),
+        "SD / correlation": [format_number(v, 4 if pd.isna(b) else 2).strip()
+                             for v, b in zip(varcorr["sdcor"], varcorr["var2"], strict=True)],
+    })  # fmt: skip
+    return shown
 
 
 def build_context(config: dict, files) -> dict:
@@ -313,7 +331,6 @@ def build_context(config: dict, files) -> dict:
         "chapter": chapter_facts(config),
         "config": config,
         "lookup": lookup,
-        "random_terms": {name: random_effect_terms(spec["formula"]) for name, spec in config["models"].items()},
         "digits": digits,
         "fmt": fmt,
         "fixed": lambda value, places=2: f"{float(value):.{places}f}",

@@ -129,7 +129,8 @@ def glmm_summary_text(fit) -> str:
     method = "Laplace Approximation" if fit.nAGQ == 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {fit.nAGQ}"
     title = strwrap(f"Generalized linear mixed model fit by maximum likelihood ({method})", 78, exdent=2)
     text = "\n".join(title) + " [glmerMod]\n"
-    text += f" Family: {fit.family}  ( {fit.link} )\nFormula: {deparse_formula(fit.formula)}\n   Data: {fit.dataset}\n\n"
+    text += f" Family: {fit.family}  ( {fit.link} )\n"
+    text += f"Formula: {deparse_formula(fit.formula)}\n   Data: {fit.dataset}\n\n"
     rounded = [round(v, 1) for v in (fit.aic, fit.bic, fit.loglik, fit.deviance)]
     aic_table = format_real(rounded) + [str(fit.nobs - fit.n_params)]
     text += print_named_vector(aic_table, ["AIC", "BIC", "logLik", "deviance", "df.resid"]) + "\n"

@@ -221,7 +221,7 @@ def all_targets():
     targets += expand(
         "results/models/{model}/{file}",
         model=GLMM_MODELS,
-        file=MODEL_FILES + ["ranef.csv"],
+        file=MODEL_FILES + ["ranef.csv", "varcorr.csv"],
     )
     targets += expand(
         "results/checks/likelihood_{model}.json", model=GLM_MODELS + GLMM_MODELS

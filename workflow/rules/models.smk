@@ -53,6 +53,12 @@ rule fit_glmm:
         augment="results/models/{model}/augment.csv",
         vcov="results/models/{model}/vcov.csv",
         ranef="results/models/{model}/ranef.csv",
+        varcorr=report(
+            "results/models/{model}/varcorr.csv",
+            caption="../report/varcorr.rst",
+            category="6 Mixed models",
+            subcategory="{model}",
+        ),
     log:
         "logs/models/{model}.log",
     benchmark:

@@ -1,11 +1,10 @@
-"""A mixed model's group intercepts with their 95% intervals, sorted (caterpillar plot)."""
+"""A mixed model's conditional modes with their 95% intervals, sorted, one panel per grouping
+factor and term (caterpillar plot)."""
 
 import pandas as pd
 
 from glmflow.figures import caterpillar
-from glmflow.formula import random_effect_terms
 from glmflow.io import logged, write_text
 
 with logged(snakemake):
-    group = random_effect_terms(snakemake.params.spec["formula"])[0][1]
-    write_text(snakemake.output[0], caterpillar(pd.read_csv(snakemake.input[0]), group))
+    write_text(snakemake.output[0], caterpillar(pd.read_csv(snakemake.input[0], keep_default_na=False)))

@@ -17,7 +17,12 @@ with logged(snakemake) as log:
     design = build_glmm_design(spec["formula"], data, f"model {model!r}", spec.get("weights"), spec.get("offset"))
     glance, tidy = read_json(snakemake.input.glance), pd.read_csv(snakemake.input.tidy)
     check = glmm_likelihood_check(
-        model, design, family(spec["family"], spec.get("link")), glance["nAGQ"], glance["theta"], tidy["estimate"],
+        model,
+        design,
+        family(spec["family"], spec.get("link")),
+        glance["nAGQ"],
+        glance["theta"],
+        tidy["estimate"],
         glance["logLik"],
     )
     log.info("recomputed - fitted = %.3g; approximation error %s", check["difference"], check["approximation_error"])

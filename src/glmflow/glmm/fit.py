@@ -33,7 +33,6 @@ def check_response(family: str, y: np.ndarray, prior: np.ndarray) -> str | None:
     return None
 
 
-
 def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     """Fit a configured mixed model: ``formula`` in lme4's syntax, ``family`` and ``link``,
     optional ``weights``, ``offset``, ``filter`` and ``nAGQ``."""
@@ -45,7 +44,8 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     except GlmflowError as error:
         raise GlmflowError(f"{where}: {error}") from None
     nAGQ = int(spec.get("nAGQ", 1))
-    gd = build_glmm_design(spec["formula"], model_data(data, spec, name), where, spec.get("weights"), spec.get("offset"))
+    rows = model_data(data, spec, name)
+    gd = build_glmm_design(spec["formula"], rows, where, spec.get("weights"), spec.get("offset"))
     problem = check_response(family.name, gd.design.y, gd.prior)
     if problem:
         raise GlmflowError(f"{where}: response {gd.design.response!r}: {problem}")

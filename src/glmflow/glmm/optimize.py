@@ -149,8 +149,6 @@ def hessian_by_differences(objective, params: np.ndarray, step: float = HESSIAN_
     return (hessian + hessian.T) / 2
 
 
-
-
 def minimise_scalar(objective, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, str]:
     """The optimum and the Hessian there. BFGS from the start, its inverse Hessian seeded with
     a forward-difference Hessian (the parameters' scales differ by 10^4, which otherwise
@@ -183,5 +181,3 @@ def minimise_scalar(objective, start: np.ndarray) -> tuple[np.ndarray, np.ndarra
     params[0] = abs(params[0])
     converged = np.max(np.abs(gradient)) < 1e-4
     return params, hessian, converged, str(result.message)
-
-
