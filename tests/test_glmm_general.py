@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, assert_close
 
+from glmflow.bench.glmm import GENERAL_SUITE, general_data
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.families import family
@@ -23,18 +24,9 @@ from glmflow.summaries import summary_text
 SHARED = json.loads((ROOT / "tests" / "reference" / "glmm_general_reference.json").read_text())
 OWN = json.loads((ROOT / "tests" / "r" / "glmm_general_reference.json").read_text())
 DATASETS = {  # file, factors, filter: as config.yaml declares them
-    "verbagg": ("verbagg.csv", ["id", "item", "gender", "btype", "situ", "r2"], None),
-    "cbpp": ("cbpp.csv", ["herd", "period"], None),
     "bdf": ("bdf.csv", ["minority"], "repeatgr != 2"),
     "contraception": ("contraception.csv", ["district", "livch", "urban", "use"], None),
     "grouseticks": ("grouseticks.csv", ["index", "brood", "year", "location"], None),
-}
-# The shared references' formulas with the column names clean_names gives.
-SHARED_MODELS = {
-    "verbagg_crossed": ("verbagg", "r2 ~ anger + gender + btype + situ + (1 | id) + (1 | item)"),
-    "cbpp_proportions": ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)"),
-    "bdf_random_slope": ("bdf", "repeatgr ~ ses + minority + (1 + ses | school_nr)"),
-    "contraception_slope": ("contraception", "use ~ age + I(age^2) + urban + livch + (urban | district)"),
 }
 
 
@@ -55,13 +47,13 @@ def numbers(values):
 @pytest.fixture(scope="module")
 def shared_fits():
     fits = {}
-    for name, (dataset, formula) in SHARED_MODELS.items():
-        spec = {"dataset": dataset, "formula": formula, "family": "binomial"}
-        fits[name] = fit_glmm(data(dataset), spec, name)
+    for name in GENERAL_SUITE:  # the four reference models, as the glmm bench fits them
+        spec = {"dataset": name, "formula": GENERAL_SUITE[name][3], "family": "binomial"}
+        fits[name] = fit_glmm(general_data(name), spec, name)
     return fits
 
 
-@pytest.mark.parametrize("name", list(SHARED_MODELS))
+@pytest.mark.parametrize("name", list(GENERAL_SUITE))
 def test_reference_models_reach_the_best_known_optimum(shared_fits, name):
     fit, reference = shared_fits[name], SHARED[name]
     exact, tmb = reference["exact"], reference["glmmTMB"]["m2ll"]

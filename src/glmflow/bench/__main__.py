@@ -20,6 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     glmm_parser.add_argument("--nagq", type=int, nargs="+", default=[1, 10])
     glmm_parser.add_argument("--repeats", type=int, default=7, help="timed fits after a warm-up; the median is kept")
     glmm_parser.add_argument("--with-r", action="store_true", help="also time glmer with Rscript, if installed")
+    glmm_parser.add_argument(
+        "--suite",
+        choices=["chapter", "general"],
+        default="chapter",
+        help="the chapter's model per nAGQ, or the four reference models (crossed, slopes)",
+    )
     workflow_parser = commands.add_parser("workflow", help="the whole workflow: clean, no-op, and per added GLM")
     workflow_parser.add_argument("--repeats", type=int, default=3, help="clean runs; the median is kept")
     workflow_parser.add_argument("--extra-models", type=int, default=50, help="GLMs added for the per-model cost")
@@ -29,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         simulate.run(arguments.sizes, arguments.replicates, arguments.baseline_fits, arguments.repeats)
     elif arguments.command == "workflow":
         workflow.run(arguments.repeats, arguments.extra_models, arguments.cores)
+    elif arguments.suite == "general":
+        glmm.run_general(arguments.repeats, arguments.with_r)
     else:
         glmm.run(arguments.nagq, arguments.repeats, arguments.with_r)
     return 0
