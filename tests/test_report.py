@@ -40,6 +40,7 @@ SECTIONS = [
     "likelihood",
     "testing",
     "mixed-model",
+    "other-models",  # config.yaml's crossed and random-slope mixed models
     "provenance",
 ]
 SCREENSHOTS = ROOT / ".pytest-artifacts"

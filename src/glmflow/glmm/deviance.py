@@ -16,10 +16,22 @@ from scipy import linalg, special
 from glmflow.errors import GlmflowError
 from glmflow.families import Family
 from glmflow.glmm.design import GlmmDesign
-from glmflow.glmm.pirls import FAMILY_CODES, LINK_CODES, effective_rows, factor_at, laplace, row_values, solve_factored
+from glmflow.glmm.pirls import (
+    FAMILY_CODES,
+    LINK_CODES,
+    effective_rows,
+    factor_at,
+    laplace,
+    laplace_gradient,
+    row_values,
+    solve_factored,
+)
 
 PIRLS_TOLERANCE = 1e-10  # largest step in u at which PIRLS stops
 PIRLS_MAX_ITERATIONS = 200
+# With the analytic gradient, a full Newton step below 1e-6 ends PIRLS (the modes are then
+# within about 1e-12); the finite differences of the non-canonical links need the 1e-10 check.
+PIRLS_ACCEPT = 1e-6
 
 
 def log_constant(family_name: str, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -60,6 +72,10 @@ class LaplaceDeviance:
         self.n_theta = glmm_design.n_theta
         self.u = np.zeros(self.q)
         self.evaluations = 0
+        # each theta's (first column of its term in Zv, row a, column b) of the term's factor
+        self.theta_map = np.array([(self.col[t], a, b) for t, term in enumerate(terms)
+                                   for b in range(term.k) for a in range(b, term.k)], dtype=np.int64)  # fmt: skip
+        self.canonical = family.link.name == {"binomial": "logit", "poisson": "log"}[family.name]
 
     def _rows(self, theta):
         T = np.zeros((len(self.k), self.kmax, self.kmax))
@@ -71,18 +87,34 @@ class LaplaceDeviance:
         return self.X @ beta + self.offset
 
     def __call__(self, params: np.ndarray) -> float:
+        return self._evaluate(params)[0]
+
+    def _evaluate(self, params: np.ndarray):
         params = np.asarray(params, dtype=float)
         theta, beta = params[: self.n_theta], params[self.n_theta :]
         values, index = self._rows(theta)
         self.evaluations += 1
-        deviance, _, converged = laplace(
+        deviance, _, converged, L0, L21, L22, eta = laplace(
             self.family_code, self.link_code, self.y, self.prior, self.constant, self._eta0(beta), values, index,
             self.levels0, self.k0, self.q_rest, self.u, PIRLS_TOLERANCE, PIRLS_MAX_ITERATIONS,
+            PIRLS_ACCEPT if self.canonical else 0.0,
         )  # fmt: skip
         if not converged or not np.isfinite(deviance):
             self.u[:] = 0.0  # start the next call afresh
-            return np.inf
-        return float(deviance)
+            return np.inf, None
+        return float(deviance), (values, index, L0, L21, L22, eta)
+
+    def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        """The deviance and its analytic gradient (canonical links; ``laplace_gradient``)."""
+        deviance, state = self._evaluate(params)
+        if state is None:
+            return deviance, np.full(len(params), np.nan)
+        values, index, L0, L21, L22, eta = state
+        gradient = laplace_gradient(
+            self.family_code, self.link_code, self.y, self.prior, eta, values, index, self.Zv, self.X, self.u,
+            L0, L21, L22, self.k0, self.theta_map,
+        )  # fmt: skip
+        return deviance, gradient
 
     def conditional(self, params: np.ndarray) -> dict:
         """At (theta, beta), after a call there: the modes u, the conditional means and linear

@@ -12,7 +12,7 @@ from glmflow.errors import GlmflowError
 from glmflow.families import family as glm_family
 from glmflow.glmm.design import GlmmDesign, build_glmm_design
 from glmflow.glmm.deviance import LaplaceDeviance
-from glmflow.glmm.optimize import glm_start, minimise_laplace, minimise_scalar
+from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minimise_scalar
 from glmflow.glmm.result import CHECK_CONV_TOL, GlmmFit
 from glmflow.glmm.scalar import ScalarDeviance, conditional_vcov
 from glmflow.models import model_data
@@ -91,7 +91,7 @@ def _fit_scalar(gd: GlmmDesign, family, nAGQ: int) -> GlmmFit:
 def fit_general(gd: GlmmDesign, family) -> GlmmFit:
     design, warnings = gd.design, []
     objective = LaplaceDeviance(gd, family)
-    start = np.concatenate([gd.theta_start(), glm_start(design, family, gd.prior, gd.offset)])
+    start = np.concatenate([gd.theta_start(), irls_start(design, family, gd.prior, gd.offset)])
     params, deviance, gradient, hessian, converged, message = minimise_laplace(objective, start, gd)
     theta, beta = params[: gd.n_theta], params[gd.n_theta :]
     state = objective.conditional(params)

@@ -30,6 +30,28 @@ def glm_start(design: Design, family: Family, prior: np.ndarray, offset: np.ndar
     return glm_fit(design.X, design.y, family, weights=prior, offset=offset).coef
 
 
+def irls_start(design: Design, family: Family, prior: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """The same GLM by IRLS on the normal equations (Cholesky), from R's mustart, to a
+    relative deviance change of 1e-8: a start needs no QR's accuracy, and on verbagg
+    (7584 x 6) this takes 4 ms where glm.fit's QR path takes 80 ms."""
+    X, y = design.X, design.y
+    mu = family.initialize(y, prior).mustart
+    eta = family.linkfun(mu)
+    beta, previous = np.zeros(X.shape[1]), np.inf
+    for _ in range(50):
+        mu_eta = family.mu_eta(eta)
+        weights = prior * mu_eta**2 / family.variance(mu)
+        z = eta - offset + (y - mu) / mu_eta
+        beta = np.linalg.solve(X.T @ (weights[:, None] * X), X.T @ (weights * z))
+        eta = X @ beta + offset
+        mu = family.linkinv(eta)
+        deviance = float(np.sum(family.dev_resids(y, mu, prior)))
+        if abs(deviance - previous) <= 1e-8 * (abs(deviance) + 0.1):
+            break
+        previous = deviance
+    return beta
+
+
 def canonical_theta(glmm_design: GlmmDesign, theta: np.ndarray) -> np.ndarray:
     """theta with every factor column whose diagonal entry is negative negated (same T T')."""
     out, position = [], 0
@@ -99,20 +121,35 @@ def _inverse_seed(hessian: np.ndarray) -> np.ndarray:
 
 def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
     """The optimum of the general Laplace deviance: (params, value, gradient, Hessian,
-    converged, message). See the module docstring."""
+    converged, message). With the analytic gradient (``objective.canonical``): BFGS seeded
+    with a forward-difference Hessian of the gradient, then Newton steps with the central one;
+    otherwise the same on central differences of values (lme4's deriv12 for the Hessian)."""
     n_theta = glmm_design.n_theta
+    if objective.canonical:
+        value_and_gradient = objective.value_and_gradient
 
-    def value_and_gradient(x):
-        return objective(x), central_gradient(objective, x)
+        def local(x):
+            value, gradient = value_and_gradient(x)
+            return value, gradient, hessian_by_differences(value_and_gradient, x)
 
+        seed = hessian_by_differences(value_and_gradient, start, central=False)
+    else:
+
+        def value_and_gradient(x):
+            return objective(x), central_gradient(objective, x)
+
+        def local(x):
+            return derivatives(objective, x)
+
+        seed = forward_hessian(objective, start)
     result = optimize.minimize(
         value_and_gradient, start, jac=True, method="BFGS",
-        options={"gtol": 1e-4, "maxiter": 1000, "hess_inv0": _inverse_seed(forward_hessian(objective, start))},
+        options={"gtol": 1e-4, "maxiter": 1000, "hess_inv0": _inverse_seed(seed)},
     )  # fmt: skip
     params = result.x.copy()
     params[:n_theta] = canonical_theta(glmm_design, params[:n_theta])
-    value, gradient, hessian = derivatives(objective, params)
-    for _ in range(6):
+    value, gradient, hessian = local(params)
+    for _ in range(6):  # Newton steps; the Hessian is recomputed only after a step above 1e-4
         if np.max(np.abs(gradient)) < 1e-6:
             break
         try:
@@ -121,11 +158,12 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
             break
         candidate = params - step
         candidate[:n_theta] = canonical_theta(glmm_design, candidate[:n_theta])
-        candidate_value = objective(candidate)
+        candidate_value, candidate_gradient = value_and_gradient(candidate)
         if not candidate_value < value + 1e-9:
             break
-        params = candidate
-        value, gradient, hessian = derivatives(objective, params)
+        params, value, gradient = candidate, candidate_value, candidate_gradient
+        if np.max(np.abs(step)) > 1e-4:
+            value, gradient, hessian = local(params)
     try:  # the Newton decrement: what a further step would gain, in deviance
         converged = bool(gradient @ np.linalg.solve(hessian, gradient) < 1e-6)
     except np.linalg.LinAlgError:

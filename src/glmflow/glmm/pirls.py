@@ -23,6 +23,7 @@ import numba
 import numpy as np
 
 from glmflow.constants import DOUBLE_EPS
+from glmflow.fastexp import exp_neg
 
 FAMILY_BINOMIAL, FAMILY_POISSON = 0, 1
 LINK_LOGIT, LINK_PROBIT, LINK_CAUCHIT, LINK_CLOGLOG, LINK_LOG, LINK_IDENTITY, LINK_SQRT = range(7)
@@ -73,17 +74,22 @@ def _mean(link, eta):
 def _row(family, link, y, eta, prior, constant):
     """Per row: the Fisher weight prior mu_eta^2 / V, the working score prior (y - mu) mu_eta / V
     and log p(y | eta) (R's family$aic counts it)."""
+    if family == FAMILY_BINOMIAL and link == LINK_LOGIT and -_LOGIT_THRESH <= eta <= _LOGIT_THRESH:
+        # canonical logit: one polynomial exp (glmflow.fastexp, 1e-13 relative) gives mu, the
+        # weight and log p; R's make.link("logit") clamps only beyond |eta| = 30
+        a = exp_neg(abs(eta))
+        inverse = 1.0 / (1.0 + a)
+        mu = inverse if eta >= 0.0 else a * inverse
+        logp = prior * (y * eta - max(eta, 0.0) - math.log1p(a)) + constant
+        return prior * mu * (1.0 - mu), prior * (y - mu), logp
     mu, mu_eta = _mean(link, eta)
     if family == FAMILY_BINOMIAL:
         variance = mu * (1.0 - mu)
-        if link == LINK_LOGIT and -_LOGIT_THRESH <= eta <= _LOGIT_THRESH:
-            logp = prior * (y * eta - (max(eta, 0.0) + math.log1p(math.exp(-abs(eta))))) + constant
-        else:
-            logp = constant
-            if y > 0.0:
-                logp += prior * y * math.log(mu)
-            if y < 1.0:
-                logp += prior * (1.0 - y) * math.log1p(-mu)
+        logp = constant
+        if y > 0.0:
+            logp += prior * y * math.log(mu)
+        if y < 1.0:
+            logp += prior * (1.0 - y) * math.log1p(-mu)
     else:
         variance = mu
         logp = constant - prior * mu
@@ -239,12 +245,16 @@ def solve_factored(D, L21, L22, k0, rhs):
 
 
 @numba.njit(**_KERNEL)
-def laplace(family, link, y, prior, constant, eta0, values, index, levels0, k0, q_rest, u, tolerance, max_iterations):
+def laplace(
+    family, link, y, prior, constant, eta0, values, index, levels0, k0, q_rest, u, tolerance, max_iterations, accept
+):
     """PIRLS from ``u`` (updated in place to the conditional mode) and the Laplace deviance
     there, -2 log p(y | u) + |u|^2 + log|H| (lme4's ``ldL2 + sqrL + aic``). Fisher-scoring
     steps with step-halving on the penalised objective, until the largest step is below
-    ``tolerance``; the factor and the log-determinant are those at the final u.
-    Returns (deviance, iterations, converged)."""
+    ``tolerance``, or, with ``accept`` > 0, after a full step below ``accept`` (Newton's
+    quadratic convergence leaves an error of order accept^2 in u: one assembly saved per call
+    when the gradient is analytic); the factor and the log-determinant are those at the final u.
+    Returns (deviance, iterations, converged, L0 blocks, L21, L22, eta), the factor at u."""
     q0 = levels0 * k0
     n = y.shape[0]
     D = np.empty((levels0, k0, k0))
@@ -261,7 +271,7 @@ def laplace(family, link, y, prior, constant, eta0, values, index, levels0, k0, 
         for j in range(step.shape[0]):
             largest = max(largest, abs(step[j]))
         if largest < tolerance:
-            return penalised + logdet, iteration, True
+            return penalised + logdet, iteration, True, D, A21, A22, eta
         fraction = 1.0
         for _ in range(40):
             for j in range(u.shape[0]):
@@ -275,7 +285,9 @@ def laplace(family, link, y, prior, constant, eta0, values, index, levels0, k0, 
         u[:] = candidate
         penalised = trial
         logdet = _factor(D, A21, A22, k0)
-    return penalised + logdet, max_iterations, False
+        if largest < accept and fraction == 1.0:
+            return penalised + logdet, iteration + 1, True, D, A21, A22, eta
+    return penalised + logdet, max_iterations, False, D, A21, A22, eta
 
 
 @numba.njit(**_KERNEL)
@@ -302,3 +314,148 @@ def row_values(family, link, eta, prior):
         mu[i], _ = _mean(link, eta[i])
         weight[i], _, _ = _row(family, link, 0.5, eta[i], prior[i], 0.0)
     return mu, weight
+
+
+@numba.njit(**_KERNEL)
+def _inverse_pieces(D, L21, L22, k0):
+    """H^-1 on H's own pattern from the block factor: the diagonal blocks of term 0 (P0), the
+    cross block (P10, q_rest x q0) and the dense rest (P11). With N = L21 L0^-1 and
+    M = L22^-1 N: P0_j = L0_j^-T L0_j^-1 + M_j' M_j, P10 = -L22^-T M, P11 = L22^-T L22^-1."""
+    levels, q_rest = D.shape[0], L22.shape[0]
+    q0 = levels * k0
+    L0inv = np.zeros((levels, k0, k0))
+    for j in range(levels):
+        for c in range(k0):  # column c of L0_j^-1: forward substitution on e_c
+            for a in range(c, k0):
+                total = 1.0 if a == c else 0.0
+                for m in range(c, a):
+                    total -= D[j, a, m] * L0inv[j, m, c]
+                L0inv[j, a, c] = total / D[j, a, a]
+    P0 = np.zeros((levels, k0, k0))
+    for j in range(levels):
+        for a in range(k0):
+            for b in range(k0):
+                total = 0.0
+                for m in range(max(a, b), k0):
+                    total += L0inv[j, m, a] * L0inv[j, m, b]
+                P0[j, a, b] = total
+    P10 = np.zeros((q_rest, q0))
+    P11 = np.zeros((q_rest, q_rest))
+    if q_rest == 0:
+        return P0, P10, P11
+    M = np.empty((q_rest, q0))
+    for r in range(q_rest):  # N = L21 L0^-1, block by block
+        for j in range(levels):
+            for c in range(k0):
+                total = 0.0
+                for m in range(c, k0):
+                    total += L21[r, j * k0 + m] * L0inv[j, m, c]
+                M[r, j * k0 + c] = total
+    for r in range(q_rest):  # M = L22^-1 N (forward substitution, all columns at once)
+        for m in range(r):
+            factor = L22[r, m]
+            if factor != 0.0:
+                for c in range(q0):
+                    M[r, c] -= factor * M[m, c]
+        for c in range(q0):
+            M[r, c] /= L22[r, r]
+    for j in range(levels):
+        for a in range(k0):
+            for b in range(k0):
+                total = 0.0
+                for r in range(q_rest):
+                    total += M[r, j * k0 + a] * M[r, j * k0 + b]
+                P0[j, a, b] += total
+    for r in range(q_rest - 1, -1, -1):  # P10 = -L22^-T M (back substitution)
+        for c in range(q0):
+            total = -M[r, c]
+            for m in range(r + 1, q_rest):
+                total -= L22[m, r] * P10[m, c]
+            P10[r, c] = total / L22[r, r]
+    Linv = np.zeros((q_rest, q_rest))
+    for c in range(q_rest):
+        for a in range(c, q_rest):
+            total = 1.0 if a == c else 0.0
+            for m in range(c, a):
+                total -= L22[a, m] * Linv[m, c]
+            Linv[a, c] = total / L22[a, a]
+    for a in range(q_rest):
+        for b in range(a + 1):
+            total = 0.0
+            for m in range(a, q_rest):
+                total += Linv[m, a] * Linv[m, b]
+            P11[a, b] = total
+            P11[b, a] = total
+    return P0, P10, P11
+
+
+@numba.njit(inline="always", **_KERNEL)
+def _inverse_entry(P0, P10, P11, k0, q0, c1, c2):
+    if c1 < q0 and c2 < q0:
+        return P0[c1 // k0, c1 % k0, c2 % k0]
+    if c1 >= q0 and c2 >= q0:
+        return P11[c1 - q0, c2 - q0]
+    if c1 >= q0:
+        return P10[c1 - q0, c2]
+    return P10[c2 - q0, c1]
+
+
+@numba.njit(**_KERNEL)
+def laplace_gradient(family, link, y, prior, eta, values, index, Zv, X, u, D, L21, L22, k0, theta_map):
+    """The gradient of the Laplace deviance in (theta, beta) at the modes u, for the canonical
+    links (logit binomial, log Poisson: Fisher and observed weights agree). With s the scores,
+    W the weights, W' their slopes in eta, h_i = z_i H^-1 z_i' (Z Lambda's rows) and
+    a = H^-1 Lambda'Z' (W' h):
+        d/d beta  = X' (-2 s + W' h - W (Z Lambda a)),
+        d/d theta_m = sum_i d_i (-2 s_i + W'_i h_i - W_i (Z Lambda a)_i) + (Z_m a)' s
+                      + 2 sum_i W_i (Z_m)_i H^-1 (Z Lambda)_i',
+    where Z_m = Z dLambda/dtheta_m and d = Z_m u: the envelope theorem for the modes, the
+    implicit function theorem for their change, and d log|H| = tr(H^-1 dH).
+    ``theta_map`` gives each theta's (term, row a, column b) of its factor and the term's
+    first column in ``values``."""
+    n, K = values.shape
+    levels = D.shape[0]
+    q0 = levels * k0
+    P0, P10, P11 = _inverse_pieces(D, L21, L22, k0)
+    s = np.empty(n)
+    w = np.empty(n)
+    slope = np.empty(n)
+    v = np.empty(n)
+    Hz = np.empty((n, K))
+    rhs = np.zeros(u.shape[0])
+    for i in range(n):
+        mu, _ = _mean(link, eta[i])
+        if family == FAMILY_BINOMIAL:
+            w[i] = prior[i] * mu * (1.0 - mu)
+            slope[i] = w[i] * (1.0 - 2.0 * mu)
+        else:
+            w[i] = prior[i] * mu
+            slope[i] = w[i]
+        s[i] = prior[i] * (y[i] - mu)
+        h = 0.0
+        for a in range(K):
+            total = 0.0
+            for b in range(K):
+                total += _inverse_entry(P0, P10, P11, k0, q0, index[i, a], index[i, b]) * values[i, b]
+            Hz[i, a] = total
+            h += values[i, a] * total
+        v[i] = slope[i] * h
+        for a in range(K):
+            rhs[index[i, a]] += values[i, a] * v[i]
+    A = solve_factored(D, L21, L22, k0, rhs)
+    p = X.shape[1]
+    n_theta = theta_map.shape[0]
+    gradient = np.zeros(n_theta + p)
+    for i in range(n):
+        za = 0.0
+        for a in range(K):
+            za += values[i, a] * A[index[i, a]]
+        common = -2.0 * s[i] + v[i] - w[i] * za
+        for c in range(p):
+            gradient[n_theta + c] += X[i, c] * common
+        for m in range(n_theta):
+            start, a, b = theta_map[m, 0], theta_map[m, 1], theta_map[m, 2]
+            z = Zv[i, start + a]
+            position = index[i, start + b]
+            gradient[m] += z * u[position] * common + z * A[position] * s[i] + 2.0 * w[i] * z * Hz[i, start + b]
+    return gradient
