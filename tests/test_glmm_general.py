@@ -11,9 +11,11 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import ROOT, assert_close
 
 from glmflow.bench.glmm import GENERAL_SUITE, general_data
+from glmflow.config import check_config
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.families import family
@@ -161,3 +163,24 @@ def test_refused_forms_name_the_model(spec, message):
     with pytest.raises(GlmflowError, match=re.escape(message)) as error:
         fit_glmm(data("contraception"), full, "my_model")
     assert "my_model" in str(error.value)
+
+
+def test_refused_forms_are_reported_before_any_job_runs():
+    """The config check (what Snakemake runs when it parses the workflow) names each refused
+    mixed model under its key."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["models"]["slope_agq"] = {"dataset": "contraception", "formula": "use ~ age + (urban | district)",
+                                     "family": "binomial", "nAGQ": 5}  # fmt: skip
+    config["models"]["gamma_glmm"] = {"dataset": "contraception", "formula": "age ~ urban + (1 | district)",
+                                      "family": "Gamma"}  # fmt: skip
+    config["models"]["probit_agq"] = {"dataset": "contraception", "formula": "use ~ age + (1 | district)",
+                                      "family": "binomial", "link": "probit", "nAGQ": 3}  # fmt: skip
+    with pytest.raises(GlmflowError) as error:
+        check_config(config, ROOT)
+    message = str(error.value)
+    assert "models.slope_agq.nAGQ: nAGQ = 5 needs a single scalar random intercept" in message
+    assert (
+        "models.probit_agq.nAGQ: nAGQ = 3 needs a single scalar random intercept (1 | group) and the canonical"
+        in message
+    )
+    assert "models.gamma_glmm.family: mixed models are fitted for the binomial and poisson" in message

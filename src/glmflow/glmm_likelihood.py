@@ -114,5 +114,10 @@ def _dense_laplace(glmm_design, family: Family, theta: np.ndarray, beta: np.ndar
     found = optimize.minimize(objective, np.zeros(ZL.shape[1]), jac=gradient, hess=fisher, method="trust-exact",
                               options={"gtol": 1e-10})  # fmt: skip
     u = found.x
+    for _ in range(5):  # trust-exact stops at its gtol; Fisher scoring steps finish the mode
+        step = np.linalg.solve(fisher(u), gradient(u))
+        if not objective(u - step) <= objective(u):
+            break
+        u = u - step
     _, logdet = np.linalg.slogdet(fisher(u) / 2)
     return -(objective(u) + logdet) / 2

@@ -151,6 +151,18 @@ def _level_text(value) -> str:
     return str(value)
 
 
+def _term_matrix(expression: str, frame: pd.DataFrame, where: str) -> tuple[list[str], np.ndarray]:
+    """A random term's model matrix and R's column labels; ``1`` without formulaic (a column of
+    ones: 30 ms of formulaic's overhead saved per intercept term on verbagg's 7584 rows)."""
+    if expression.replace(" ", "") == "1":
+        return ["(Intercept)"], np.ones((len(frame), 1))
+    try:
+        matrix = model_matrix(to_formulaic(expression), frame, context=FORMULA_FUNCTIONS, na_action="raise")
+    except Exception as error:
+        raise GlmflowError(f"{where}: {error}") from error
+    return [r_label(str(c)) for c in matrix.columns], np.asarray(matrix, dtype=float)
+
+
 def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str | None = None,
                       offset: str | None = None) -> GlmmDesign:  # fmt: skip
     """The model frame (rows with a missing value in any variable dropped, as na.omit), the
@@ -167,10 +179,7 @@ def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str
     frame = data.loc[design.rows]
     terms = []
     for expression, columns in expand_terms(written):
-        try:
-            matrix = model_matrix(to_formulaic(expression), frame, context=FORMULA_FUNCTIONS, na_action="raise")
-        except Exception as error:
-            raise GlmflowError(f"{where}: random term ({expression} | {':'.join(columns)}): {error}") from error
+        names, matrix = _term_matrix(expression, frame, f"{where}: random term ({expression} | {':'.join(columns)})")
         labels, codes = _grouping_factor(frame, columns)
         if len(labels) < 2:
             raise GlmflowError(
@@ -180,10 +189,10 @@ def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str
             ReTerm(
                 name=":".join(columns),
                 factor=":".join(columns),
-                columns=[r_label(str(c)) for c in matrix.columns],
+                columns=names,
                 levels=labels,
                 codes=codes,
-                matrix=np.asarray(matrix, dtype=float),
+                matrix=matrix,
             )
         )
     terms = sorted(terms, key=lambda term: -term.n_levels)  # stable, as lme4's reorder.terms

@@ -89,7 +89,11 @@ class LaplaceDeviance:
     def __call__(self, params: np.ndarray) -> float:
         return self._evaluate(params)[0]
 
-    def _evaluate(self, params: np.ndarray):
+    def strict(self, params: np.ndarray) -> float:
+        """The deviance with PIRLS run to its 1e-10 step, whatever the link (the reported value)."""
+        return self._evaluate(params, accept=0.0)[0]
+
+    def _evaluate(self, params: np.ndarray, accept: float | None = None):
         params = np.asarray(params, dtype=float)
         theta, beta = params[: self.n_theta], params[self.n_theta :]
         values, index = self._rows(theta)
@@ -97,7 +101,7 @@ class LaplaceDeviance:
         deviance, _, converged, L0, L21, L22, eta = laplace(
             self.family_code, self.link_code, self.y, self.prior, self.constant, self._eta0(beta), values, index,
             self.levels0, self.k0, self.q_rest, self.u, PIRLS_TOLERANCE, PIRLS_MAX_ITERATIONS,
-            PIRLS_ACCEPT if self.canonical else 0.0,
+            (PIRLS_ACCEPT if self.canonical else 0.0) if accept is None else accept,
         )  # fmt: skip
         if not converged or not np.isfinite(deviance):
             self.u[:] = 0.0  # start the next call afresh
@@ -120,7 +124,7 @@ class LaplaceDeviance:
         """At (theta, beta), after a call there: the modes u, the conditional means and linear
         predictor, the blocks of H^-1 per term and level (for the conditional variances) and
         lme4's RX covariance (X'WX - X'W Z Lambda H^-1 Lambda' Z' W X)^-1."""
-        self(params)
+        self.strict(params)
         theta, beta = params[: self.n_theta], params[self.n_theta :]
         values, index = self._rows(theta)
         L0, L21, L22, eta = factor_at(
@@ -131,7 +135,8 @@ class LaplaceDeviance:
         mu, w = row_values(self.family_code, self.link_code, eta, self.prior)
         ZtWX = np.zeros((self.q, self.X.shape[1]))
         for a in range(values.shape[1]):
-            np.add.at(ZtWX, index[:, a], (values[:, a] * w)[:, None] * self.X)
+            for c in range(self.X.shape[1]):
+                ZtWX[:, c] += np.bincount(index[:, a], weights=values[:, a] * w * self.X[:, c], minlength=self.q)
         solved = np.column_stack([solve_factored(L0, L21, L22, self.k0, ZtWX[:, c]) for c in range(self.X.shape[1])])
         rx = self.X.T @ (w[:, None] * self.X) - ZtWX.T @ solved
         return {"u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks, "vcov_rx": np.linalg.inv(rx)}

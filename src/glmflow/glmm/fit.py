@@ -94,6 +94,7 @@ def fit_general(gd: GlmmDesign, family) -> GlmmFit:
     start = np.concatenate([gd.theta_start(), irls_start(design, family, gd.prior, gd.offset)])
     params, deviance, gradient, hessian, converged, message = minimise_laplace(objective, start, gd)
     theta, beta = params[: gd.n_theta], params[gd.n_theta :]
+    deviance = objective.strict(params)  # the optimiser's last value may stop PIRLS one step early
     state = objective.conditional(params)
     condval, condvar, position = [], [], 0
     for term, T, blocks in zip(gd.terms, gd.factors(theta), state["blocks"], strict=True):

@@ -144,7 +144,7 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
         seed = forward_hessian(objective, start)
     result = optimize.minimize(
         value_and_gradient, start, jac=True, method="BFGS",
-        options={"gtol": 1e-4, "maxiter": 1000, "hess_inv0": _inverse_seed(seed)},
+        options={"gtol": 1e-3, "maxiter": 1000, "hess_inv0": _inverse_seed(seed)},
     )  # fmt: skip
     params = result.x.copy()
     params[:n_theta] = canonical_theta(glmm_design, params[:n_theta])
