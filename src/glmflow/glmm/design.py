@@ -138,10 +138,17 @@ def _grouping_factor(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarra
             labels = np.array([_level_text(v) for v in labels_raw])
         code_columns.append(codes.astype(np.int64))
         label_columns.append(labels)
-    combined = np.stack(code_columns, axis=1)
-    present, codes = np.unique(combined, axis=0, return_inverse=True)
-    labels = np.array([":".join(label_columns[c][row[c]] for c in range(len(columns))) for row in present])
-    return labels, codes.reshape(-1).astype(np.int64)
+    key = np.zeros(len(frame), dtype=np.int64)  # the combination's rank, the first column outermost
+    for codes, labels in zip(code_columns, label_columns, strict=True):
+        key = key * len(labels) + codes
+    present, codes = np.unique(key, return_inverse=True)
+    digits = []
+    for labels in reversed(label_columns):
+        digits.append(present % len(labels))
+        present = present // len(labels)
+    digits.reverse()
+    names = [":".join(label_columns[c][digits[c][j]] for c in range(len(columns))) for j in range(len(digits[0]))]
+    return np.array(names), codes.reshape(-1).astype(np.int64)
 
 
 def _level_text(value) -> str:

@@ -75,12 +75,12 @@ class LaplaceDeviance:
         # each theta's (first column of its term in Zv, row a, column b) of the term's factor
         self.theta_map = np.array([(self.col[t], a, b) for t, term in enumerate(terms)
                                    for b in range(term.k) for a in range(b, term.k)], dtype=np.int64)  # fmt: skip
+        self.theta_term = np.array([t for t, term in enumerate(terms) for _ in range(term.n_theta)], dtype=np.int64)
         self.canonical = family.link.name == {"binomial": "logit", "poisson": "log"}[family.name]
 
     def _rows(self, theta):
         T = np.zeros((len(self.k), self.kmax, self.kmax))
-        for t, factor in enumerate(self.gd.factors(theta)):
-            T[t, : factor.shape[0], : factor.shape[1]] = factor
+        T[self.theta_term, self.theta_map[:, 1], self.theta_map[:, 2]] = theta  # as GlmmDesign.factors
         return effective_rows(self.Zv, self.codes, T, self.k, self.col, self.uoff)
 
     def _eta0(self, beta):

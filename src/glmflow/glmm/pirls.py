@@ -126,16 +126,35 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, k0, q0, u, 
     for j in range(rhs.shape[0]):
         rhs[j] = -u[j]
     minus2 = 0.0
+    # 0/1 data with the logit link: log p = y eta - max(eta, 0) - log(1 + a), a = exp(-|eta|);
+    # the logs of (1 + a) are taken of running products of 512 rows (at most 2^512), one log
+    # per block instead of one per row (a third of the kernel's time on verbagg)
+    product_path = family == FAMILY_BINOMIAL and link == LINK_LOGIT
+    for i in range(n):
+        if prior[i] != 1.0:
+            product_path = False
+    product = 1.0
     for i in range(n):
         e = eta0[i]
         for a in range(K):
             e += values[i, a] * u[index[i, a]]
         eta[i] = e
-        w, score, logp = _row(family, link, y[i], e, prior[i], constant[i])
-        minus2 -= 2.0 * logp
+        if product_path and -_LOGIT_THRESH <= e <= _LOGIT_THRESH:
+            t = exp_neg(abs(e))
+            inverse = 1.0 / (1.0 + t)
+            mu = inverse if e >= 0.0 else t * inverse
+            w, score = mu * (1.0 - mu), y[i] - mu
+            minus2 -= 2.0 * (y[i] * e - max(e, 0.0) + constant[i])
+            product *= 1.0 + t
+            if i % 512 == 511:
+                minus2 += 2.0 * math.log(product)
+                product = 1.0
+        else:
+            w, score, logp = _row(family, link, y[i], e, prior[i], constant[i])
+            minus2 -= 2.0 * logp
         for a in range(K):
             rhs[index[i, a]] += values[i, a] * score
-        level = index[i, 0] // k0 if k0 > 0 else 0
+        level = index[i, 0] if k0 == 1 else index[i, 0] // k0
         for a in range(k0):
             wa = w * values[i, a]
             for b in range(a + 1):
@@ -149,6 +168,7 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, k0, q0, u, 
                 s = index[i, b] - q0
                 if s <= r:
                     A22[r, s] += wa * values[i, b]
+    minus2 += 2.0 * math.log(product)
     for j in range(u.shape[0]):
         minus2 += u[j] * u[j]
     return minus2
@@ -390,12 +410,14 @@ def _inverse_pieces(D, L21, L22, k0):
 
 
 @numba.njit(inline="always", **_KERNEL)
-def _inverse_entry(P0, P10, P11, k0, q0, c1, c2):
-    if c1 < q0 and c2 < q0:
-        return P0[c1 // k0, c1 % k0, c2 % k0]
-    if c1 >= q0 and c2 >= q0:
+def _inverse_entry(P0, P10, P11, k0, q0, level, a, b, c1, c2):
+    """H^-1 at u's indices (c1, c2), the row's columns a and b (term 0's are 0..k0-1, of the
+    row's level ``level``): no integer division in the row loop."""
+    if a < k0 and b < k0:
+        return P0[level, a, b]
+    if a >= k0 and b >= k0:
         return P11[c1 - q0, c2 - q0]
-    if c1 >= q0:
+    if a >= k0:
         return P10[c1 - q0, c2]
     return P10[c2 - q0, c1]
 
@@ -424,7 +446,12 @@ def laplace_gradient(family, link, y, prior, eta, values, index, Zv, X, u, D, L2
     Hz = np.empty((n, K))
     rhs = np.zeros(u.shape[0])
     for i in range(n):
-        mu, _ = _mean(link, eta[i])
+        if link == LINK_LOGIT and -_LOGIT_THRESH <= eta[i] <= _LOGIT_THRESH:
+            t = exp_neg(abs(eta[i]))  # as _assemble: the same mu to the last bit
+            inverse = 1.0 / (1.0 + t)
+            mu = inverse if eta[i] >= 0.0 else t * inverse
+        else:
+            mu, _ = _mean(link, eta[i])
         if family == FAMILY_BINOMIAL:
             w[i] = prior[i] * mu * (1.0 - mu)
             slope[i] = w[i] * (1.0 - 2.0 * mu)
@@ -433,10 +460,11 @@ def laplace_gradient(family, link, y, prior, eta, values, index, Zv, X, u, D, L2
             slope[i] = w[i]
         s[i] = prior[i] * (y[i] - mu)
         h = 0.0
+        level = index[i, 0] if k0 == 1 else index[i, 0] // k0
         for a in range(K):
             total = 0.0
             for b in range(K):
-                total += _inverse_entry(P0, P10, P11, k0, q0, index[i, a], index[i, b]) * values[i, b]
+                total += _inverse_entry(P0, P10, P11, k0, q0, level, a, b, index[i, a], index[i, b]) * values[i, b]
             Hz[i, a] = total
             h += values[i, a] * total
         v[i] = slope[i] * h
