@@ -184,3 +184,12 @@ def test_refused_forms_are_reported_before_any_job_runs():
         in message
     )
     assert "models.gamma_glmm.family: mixed models are fitted for the binomial and poisson" in message
+
+
+def test_a_design_too_large_for_the_dense_block_is_refused_with_its_sizes():
+    rng = np.random.default_rng(5)
+    n = 12000
+    frame = pd.DataFrame({"a": rng.integers(0, 6000, n), "b": rng.integers(0, 6000, n), "x": rng.normal(size=n)})
+    frame["y"] = (rng.random(n) < 0.5).astype(float)
+    with pytest.raises(GlmflowError, match=r"model 'big'.*need a dense .* block, over 256 MiB"):
+        fit_glmm(frame, {"formula": "y ~ x + (1 | a) + (1 | b)", "family": "binomial"}, "big")

@@ -32,6 +32,8 @@ PIRLS_MAX_ITERATIONS = 200
 # With the analytic gradient, a full Newton step below 1e-6 ends PIRLS (the modes are then
 # within about 1e-12); the finite differences of the non-canonical links need the 1e-10 check.
 PIRLS_ACCEPT = 1e-6
+# The dense part of H (all but the largest factor's blocks): q_rest x q doubles at most.
+DENSE_LIMIT = 2**25
 
 
 def log_constant(family_name: str, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -69,6 +71,13 @@ class LaplaceDeviance:
         self.kmax = int(self.k.max())
         self.levels0, self.k0 = terms[0].n_levels, terms[0].k
         self.q_rest = self.q - self.levels0 * self.k0
+        if self.q_rest * (self.q_rest + self.levels0 * self.k0) > DENSE_LIMIT:
+            sizes = ", ".join(f"{t.name}: {t.n_levels} levels x {t.k}" for t in terms)
+            raise GlmflowError(
+                f"the random effects beyond the largest factor ({self.q_rest} of them; {sizes}) need a dense "
+                f"{self.q_rest} x {self.q} block, over {DENSE_LIMIT * 8 // 2**20} MiB: glmflow's factorisation keeps "
+                "only the largest grouping factor sparse; fit fewer or smaller crossed/nested factors"
+            )
         self.n_theta = glmm_design.n_theta
         self.u = np.zeros(self.q)
         self.evaluations = 0

@@ -55,7 +55,10 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
             f"{where}: nAGQ = {nAGQ} needs a single scalar random intercept (1 | group) and the canonical link, "
             "as lme4; use nAGQ: 1 (Laplace) for this model"
         )
-    fit = _fit_scalar(gd, family, nAGQ) if scalar else fit_general(gd, family)
+    try:
+        fit = _fit_scalar(gd, family, nAGQ) if scalar else fit_general(gd, family)
+    except GlmflowError as error:
+        raise GlmflowError(f"{where}: {error}") from None
     fit.name, fit.formula, fit.dataset = name, spec["formula"], spec.get("dataset", "data")
     check = fit.convergence_check()
     if not check["check_passed"]:
@@ -90,7 +93,7 @@ def _fit_scalar(gd: GlmmDesign, family, nAGQ: int) -> GlmmFit:
 
 def fit_general(gd: GlmmDesign, family) -> GlmmFit:
     design, warnings = gd.design, []
-    objective = LaplaceDeviance(gd, family)
+    objective = LaplaceDeviance(gd, family)  # a GlmflowError names the sizes; fit_glmm adds the model
     start = np.concatenate([gd.theta_start(), irls_start(design, family, gd.prior, gd.offset)])
     params, deviance, gradient, hessian, converged, message = minimise_laplace(objective, start, gd)
     theta, beta = params[: gd.n_theta], params[gd.n_theta :]
