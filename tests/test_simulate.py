@@ -12,8 +12,16 @@ from conftest import ROOT, assert_close
 from glmflow.families import family
 from glmflow.likelihood import likelihood_table
 from glmflow.models import fit_model, glm_fit
+from glmflow.philox import cell_key, philox_block, uniforms
 from glmflow.rrandom import RRandom, plogis
-from glmflow.simulate import BatchFit, fit_logistic_batch, simulate_cell, simulate_logistic, summarise_cell
+from glmflow.simulate import (
+    BatchFit,
+    draw_and_fit,
+    fit_logistic_batch,
+    simulate_cell,
+    simulate_logistic,
+    summarise_cell,
+)
 from glmflow.study import Cell, study_cells
 
 DRAWS = json.loads((ROOT / "tests" / "r" / "simulation_reference.json").read_text())
@@ -117,6 +125,44 @@ def test_replicate_streams_depend_on_seed_cell_and_replicate_only():
     assert cell in study_cells(small) and cell in study_cells(large)
     assert not np.array_equal(simulate_cell(2027, cell, 1)[0], x_all[:1])
     assert not np.array_equal(simulate_cell(2026, Cell(100, 0.0, 2.0), 1)[0], x_all[:1])
+
+
+def test_philox_is_random123s_and_numpys():
+    """The study's generator: Random123's known-answer vector, and numpy's Philox word for word
+    (uniforms as numpy's random()), so the stream of glmflow.philox's docstring is reproducible."""
+    out = np.empty(4, dtype=np.uint64)
+    zero = np.uint64(0)
+    philox_block(zero, zero, zero, zero, zero, zero, out)
+    assert [hex(v) for v in out] == ["0x16554d9eca36314c", "0xdb20fe9d672d0fdc", "0xd7e772cee186176b",
+                                     "0x7e68b68aec7ba23b"]  # fmt: skip
+    key = Cell(100, 0.0, 1.0).key(2026)
+    for replicate in (0, 7, 123456):
+        ours = np.empty(13)
+        uniforms(*cell_key(key), replicate, 13, ours)
+        generator = np.random.Generator(
+            np.random.Philox(key=np.array(key, dtype=np.uint64), counter=[0, replicate, 0, 0])
+        )
+        assert np.array_equal(ours, generator.random(13))
+
+
+def test_the_draws_follow_the_documented_stream():
+    cell = Cell(7, -0.5, 1.5)
+    x, y = simulate_cell(2026, cell, 3)
+    key = cell.key(2026)
+    for r in range(3):
+        u = np.random.Generator(np.random.Philox(key=np.array(key, dtype=np.uint64), counter=[0, r, 0, 0])).random(15)
+        radius = np.sqrt(-2 * np.log(1 - u[0:8:2]))
+        normals = np.column_stack([radius * np.cos(2 * np.pi * u[1:8:2]), radius * np.sin(2 * np.pi * u[1:8:2])])
+        assert_close(x[r], normals.ravel()[:7], 1e-15, "Box-Muller")
+        assert np.array_equal(y[r], (u[8:15] < 1 / (1 + np.exp(-(cell.b0 + cell.b1 * x[r])))).astype(float))
+
+
+def test_draws_inside_the_kernel_equal_the_drawn_arrays():
+    cell = Cell(100, 0.0, 1.0)
+    fitted = fit_logistic_batch(*simulate_cell(2026, cell, 500, first=20))
+    fused = draw_and_fit(2026, cell, 500, first=20)
+    for name in BatchFit.__dataclass_fields__:
+        assert np.array_equal(getattr(fitted, name), getattr(fused, name)), name
 
 
 def test_cell_summary_rates_and_monte_carlo_errors():

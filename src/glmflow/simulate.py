@@ -23,6 +23,7 @@ from glmflow.constants import DOUBLE_EPS
 from glmflow.errors import GlmflowError
 from glmflow.families import LOGIT_THRESHOLD
 from glmflow.fastexp import exp_neg as _exp_neg
+from glmflow.philox import cell_key, draw_logistic
 from glmflow.rrandom import RRandom, plogis
 from glmflow.study import Cell
 
@@ -54,24 +55,24 @@ def simulate_logistic(n: int, b0: float, b1: float, seed: int, rng: str = "r") -
 # --- the study: cells, streams, batched fits -------------------------------------------
 
 
-def replicate_generator(master_seed: int, cell: Cell, replicate: int) -> np.random.Generator:
-    """Replicate r of a cell draws from its own stream: counter-based Philox keyed by
-    (seed, cell), counter block r. It depends on (seed, cell, r) alone, so adding cells or
-    replicates, or splitting them differently over jobs, changes no existing draw."""
-    return np.random.Generator(np.random.Philox(key=cell.key(master_seed), counter=[0, replicate, 0, 0]))
-
-
 def simulate_cell(master_seed: int, cell: Cell, replicates: int, first: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """x and y (replicates x n) of replicates ``first, ..., first + replicates - 1`` of a cell."""
+    """x and y (replicates x n) of replicates ``first, ..., first + replicates - 1`` of a cell.
+    Replicate r draws from its own stream (glmflow.philox): Philox4x64-10 keyed by (seed,
+    cell), counter r. It depends on (seed, cell, r) alone, so adding cells or replicates, or
+    splitting them differently over jobs, changes no existing draw. The study's jobs draw the
+    same numbers inside the fitting kernel (``draw_and_fit``) and never hold them all."""
     x = np.empty((replicates, cell.n))
-    u = np.empty((replicates, cell.n))
-    for row in range(replicates):
-        generator = replicate_generator(master_seed, cell, first + row)
-        x[row] = generator.standard_normal(cell.n)
-        u[row] = generator.random(cell.n)
-    # numpy's exp (SIMD), not plogis's libm: this stream is numpy's own, and libm would cost
-    # a Python call per draw.
-    return x, (u < 1.0 / (1.0 + np.exp(-(cell.b0 + cell.b1 * x)))).astype(np.float64)
+    y = np.empty((replicates, cell.n))
+    k0, k1 = cell_key(cell.key(master_seed))
+    _draw_batch(k0, k1, first, cell.b0, cell.b1, x, y)
+    return x, y
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _draw_batch(k0, k1, first, b0, b1, x, y):
+    scratch = np.empty(2 * ((x.shape[1] + 1) // 2) + x.shape[1])
+    for r in range(x.shape[0]):
+        draw_logistic(k0, k1, first + r, b0, b1, x[r], y[r], scratch)
 
 
 # R's logit link (glmflow.families) beyond |eta| = LOGIT_THRESHOLD: mu is held at eps or
@@ -262,12 +263,35 @@ class BatchFit:
     separated: np.ndarray
 
 
+@numba.njit(parallel=True, **_KERNEL)
+def _draw_and_fit_batch(k0, k1, first, b0, b1, n, out):
+    for r in numba.prange(out.shape[0]):
+        x = np.empty(n)
+        y = np.empty(n)
+        scratch = np.empty(2 * ((n + 1) // 2) + n)
+        draw_logistic(k0, k1, first + r, b0, b1, x, y, scratch)
+        _fit_one(x, y, out[r])
+
+
+def draw_and_fit(master_seed: int, cell: Cell, replicates: int, first: int = 0) -> BatchFit:
+    """``fit_logistic_batch(*simulate_cell(...))`` with the draws made inside the kernel, per
+    replicate: the same numbers, without a pass through memory or a Python call per replicate."""
+    out = np.empty((replicates, 8))
+    k0, k1 = cell_key(cell.key(master_seed))
+    _draw_and_fit_batch(k0, k1, first, cell.b0, cell.b1, cell.n, out)
+    return _batch_fit(out)
+
+
 def fit_logistic_batch(x: np.ndarray, y: np.ndarray) -> BatchFit:
     """``glm(y ~ 1 + x, binomial)`` for every row of ``x`` and ``y`` (replicates x n)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     out = np.empty((x.shape[0], 8))
     _fit_batch(x, y, out)
+    return _batch_fit(out)
+
+
+def _batch_fit(out: np.ndarray) -> BatchFit:
     return BatchFit(
         coef=out[:, 0:2],
         se=out[:, 2:4],
@@ -330,12 +354,7 @@ def _rate(name: str, hits: int, total: int) -> dict:
     return {name: value, f"{name}_mcse": math.sqrt(value * (1 - value) / total) if total else float("nan")}
 
 
-def run_cell(master_seed: int, cell: Cell, replicates: int, threads: int = 1, chunk: int = 5000) -> dict:
-    """Simulate and fit a cell's replicates (in chunks, to bound memory) and summarise them."""
+def run_cell(master_seed: int, cell: Cell, replicates: int, threads: int = 1) -> dict:
+    """Simulate and fit a cell's replicates (draws inside the kernel) and summarise them."""
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    fits = []
-    for first in range(0, replicates, chunk):
-        x, y = simulate_cell(master_seed, cell, min(chunk, replicates - first), first)
-        fits.append(fit_logistic_batch(x, y))
-    merged = BatchFit(*(np.concatenate([getattr(f, name) for f in fits]) for name in BatchFit.__dataclass_fields__))
-    return summarise_cell(cell, merged)
+    return summarise_cell(cell, draw_and_fit(master_seed, cell, replicates))
