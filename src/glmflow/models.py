@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, special
 
-from glmflow.constants import DOUBLE_EPS
+from glmflow.constants import DOUBLE_EPS, LARGE_ROWS
 from glmflow.data import apply_filter
 from glmflow.errors import GlmflowError
 from glmflow.families import Family, family
@@ -61,6 +61,20 @@ def glm_fit(
     offset = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
     if mustart is None:
         mustart = family.initialize(y, weights).mustart
+    if len(y) >= LARGE_ROWS:
+        # Imported here, not at the top: numba's import costs every GLM job 0.4-0.6 s of
+        # start-up on this machine (issue 12), and only fits of 200,000 rows or more use it.
+        from glmflow import glm_large  # noqa: PLC0415
+
+    if len(y) >= LARGE_ROWS and glm_large.applies(X, family):
+        try:
+            coef, cov, eta, mu, dev, iterations, converged, working = glm_large.glm_fit_large(
+                X, y, family, weights, offset, mustart, epsilon, maxit
+            )
+            return IrlsResult(coef, cov, eta, mu, dev, iterations, converged, False, working,
+                              (y - mu) / family.mu_eta(eta))  # fmt: skip
+        except glm_large.NotForLargePath:
+            pass  # glm.fit's own path below, with its step-halving and messages
     eta = family.linkfun(mustart)
     mu = family.linkinv(eta)
     if not (family.validmu(mu) and family.link.valideta(eta)):

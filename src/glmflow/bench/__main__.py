@@ -1,11 +1,11 @@
-"""``python -m glmflow.bench {simulate,glmm,workflow}``: speed against a baseline timed beside it."""
+"""``python -m glmflow.bench {simulate,glmm,glm,workflow}``: speed against a baseline timed beside it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from glmflow.bench import glmm, simulate, workflow
+from glmflow.bench import glm, glmm, simulate, workflow
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         default="chapter",
         help="the chapter's model per nAGQ, or the four reference models (crossed, slopes)",
     )
+    glm_parser = commands.add_parser("glm", help="one logistic fit of n x 8, against statsmodels, glum and R")
+    glm_parser.add_argument("--n", default="100000,1000000", help="comma-separated sizes")
+    glm_parser.add_argument("--repeats", type=int, default=3, help="timed fits after a warm-up; the median is kept")
+    glm_parser.add_argument("--with-peers", action="store_true", help="also statsmodels, glum and R's glm.fit")
     workflow_parser = commands.add_parser("workflow", help="the whole workflow: clean, no-op, and per added GLM")
     workflow_parser.add_argument("--repeats", type=int, default=3, help="clean runs; the median is kept")
     workflow_parser.add_argument("--extra-models", type=int, default=50, help="GLMs added for the per-model cost")
@@ -33,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     if arguments.command == "simulate":
         simulate.run(arguments.sizes, arguments.replicates, arguments.baseline_fits, arguments.repeats)
+    elif arguments.command == "glm":
+        glm.run([int(n) for n in arguments.n.split(",")], arguments.repeats, arguments.with_peers)
     elif arguments.command == "workflow":
         workflow.run(arguments.repeats, arguments.extra_models, arguments.cores)
     elif arguments.suite == "general":

@@ -13,12 +13,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg, special
 
+from glmflow.compiled_links import FAMILY_CODES, LINK_CODES
 from glmflow.errors import GlmflowError
 from glmflow.families import Family
 from glmflow.glmm.design import GlmmDesign
 from glmflow.glmm.pirls import (
-    FAMILY_CODES,
-    LINK_CODES,
     effective_rows,
     factor_at,
     laplace,

@@ -22,59 +22,22 @@ import math
 import numba
 import numpy as np
 
-from glmflow.constants import DOUBLE_EPS
+from glmflow.compiled_links import (
+    FAMILY_BINOMIAL,
+    LINK_LOGIT,
+    LOGIT_THRESHOLD,
+    mean_and_slope,
+)
 from glmflow.fastexp import exp_neg
 
-FAMILY_BINOMIAL, FAMILY_POISSON = 0, 1
-LINK_LOGIT, LINK_PROBIT, LINK_CAUCHIT, LINK_CLOGLOG, LINK_LOG, LINK_IDENTITY, LINK_SQRT = range(7)
-LINK_CODES = {"logit": 0, "probit": 1, "cauchit": 2, "cloglog": 3, "log": 4, "identity": 5, "sqrt": 6}
-FAMILY_CODES = {"binomial": FAMILY_BINOMIAL, "poisson": FAMILY_POISSON}
-
-_EPS = DOUBLE_EPS
-_LOGIT_THRESH = 30.0
-_PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps)
-_CAUCHIT_THRESH = 2.8671963536985005e15  # -qcauchy(.Machine$double.eps)
 _KERNEL = {"cache": True, "error_model": "numpy"}
-
-
-@numba.njit(inline="always", **_KERNEL)
-def _mean(link, eta):
-    """R's linkinv and mu.eta."""
-    if link == LINK_LOGIT:
-        if eta < -_LOGIT_THRESH:
-            tmp = _EPS
-        elif eta > _LOGIT_THRESH:
-            tmp = 1.0 / _EPS
-        else:
-            tmp = math.exp(eta)
-        mu = tmp / (1.0 + tmp)
-        if eta > _LOGIT_THRESH or eta < -_LOGIT_THRESH:
-            return mu, _EPS
-        return mu, tmp / ((1.0 + tmp) * (1.0 + tmp))
-    if link == LINK_PROBIT:
-        clamped = min(max(eta, -_PROBIT_THRESH), _PROBIT_THRESH)
-        density = math.exp(-0.5 * eta * eta) / math.sqrt(2.0 * math.pi)
-        return 0.5 * math.erfc(-clamped / math.sqrt(2.0)), max(density, _EPS)
-    if link == LINK_CAUCHIT:
-        clamped = min(max(eta, -_CAUCHIT_THRESH), _CAUCHIT_THRESH)
-        return 0.5 + math.atan(clamped) / math.pi, max(1.0 / (math.pi * (1.0 + eta * eta)), _EPS)
-    if link == LINK_CLOGLOG:
-        mu = max(min(-math.expm1(-math.exp(eta)), 1.0 - _EPS), _EPS)
-        e = min(eta, 700.0)
-        return mu, max(math.exp(e) * math.exp(-math.exp(e)), _EPS)
-    if link == LINK_LOG:
-        value = max(math.exp(eta), _EPS)
-        return value, value
-    if link == LINK_IDENTITY:
-        return eta, 1.0
-    return eta * eta, 2.0 * eta  # sqrt
 
 
 @numba.njit(inline="always", **_KERNEL)
 def _row(family, link, y, eta, prior, constant):
     """Per row: the Fisher weight prior mu_eta^2 / V, the working score prior (y - mu) mu_eta / V
     and log p(y | eta) (R's family$aic counts it)."""
-    if family == FAMILY_BINOMIAL and link == LINK_LOGIT and -_LOGIT_THRESH <= eta <= _LOGIT_THRESH:
+    if family == FAMILY_BINOMIAL and link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta <= LOGIT_THRESHOLD:
         # canonical logit: one polynomial exp (glmflow.fastexp, 1e-13 relative) gives mu, the
         # weight and log p; R's make.link("logit") clamps only beyond |eta| = 30
         a = exp_neg(abs(eta))
@@ -82,7 +45,7 @@ def _row(family, link, y, eta, prior, constant):
         mu = inverse if eta >= 0.0 else a * inverse
         logp = prior * (y * eta - max(eta, 0.0) - math.log1p(a)) + constant
         return prior * mu * (1.0 - mu), prior * (y - mu), logp
-    mu, mu_eta = _mean(link, eta)
+    mu, mu_eta = mean_and_slope(link, eta)
     if family == FAMILY_BINOMIAL:
         variance = mu * (1.0 - mu)
         logp = constant
@@ -139,7 +102,7 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, k0, q0, u, 
         for a in range(K):
             e += values[i, a] * u[index[i, a]]
         eta[i] = e
-        if product_path and -_LOGIT_THRESH <= e <= _LOGIT_THRESH:
+        if product_path and -LOGIT_THRESHOLD <= e <= LOGIT_THRESHOLD:
             t = exp_neg(abs(e))
             inverse = 1.0 / (1.0 + t)
             mu = inverse if e >= 0.0 else t * inverse
@@ -331,7 +294,7 @@ def row_values(family, link, eta, prior):
     mu = np.empty(n)
     weight = np.empty(n)
     for i in range(n):
-        mu[i], _ = _mean(link, eta[i])
+        mu[i], _ = mean_and_slope(link, eta[i])
         weight[i], _, _ = _row(family, link, 0.5, eta[i], prior[i], 0.0)
     return mu, weight
 
@@ -446,12 +409,12 @@ def laplace_gradient(family, link, y, prior, eta, values, index, Zv, X, u, D, L2
     Hz = np.empty((n, K))
     rhs = np.zeros(u.shape[0])
     for i in range(n):
-        if link == LINK_LOGIT and -_LOGIT_THRESH <= eta[i] <= _LOGIT_THRESH:
+        if link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta[i] <= LOGIT_THRESHOLD:
             t = exp_neg(abs(eta[i]))  # as _assemble: the same mu to the last bit
             inverse = 1.0 / (1.0 + t)
             mu = inverse if eta[i] >= 0.0 else t * inverse
         else:
-            mu, _ = _mean(link, eta[i])
+            mu, _ = mean_and_slope(link, eta[i])
         if family == FAMILY_BINOMIAL:
             w[i] = prior[i] * mu * (1.0 - mu)
             slope[i] = w[i] * (1.0 - 2.0 * mu)

@@ -1,0 +1,57 @@
+"""R's binomial and Poisson links compiled with numba (make.link's C code, thresholds included),
+by integer codes: shared by the mixed models' PIRLS (glmflow.glmm.pirls) and the large-n GLM
+path (glmflow.glm_large)."""
+
+from __future__ import annotations
+
+import math
+
+import numba
+
+from glmflow.constants import DOUBLE_EPS
+from glmflow.families import LOGIT_THRESHOLD
+
+FAMILY_BINOMIAL, FAMILY_POISSON = 0, 1
+LINK_LOGIT, LINK_PROBIT, LINK_CAUCHIT, LINK_CLOGLOG, LINK_LOG, LINK_IDENTITY, LINK_SQRT = range(7)
+LINK_CODES = {"logit": 0, "probit": 1, "cauchit": 2, "cloglog": 3, "log": 4, "identity": 5, "sqrt": 6}
+FAMILY_CODES = {"binomial": FAMILY_BINOMIAL, "poisson": FAMILY_POISSON}
+
+_EPS = DOUBLE_EPS
+_PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps)
+_CAUCHIT_THRESH = 2.8671963536985005e15  # -qcauchy(.Machine$double.eps)
+
+
+_KERNEL = {"cache": True, "error_model": "numpy"}
+
+
+@numba.njit(inline="always", **_KERNEL)
+def mean_and_slope(link, eta):
+    """R's linkinv and mu.eta."""
+    if link == LINK_LOGIT:
+        if eta < -LOGIT_THRESHOLD:
+            tmp = _EPS
+        elif eta > LOGIT_THRESHOLD:
+            tmp = 1.0 / _EPS
+        else:
+            tmp = math.exp(eta)
+        mu = tmp / (1.0 + tmp)
+        if eta > LOGIT_THRESHOLD or eta < -LOGIT_THRESHOLD:
+            return mu, _EPS
+        return mu, tmp / ((1.0 + tmp) * (1.0 + tmp))
+    if link == LINK_PROBIT:
+        clamped = min(max(eta, -_PROBIT_THRESH), _PROBIT_THRESH)
+        density = math.exp(-0.5 * eta * eta) / math.sqrt(2.0 * math.pi)
+        return 0.5 * math.erfc(-clamped / math.sqrt(2.0)), max(density, _EPS)
+    if link == LINK_CAUCHIT:
+        clamped = min(max(eta, -_CAUCHIT_THRESH), _CAUCHIT_THRESH)
+        return 0.5 + math.atan(clamped) / math.pi, max(1.0 / (math.pi * (1.0 + eta * eta)), _EPS)
+    if link == LINK_CLOGLOG:
+        mu = max(min(-math.expm1(-math.exp(eta)), 1.0 - _EPS), _EPS)
+        e = min(eta, 700.0)
+        return mu, max(math.exp(e) * math.exp(-math.exp(e)), _EPS)
+    if link == LINK_LOG:
+        value = max(math.exp(eta), _EPS)
+        return value, value
+    if link == LINK_IDENTITY:
+        return eta, 1.0
+    return eta * eta, 2.0 * eta  # sqrt

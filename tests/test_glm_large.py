@@ -1,0 +1,53 @@
+"""The blocked large-n path of glm.fit (issue 12): the same numbers as glm.fit's QR path (the
+one checked against R everywhere else), the same iterations, and the QR path where it declines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_close
+
+import glmflow.models as models
+from glmflow.families import family
+from glmflow.glm_large import NotForLargePath, glm_fit_large
+
+N = 250_000  # above LARGE_ROWS
+
+
+def dataset(kind: str, scale: float = 1.0):
+    rng = np.random.default_rng(11)
+    X = np.column_stack([np.ones(N), rng.standard_normal((N, 4))])
+    X[:, 2] *= scale
+    eta = X @ np.array([0.2, 0.5, -0.3 / scale, 0.1, 0.05])
+    if kind == "poisson":
+        return X, rng.poisson(np.exp(eta)).astype(float)
+    return X, (rng.random(N) < 1 / (1 + np.exp(-eta))).astype(float)
+
+
+def qr_path(X, y, fam, monkeypatch):
+    with monkeypatch.context() as patch:
+        patch.setattr(models, "LARGE_ROWS", 10**12)
+        return models.glm_fit(X, y, fam)
+
+
+@pytest.mark.parametrize(("kind", "link"), [("binomial", "logit"), ("binomial", "probit"), ("binomial", "cloglog"),
+                                            ("poisson", "log")])  # fmt: skip
+def test_the_blocked_path_equals_glm_fits_qr_path(kind, link, monkeypatch):
+    X, y = dataset(kind)
+    fam = family(kind, link)
+    large, reference = models.glm_fit(X, y, fam), qr_path(X, y, fam, monkeypatch)
+    assert large.iterations == reference.iterations and large.converged
+    assert_close(large.coef, reference.coef, 1e-10, f"{kind}({link}) coefficients")
+    assert_close(large.cov_unscaled, reference.cov_unscaled, 1e-9, "covariance")
+    assert abs(large.deviance / reference.deviance - 1) < 1e-12
+    assert_close(large.working_weights, reference.working_weights, 1e-9, "working weights")
+
+
+def test_an_ill_conditioned_design_goes_to_the_qr_path(monkeypatch):
+    X, y = dataset("binomial", scale=1e6)
+    fam = family("binomial")
+    with pytest.raises(NotForLargePath):
+        glm_fit_large(X, y, fam, np.ones(N), np.zeros(N), fam.initialize(y, np.ones(N)).mustart, 1e-8, 25)
+    fitted = models.glm_fit(X, y, fam)  # falls back by itself
+    reference = qr_path(X, y, fam, monkeypatch)
+    assert np.array_equal(fitted.coef, reference.coef)
