@@ -51,3 +51,12 @@ def test_an_ill_conditioned_design_goes_to_the_qr_path(monkeypatch):
     fitted = models.glm_fit(X, y, fam)  # falls back by itself
     reference = qr_path(X, y, fam, monkeypatch)
     assert np.array_equal(fitted.coef, reference.coef)
+
+
+def test_a_moderately_conditioned_design_is_refined_to_the_qr_solution(monkeypatch):
+    X, y = dataset("binomial", scale=3e3)  # a Cholesky diagonal spread of about 3e3: the refined step
+    fam = family("binomial")
+    large, reference = models.glm_fit(X, y, fam), qr_path(X, y, fam, monkeypatch)
+    assert large.iterations == reference.iterations
+    assert_close(large.coef, reference.coef, 1e-10, "coefficients")
+    assert_close(large.cov_unscaled, reference.cov_unscaled, 1e-8, "covariance")

@@ -21,12 +21,16 @@ import numba
 import numpy as np
 from scipy import linalg
 
-from glmflow.compiled_links import FAMILY_BINOMIAL, FAMILY_CODES, LINK_CODES, mean_and_slope
+from glmflow.compiled_links import FAMILY_BINOMIAL, FAMILY_CODES, LINK_CODES, LINK_SQRT, mean_and_slope
 from glmflow.constants import LARGE_ROWS
-from glmflow.families import Family
+from glmflow.families import LOGIT_THRESHOLD, Family
+from glmflow.fastexp import exp_neg
 
 BLOCK = 2048
-CONDITION_LIMIT = 1e5  # of R (sqrt of X'WX's): beyond it, the QR path
+CONDITION_LIMIT = 1e5  # spread of the Cholesky factor's diagonal: beyond it, the QR path
+# Cholesky's solution loses about spread^2 * 1e-16 relative: above a spread of 100 one step of
+# iterative refinement (an extra pass over X) brings it back to the QR solution's accuracy.
+REFINE_ABOVE = 100.0
 _KERNEL = {"cache": True, "error_model": "numpy"}
 
 
@@ -46,64 +50,119 @@ def _deviance_row(family, y, mu, prior):
     return 2.0 * prior * ((y * math.log(y / mu) if y > 0.0 else 0.0) - (y - mu))
 
 
-@numba.njit(parallel=True, **_KERNEL)
-def _normal_equations(X, y, prior, offset, eta, mu, family, link, weights, gram_blocks, xwz_blocks):
-    """Per block: sum of w x x' and w z x over its rows, w = prior mu_eta^2 / V(mu), z the
-    working response; ``weights`` gets each row's w (0 where the row does not count)."""
+@numba.njit(**_KERNEL)
+def _normal_equations(X, y, prior, offset, eta, mu, mu_eta, family, gram, xwz, working):
+    """X'WX and X'Wz (lower triangle) block by block: each block's rows scaled by sqrt(w) into a
+    small buffer, whose cross-products BLAS adds (no copy of X); ``working`` gets each row's
+    w = prior mu_eta^2 / V(mu), 0 where the row does not count (as glm.fit's ``good``)."""
     n, p = X.shape
-    for block in numba.prange(gram_blocks.shape[0]):
-        gram = gram_blocks[block]
-        xwz = xwz_blocks[block]
-        gram[:] = 0.0
-        xwz[:] = 0.0
-        for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
-            _, mu_eta = mean_and_slope(link, eta[i])
+    buffer = np.empty((BLOCK, p))
+    response = np.empty(BLOCK)
+    gram[:] = 0.0
+    xwz[:] = 0.0
+    for start in range(0, n, BLOCK):
+        rows = min(BLOCK, n - start)
+        for j in range(rows):
+            i = start + j
             variance = mu[i] * (1.0 - mu[i]) if family == FAMILY_BINOMIAL else mu[i]
-            if prior[i] <= 0.0 or mu_eta == 0.0:
-                weights[i] = 0.0
-                continue
-            w = prior[i] * mu_eta * mu_eta / variance
-            weights[i] = w
-            wz = w * ((eta[i] - offset[i]) + (y[i] - mu[i]) / mu_eta)
+            if prior[i] <= 0.0 or mu_eta[i] == 0.0:
+                working[i] = 0.0
+                root = 0.0
+                response[j] = 0.0
+            else:
+                w = prior[i] * mu_eta[i] * mu_eta[i] / variance
+                working[i] = w
+                root = math.sqrt(w)
+                response[j] = root * ((eta[i] - offset[i]) + (y[i] - mu[i]) / mu_eta[i])
             for a in range(p):
-                wa = w * X[i, a]
-                xwz[a] += wz * X[i, a]
-                for b in range(a + 1):
-                    gram[a, b] += wa * X[i, b]
+                buffer[j, a] = root * X[i, a]
+        block = buffer[:rows]
+        gram += block.T @ block
+        xwz += block.T @ response[:rows]
 
 
 @numba.njit(parallel=True, **_KERNEL)
-def _residual_products(X, weights, y, eta, mu, offset, link, beta, out_blocks):
+def _residual_products(X, working, y, eta, mu, mu_eta, offset, beta, out_blocks):
     """Per block: sum of w r x with r = z - X beta, z the working response at (eta, mu)."""
     n, p = X.shape
     for block in numba.prange(out_blocks.shape[0]):
         out = out_blocks[block]
         out[:] = 0.0
         for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
-            if weights[i] == 0.0:
+            if working[i] == 0.0:
                 continue
-            _, mu_eta = mean_and_slope(link, eta[i])
             fitted = 0.0
             for a in range(p):
                 fitted += X[i, a] * beta[a]
-            r = (eta[i] - offset[i]) + (y[i] - mu[i]) / mu_eta - fitted
+            r = (eta[i] - offset[i]) + (y[i] - mu[i]) / mu_eta[i] - fitted
             for a in range(p):
-                out[a] += weights[i] * r * X[i, a]
+                out[a] += working[i] * r * X[i, a]
 
 
 @numba.njit(parallel=True, **_KERNEL)
-def _update(X, y, prior, offset, beta, family, link, eta, mu, deviance_blocks):
-    """eta = X beta + offset, mu and each block's deviance."""
+def _update_logit(X, offset, beta, y, eta, mu, mu_eta, deviance_blocks):
+    """``_update`` for 0/1 responses, unit weights and the logit link, branch-free so that it
+    runs on SIMD lanes: a = exp(-|eta|) by glmflow.fastexp's polynomial (1e-13 relative), mu and
+    d mu / d eta = mu (1 - mu) from it, and a row's deviance 2 (log(1 + a) + max(-s eta, 0)),
+    s = 2 y - 1, with the logs of (1 + a) taken of running products of 512 rows. R's
+    make.link("logit") clamps beyond |eta| = 30, where this is within 1e-13 of it too."""
     n, p = X.shape
     for block in numba.prange(deviance_blocks.shape[0]):
         total = 0.0
+        product = 1.0
+        for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
+            e = offset[i]
+            for c in range(p):
+                e += X[i, c] * beta[c]
+            eta[i] = e
+            a = exp_neg(min(abs(e), LOGIT_THRESHOLD))
+            inverse = 1.0 / (1.0 + a)
+            m = inverse if e >= 0.0 else a * inverse
+            mu[i] = m
+            mu_eta[i] = a * inverse * inverse
+            total += max(-(2.0 * y[i] - 1.0) * e, 0.0)
+            product *= 1.0 + a
+            if (i - block * BLOCK) % 512 == 511:
+                total += math.log(product)
+                product = 1.0
+        deviance_blocks[block] = 2.0 * (total + math.log(product))
+
+
+@numba.njit(parallel=True, **_KERNEL)
+def _update(X, y, prior, offset, beta, family, link, eta, mu, mu_eta, deviance_blocks, invalid_blocks):
+    """eta = X beta + offset, mu, d mu / d eta, each block's deviance and its rows where mu or
+    eta is invalid for the family (binomial: mu outside (0, 1); Poisson: mu <= 0; sqrt: eta <= 0)."""
+    n, p = X.shape
+    for block in numba.prange(deviance_blocks.shape[0]):
+        total = 0.0
+        invalid = 0
         for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
             e = offset[i]
             for a in range(p):
                 e += X[i, a] * beta[a]
             eta[i] = e
-            m, _ = mean_and_slope(link, e)
+            m, slope = mean_and_slope(link, e)
             mu[i] = m
+            mu_eta[i] = slope
+            if not (math.isfinite(m) and m > 0.0 and (family != FAMILY_BINOMIAL or m < 1.0)):
+                invalid += 1
+            if link == LINK_SQRT and not (math.isfinite(e) and e > 0.0):
+                invalid += 1
+            total += _deviance_row(family, y[i], m, prior[i])
+        deviance_blocks[block] = total
+        invalid_blocks[block] = invalid
+
+
+@numba.njit(parallel=True, **_KERNEL)
+def _start(eta, y, prior, family, link, mu, mu_eta, deviance_blocks):
+    """mu, d mu / d eta and each block's deviance at the starting eta (glm.fit's mustart)."""
+    n = eta.shape[0]
+    for block in numba.prange(deviance_blocks.shape[0]):
+        total = 0.0
+        for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
+            m, slope = mean_and_slope(link, eta[i])
+            mu[i] = m
+            mu_eta[i] = slope
             total += _deviance_row(family, y[i], m, prior[i])
         deviance_blocks[block] = total
 
@@ -114,46 +173,55 @@ def applies(X: np.ndarray, family: Family) -> bool:
 
 
 def glm_fit_large(X, y, family: Family, weights, offset, mustart, epsilon: float, maxit: int):
-    """(coef, cov_unscaled, eta, mu, deviance, iterations, converged, working weights), or
-    NotForLargePath."""
+    """(coef, cov_unscaled, eta, mu, mu_eta, deviance, iterations, converged, working weights),
+    or NotForLargePath."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     n, p = X.shape
     blocks = (n + BLOCK - 1) // BLOCK
     family_code, link_code = FAMILY_CODES[family.name], LINK_CODES[family.link.name]
-    eta = family.linkfun(mustart)
-    mu = family.linkinv(eta)
+    eta = np.ascontiguousarray(family.linkfun(mustart))
+    mu, mu_eta = np.empty(n), np.empty(n)
+    gram, xwz, refinement = np.empty((p, p)), np.empty(p), np.empty((blocks, p))
+    deviance_blocks, invalid_blocks, working = np.empty(blocks), np.empty(blocks, dtype=np.int64), np.empty(n)
+    _start(eta, y, weights, family_code, link_code, mu, mu_eta, deviance_blocks)
     if not (family.validmu(mu) and family.link.valideta(eta)):
         raise NotForLargePath
-    eta, mu = np.ascontiguousarray(eta), np.ascontiguousarray(mu)
-    dev_old = float(np.sum(family.dev_resids(y, mu, weights)))
-    gram_blocks, xwz_blocks = np.empty((blocks, p, p)), np.empty((blocks, p))
-    deviance_blocks, working = np.empty(blocks), np.empty(n)
-    new_eta, new_mu = np.empty(n), np.empty(n)
-    converged, coef, gram, iterations = False, None, None, 0
+    dev_old = float(deviance_blocks.sum())
+    new_eta, new_mu, new_mu_eta = np.empty(n), np.empty(n), np.empty(n)
+    unit_logit = (family.name == "binomial" and family.link.name == "logit" and bool(np.all(weights == 1.0))
+                  and bool(np.all((y == 0.0) | (y == 1.0))))  # fmt: skip
+    converged, coef, iterations = False, None, 0
     for iteration in range(1, maxit + 1):
         iterations = iteration
-        _normal_equations(X, y, weights, offset, eta, mu, family_code, link_code, working, gram_blocks, xwz_blocks)
-        gram = np.tril(gram_blocks.sum(axis=0))
-        gram = gram + np.tril(gram, -1).T
+        _normal_equations(X, y, weights, offset, eta, mu, mu_eta, family_code, gram, xwz, working)
+        lower = np.tril(gram)
         try:
-            factor = linalg.cho_factor(gram, lower=True)
+            factor = linalg.cho_factor(lower + np.tril(lower, -1).T, lower=True)
         except linalg.LinAlgError:
             raise NotForLargePath from None
-        diagonal = np.diag(factor[0])
-        if diagonal.max() / diagonal.min() > CONDITION_LIMIT:
+        diagonal = np.abs(np.diag(factor[0]))
+        spread = diagonal.max() / diagonal.min()
+        if spread > CONDITION_LIMIT:
             raise NotForLargePath
-        start = linalg.cho_solve(factor, xwz_blocks.sum(axis=0))
-        _residual_products(X, working, y, eta, mu, offset, link_code, start, xwz_blocks)
-        start = start + linalg.cho_solve(factor, xwz_blocks.sum(axis=0))  # one refinement step
-        _update(X, y, weights, offset, start, family_code, link_code, new_eta, new_mu, deviance_blocks)
+        start = linalg.cho_solve(factor, xwz)
+        if spread > REFINE_ABOVE:  # one step of iterative refinement (corrected semi-normal equations)
+            _residual_products(X, working, y, eta, mu, mu_eta, offset, start, refinement)
+            start = start + linalg.cho_solve(factor, refinement.sum(axis=0))
+        if unit_logit:
+            _update_logit(X, offset, start, y, new_eta, new_mu, new_mu_eta, deviance_blocks)
+            invalid_blocks[:] = 0
+        else:
+            _update(X, y, weights, offset, start, family_code, link_code, new_eta, new_mu, new_mu_eta,
+                    deviance_blocks, invalid_blocks)  # fmt: skip
         dev = float(deviance_blocks.sum())
-        if not (math.isfinite(dev) and family.link.valideta(new_eta) and family.validmu(new_mu)):
+        if not math.isfinite(dev) or invalid_blocks.sum() > 0:
             raise NotForLargePath
         eta, new_eta = new_eta, eta
         mu, new_mu = new_mu, mu
+        mu_eta, new_mu_eta = new_mu_eta, mu_eta
         coef = start
         if abs(dev - dev_old) / (abs(dev) + 0.1) < epsilon:
             converged = True
             break
         dev_old = dev
-    return coef, linalg.cho_solve(factor, np.eye(p)), eta, mu, dev, iterations, converged, working
+    return coef, linalg.cho_solve(factor, np.eye(p)), eta, mu, mu_eta, dev, iterations, converged, working

@@ -68,11 +68,10 @@ def glm_fit(
 
     if len(y) >= LARGE_ROWS and glm_large.applies(X, family):
         try:
-            coef, cov, eta, mu, dev, iterations, converged, working = glm_large.glm_fit_large(
+            coef, cov, eta, mu, mu_eta, dev, iterations, converged, working = glm_large.glm_fit_large(
                 X, y, family, weights, offset, mustart, epsilon, maxit
             )
-            return IrlsResult(coef, cov, eta, mu, dev, iterations, converged, False, working,
-                              (y - mu) / family.mu_eta(eta))  # fmt: skip
+            return IrlsResult(coef, cov, eta, mu, dev, iterations, converged, False, working, (y - mu) / mu_eta)
         except glm_large.NotForLargePath:
             pass  # glm.fit's own path below, with its step-halving and messages
     eta = family.linkfun(mustart)

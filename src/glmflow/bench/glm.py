@@ -2,8 +2,10 @@
 ``glm_fit`` (R's glm.fit; the blocked path from 200,000 rows), and with ``--with-peers``
 statsmodels' GLM and glum (installed for the bench only) on the same arrays in this process,
 and R's ``glm.fit`` on the same numbers (written to a raw file, read with readBin), as
-comment lines with ratios. Each size runs in a fresh process, so that ``peak_rss_mb`` (the
-process's peak resident memory) is the fit's own; ``data_mb`` is the size of X and y.
+comment lines with ratios. Each size runs in a fresh process: ``peak_rss_mb`` is the process's
+peak resident memory (runtime, data generation and fits); the comment line's
+``fit_peak_beyond_data_mb`` is one fit's peak above the memory held before it (runtime and
+data), measured by resetting the kernel's peak counter (/proc/self/clear_refs).
 """
 
 from __future__ import annotations
@@ -27,10 +29,20 @@ from glmflow.bench.glm import data
 from glmflow.bench import median_seconds
 from glmflow.families import family
 from glmflow.models import glm_fit
+def memory(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
 n, repeats, peers, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4]
 X, y = data(n)
 out = {"data_mb": (X.nbytes + y.nbytes) / 2**20}
 fit = glm_fit(X, y, family("binomial"))
+del fit
+out["baseline_mb"] = memory("VmRSS")  # the runtime and the data
+with open("/proc/self/clear_refs", "w") as handle:  # resets VmHWM, the peak (Linux)
+    handle.write("5")
+fit = glm_fit(X, y, family("binomial"))
+out["fit_peak_mb"] = memory("VmHWM")
 out["iterations"] = fit.iterations
 out["fit_seconds"] = median_seconds(lambda: glm_fit(X, y, family("binomial")), repeats)
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -73,7 +85,9 @@ def run(sizes: list[int], repeats: int, with_peers: bool) -> None:
             result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
             ours = result["fit_seconds"]
             print(f"n={n} fit_seconds={ours:.4f} peak_rss_mb={result['peak_rss_mb']:.0f}", flush=True)
-            print(f"# n={n} data_mb={result['data_mb']:.0f} iterations={result['iterations']}")
+            beyond = result["fit_peak_mb"] - result["baseline_mb"]
+            print(f"# n={n} data_mb={result['data_mb']:.0f} iterations={result['iterations']} "
+                  f"fit_peak_beyond_data_mb={beyond:.0f} ({beyond / result['data_mb']:.2f} x the data)")  # fmt: skip
             if not with_peers:
                 continue
             print(f"# n={n} statsmodels_seconds={result['statsmodels']:.3f} ratio={result['statsmodels'] / ours:.1f}")
