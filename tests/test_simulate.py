@@ -10,6 +10,7 @@ import statsmodels.api as sm
 from conftest import ROOT, assert_close
 
 from glmflow.families import family
+from glmflow.fastexp import exp_neg
 from glmflow.likelihood import likelihood_table
 from glmflow.models import fit_model, glm_fit
 from glmflow.philox import cell_key, philox_block, uniforms
@@ -146,15 +147,26 @@ def test_philox_is_random123s_and_numpys():
 
 
 def test_the_draws_follow_the_documented_stream():
+    """glmflow.philox's docstring, redone with numpy's Philox: polar normals from substream 0,
+    one uniform per response from substream 1 against the fastexp logistic probability."""
     cell = Cell(7, -0.5, 1.5)
     x, y = simulate_cell(2026, cell, 3)
-    key = cell.key(2026)
+    key = np.array(cell.key(2026), dtype=np.uint64)
     for r in range(3):
-        u = np.random.Generator(np.random.Philox(key=np.array(key, dtype=np.uint64), counter=[0, r, 0, 0])).random(15)
-        radius = np.sqrt(-2 * np.log(1 - u[0:8:2]))
-        normals = np.column_stack([radius * np.cos(2 * np.pi * u[1:8:2]), radius * np.sin(2 * np.pi * u[1:8:2])])
-        assert_close(x[r], normals.ravel()[:7], 1e-15, "Box-Muller")
-        assert np.array_equal(y[r], (u[8:15] < 1 / (1 + np.exp(-(cell.b0 + cell.b1 * x[r])))).astype(float))
+        u = np.random.Generator(np.random.Philox(key=key, counter=[0, r, 0, 0])).random(40)
+        normals = []
+        for u1, u2 in u.reshape(-1, 2):
+            v1, v2 = 2 * u1 - 1, 2 * u2 - 1
+            s = v1 * v1 + v2 * v2
+            if 0 < s < 1:
+                factor = np.sqrt(-2 * np.log(s) / s)
+                normals += [v1 * factor, v2 * factor]
+        assert_close(x[r], normals[:7], 1e-15, "polar normals")
+        responses = np.random.Generator(np.random.Philox(key=key, counter=[0, r, 1, 0])).random(7)
+        eta = cell.b0 + cell.b1 * x[r]
+        a = np.array([exp_neg(min(abs(e), 30.0)) for e in eta])
+        p = np.where(eta >= 0, 1 / (1 + a), a / (1 + a))
+        assert np.array_equal(y[r], (responses < p).astype(float))
 
 
 def test_draws_inside_the_kernel_equal_the_drawn_arrays():

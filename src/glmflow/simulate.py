@@ -70,9 +70,8 @@ def simulate_cell(master_seed: int, cell: Cell, replicates: int, first: int = 0)
 
 @numba.njit(cache=True, error_model="numpy")
 def _draw_batch(k0, k1, first, b0, b1, x, y):
-    scratch = np.empty(2 * ((x.shape[1] + 1) // 2) + x.shape[1])
     for r in range(x.shape[0]):
-        draw_logistic(k0, k1, first + r, b0, b1, x[r], y[r], scratch)
+        draw_logistic(k0, k1, first + r, b0, b1, x[r], y[r])
 
 
 # R's logit link (glmflow.families) beyond |eta| = LOGIT_THRESHOLD: mu is held at eps or
@@ -268,8 +267,7 @@ def _draw_and_fit_batch(k0, k1, first, b0, b1, n, out):
     for r in numba.prange(out.shape[0]):
         x = np.empty(n)
         y = np.empty(n)
-        scratch = np.empty(2 * ((n + 1) // 2) + n)
-        draw_logistic(k0, k1, first + r, b0, b1, x, y, scratch)
+        draw_logistic(k0, k1, first + r, b0, b1, x, y)
         _fit_one(x, y, out[r])
 
 
