@@ -263,12 +263,15 @@ class BatchFit:
 
 
 @numba.njit(parallel=True, **_KERNEL)
-def _draw_and_fit_batch(k0, k1, first, b0, b1, n, out):
-    for r in numba.prange(out.shape[0]):
+def _draw_and_fit_batch(k0, k1, first, b0, b1, n, out, workers):
+    """Each worker thread reuses one x and y for its replicates (every workers-th): allocating
+    them per replicate held 2 threads to 1.3x one."""
+    for worker in numba.prange(workers):
         x = np.empty(n)
         y = np.empty(n)
-        draw_logistic(k0, k1, first + r, b0, b1, x, y)
-        _fit_one(x, y, out[r])
+        for r in range(worker, out.shape[0], workers):
+            draw_logistic(k0, k1, first + r, b0, b1, x, y)
+            _fit_one(x, y, out[r])
 
 
 def draw_and_fit(master_seed: int, cell: Cell, replicates: int, first: int = 0) -> BatchFit:
@@ -276,7 +279,7 @@ def draw_and_fit(master_seed: int, cell: Cell, replicates: int, first: int = 0) 
     replicate: the same numbers, without a pass through memory or a Python call per replicate."""
     out = np.empty((replicates, 8))
     k0, k1 = cell_key(cell.key(master_seed))
-    _draw_and_fit_batch(k0, k1, first, cell.b0, cell.b1, cell.n, out)
+    _draw_and_fit_batch(k0, k1, first, cell.b0, cell.b1, cell.n, out, numba.get_num_threads())
     return _batch_fit(out)
 
 
