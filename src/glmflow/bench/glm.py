@@ -44,6 +44,8 @@ with open("/proc/self/clear_refs", "w") as handle:  # resets VmHWM, the peak (Li
 fit = glm_fit(X, y, family("binomial"))
 out["fit_peak_mb"] = memory("VmHWM")
 out["iterations"] = fit.iterations
+out["coef"] = [float(c) for c in fit.coef]
+out["deviance"] = fit.deviance
 out["fit_seconds"] = median_seconds(lambda: glm_fit(X, y, family("binomial")), repeats)
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 if peers:
@@ -63,7 +65,7 @@ R_TIMING = """
 n <- {n}; m <- matrix(readBin("{path}", "double", n * {columns1}), ncol = {columns1})
 X <- m[, 1:{columns}]; y <- m[, {columns1}]
 t <- system.time(f <- glm.fit(X, y, family = binomial()))[["elapsed"]]
-cat(t, f$iter, "\\n")
+cat(t, f$iter, sprintf("%.17g", f$deviance), sprintf("%.17g", f$coefficients), "\\n")
 """
 
 
@@ -97,7 +99,11 @@ def run(sizes: list[int], repeats: int, with_peers: bool) -> None:
                 print("# glum is not installed (pip install glum: for the bench only)")
             if shutil.which("Rscript"):
                 script = R_TIMING.format(n=n, path=path, columns=COLUMNS, columns1=COLUMNS + 1)
-                seconds, iterations = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True,
-                                                     check=True).stdout.split()  # fmt: skip
+                seconds, iterations, deviance, *coef = subprocess.run(
+                    ["Rscript", "-e", script], capture_output=True, text=True, check=True
+                ).stdout.split()
+                coef_error = np.max(np.abs(np.array(result["coef"]) / np.array(coef, dtype=float) - 1))
+                deviance_error = abs(result["deviance"] / float(deviance) - 1)
                 print(f"# n={n} R_glm.fit_seconds={float(seconds):.3f} ratio={float(seconds) / ours:.1f} "
-                      f"R_iterations={iterations}")  # fmt: skip
+                      f"R_iterations={iterations} coef_relative_error={coef_error:.1e} "
+                      f"deviance_relative_error={deviance_error:.1e}")  # fmt: skip
