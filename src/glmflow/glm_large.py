@@ -50,6 +50,15 @@ def _deviance_row(family, y, mu, prior):
     return 2.0 * prior * ((y * math.log(y / mu) if y > 0.0 else 0.0) - (y - mu))
 
 
+@numba.njit(inline="always", **_KERNEL)
+def _linear_predictor(X, i, beta, start):
+    """start + X[i] beta."""
+    total = start
+    for c in range(X.shape[1]):
+        total += X[i, c] * beta[c]
+    return total
+
+
 @numba.njit(**_KERNEL)
 def _normal_equations(X, y, prior, offset, eta, mu, mu_eta, family, gram, xwz, working):
     """X'WX and X'Wz (lower triangle) block by block: each block's rows scaled by sqrt(w) into a
@@ -91,9 +100,7 @@ def _residual_products(X, working, y, eta, mu, mu_eta, offset, beta, out_blocks)
         for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
             if working[i] == 0.0:
                 continue
-            fitted = 0.0
-            for a in range(p):
-                fitted += X[i, a] * beta[a]
+            fitted = _linear_predictor(X, i, beta, 0.0)
             r = (eta[i] - offset[i]) + (y[i] - mu[i]) / mu_eta[i] - fitted
             for a in range(p):
                 out[a] += working[i] * r * X[i, a]
@@ -106,14 +113,12 @@ def _update_logit(X, offset, beta, y, eta, mu, mu_eta, deviance_blocks):
     d mu / d eta = mu (1 - mu) from it, and a row's deviance 2 (log(1 + a) + max(-s eta, 0)),
     s = 2 y - 1, with the logs of (1 + a) taken of running products of 512 rows. R's
     make.link("logit") clamps beyond |eta| = 30, where this is within 1e-13 of it too."""
-    n, p = X.shape
+    n = X.shape[0]
     for block in numba.prange(deviance_blocks.shape[0]):
+        product = 1.0  # of (1 + a) over up to 512 rows
         total = 0.0
-        product = 1.0
         for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
-            e = offset[i]
-            for c in range(p):
-                e += X[i, c] * beta[c]
+            e = _linear_predictor(X, i, beta, offset[i])
             eta[i] = e
             a = exp_neg(min(abs(e), LOGIT_THRESHOLD))
             inverse = 1.0 / (1.0 + a)
@@ -132,14 +137,12 @@ def _update_logit(X, offset, beta, y, eta, mu, mu_eta, deviance_blocks):
 def _update(X, y, prior, offset, beta, family, link, eta, mu, mu_eta, deviance_blocks, invalid_blocks):
     """eta = X beta + offset, mu, d mu / d eta, each block's deviance and its rows where mu or
     eta is invalid for the family (binomial: mu outside (0, 1); Poisson: mu <= 0; sqrt: eta <= 0)."""
-    n, p = X.shape
+    n = X.shape[0]
     for block in numba.prange(deviance_blocks.shape[0]):
         total = 0.0
         invalid = 0
         for i in range(block * BLOCK, min(n, (block + 1) * BLOCK)):
-            e = offset[i]
-            for a in range(p):
-                e += X[i, a] * beta[a]
+            e = _linear_predictor(X, i, beta, offset[i])
             eta[i] = e
             m, slope = mean_and_slope(link, e)
             mu[i] = m

@@ -193,14 +193,7 @@ def minimise_scalar(objective, start: np.ndarray) -> tuple[np.ndarray, np.ndarra
     costs many iterations); then the central-difference Hessian at BFGS's answer and Newton
     steps with it, to the optimum's last digits. The steps are below 1e-5, so that Hessian
     is the optimum's to the precision the standard errors need."""
-    hessian = hessian_by_differences(objective, start, central=False)
-    try:
-        inverse = np.linalg.inv(hessian)
-        inverse = (inverse + inverse.T) / 2
-        if np.any(np.linalg.eigvalsh(inverse) <= 0):
-            raise np.linalg.LinAlgError
-    except np.linalg.LinAlgError:
-        inverse = np.diag(1.0 / np.maximum(np.abs(np.diag(hessian)), 1e-8))
+    inverse = _inverse_seed(hessian_by_differences(objective, start, central=False))
     result = optimize.minimize(
         objective, start, jac=True, method="BFGS", options={"gtol": 1e-5, "maxiter": 500, "hess_inv0": inverse}
     )
