@@ -22,8 +22,7 @@ def glmm_likelihood_check(model: str, glmm_design, family: Family, nAGQ: int, th
                           tolerance: float = 1e-6) -> dict:  # fmt: skip
     theta = np.atleast_1d(np.asarray(theta, dtype=float))
     beta = np.asarray(beta, dtype=float)
-    canonical = family.link.name == {"binomial": "logit", "poisson": "log"}[family.name]
-    if glmm_design.is_scalar_intercept and canonical:
+    if glmm_design.is_scalar_intercept and family.is_default_link:  # the scalar engine's models
         recomputed, exact = _scalar(glmm_design, family, nAGQ, float(theta[0]), beta)
     else:
         recomputed, exact = _dense_laplace(glmm_design, family, theta, beta), None

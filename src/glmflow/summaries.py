@@ -154,13 +154,13 @@ def _random_effects_table(fit) -> str:
     """lme4's ``formatVC`` as ``print.summary.merMod`` calls it (digits 4): Groups, Name,
     Variance and Std.Dev. (each column formatted together), and each term's correlations
     (rounded to 2 decimals) in its lower triangle under "Corr"."""
-    terms = fit.glmm_design.terms
-    sds = [np.sqrt(np.diag(sigma)) for sigma in fit.covariances()]
+    terms, covariances = fit.glmm_design.terms, fit.covariances()
+    sds = [np.sqrt(np.diag(sigma)) for sigma in covariances]
     flat = np.concatenate(sds)
     variances, deviations = format_real(list(flat**2), DIGITS), format_real(list(flat), DIGITS)
     widest = max(term.k for term in terms)
     rows, position = [], 0
-    for term, sd, sigma in zip(terms, sds, fit.covariances(), strict=True):
+    for term, sd, sigma in zip(terms, sds, covariances, strict=True):
         with np.errstate(invalid="ignore", divide="ignore"):
             correlation = sigma / np.outer(sd, sd)
         texts = format_real(list(r_round(correlation.ravel(), 2)), 7, nsmall=2)

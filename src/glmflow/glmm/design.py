@@ -76,27 +76,27 @@ class GlmmDesign:
 
     def theta_lower(self) -> np.ndarray:
         """0 for the diagonal entries of each factor, -inf below the diagonal."""
-        return np.concatenate([_lower_triangle(term.k, 0.0, -np.inf) for term in self.terms])
+        return np.array([0.0 if a == b else -np.inf for _, a, b in self.theta_positions()])
 
     def theta_start(self) -> np.ndarray:
         """lme4's start: each term's factor the identity."""
-        return np.concatenate([_lower_triangle(term.k, 1.0, 0.0) for term in self.terms])
+        return np.array([1.0 if a == b else 0.0 for _, a, b in self.theta_positions()])
+
+    def theta_positions(self) -> list[tuple[int, int, int]]:
+        """Each theta's (term, row, column) in its term's factor: lme4's order, the lower
+        triangle column by column."""
+        return [(t, a, b) for t, term in enumerate(self.terms) for b in range(term.k) for a in range(b, term.k)]
 
     def factors(self, theta: np.ndarray) -> list[np.ndarray]:
         """Each term's k x k lower-triangular factor T (Sigma = T T') from theta."""
-        out, position = [], 0
-        for term in self.terms:
-            T = np.zeros((term.k, term.k))
-            rows, cols = np.tril_indices(term.k)
-            order = np.lexsort((rows, cols))  # column by column, as lme4's theta
-            T[rows[order], cols[order]] = theta[position : position + term.n_theta]
-            out.append(T)
-            position += term.n_theta
+        out = [np.zeros((term.k, term.k)) for term in self.terms]
+        for value, (t, a, b) in zip(theta, self.theta_positions(), strict=True):
+            out[t][a, b] = value
         return out
 
-
-def _lower_triangle(k: int, diagonal: float, below: float) -> np.ndarray:
-    return np.array([diagonal if i == j else below for j in range(k) for i in range(j, k)])
+    def theta_of(self, factors: list[np.ndarray]) -> np.ndarray:
+        """theta from the terms' factors (``factors``'s inverse)."""
+        return np.array([factors[t][a, b] for t, a, b in self.theta_positions()])
 
 
 def expand_terms(terms: list[RandomTerm]) -> list[tuple[str, list[str]]]:

@@ -11,20 +11,12 @@ keeps the function smooth enough for the finite differences of the optimiser and
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg, special
 
 from glmflow.compiled_links import FAMILY_CODES, LINK_CODES
 from glmflow.errors import GlmflowError
 from glmflow.families import Family
 from glmflow.glmm.design import GlmmDesign
-from glmflow.glmm.pirls import (
-    effective_rows,
-    factor_at,
-    laplace,
-    laplace_gradient,
-    row_values,
-    solve_factored,
-)
+from glmflow.glmm.pirls import effective_rows, inverse_pieces, laplace, laplace_gradient, solve_factored
 
 PIRLS_TOLERANCE = 1e-10  # largest step in u at which PIRLS stops
 PIRLS_MAX_ITERATIONS = 200
@@ -33,15 +25,6 @@ PIRLS_MAX_ITERATIONS = 200
 PIRLS_ACCEPT = 1e-6
 # The dense part of H (all but the largest factor's blocks): q_rest x q doubles at most.
 DENSE_LIMIT = 2**25
-
-
-def log_constant(family_name: str, y: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """The part of each row's log-likelihood free of mu: log choose(m, m y) for binomial
-    proportions of m trials, -w log(y!) for (weighted) counts, as R's family$aic counts them."""
-    if family_name == "binomial":
-        k = prior * y
-        return special.gammaln(prior + 1) - special.gammaln(k + 1) - special.gammaln(prior - k + 1)
-    return -prior * special.gammaln(y + 1.0)
 
 
 class LaplaceDeviance:
@@ -56,7 +39,9 @@ class LaplaceDeviance:
         self.link_code = LINK_CODES[family.link.name]
         self.y = np.ascontiguousarray(design.y, dtype=float)
         self.prior = np.ascontiguousarray(glmm_design.prior, dtype=float)
-        self.constant = np.ascontiguousarray(log_constant(family.name, self.y, self.prior))
+        # what R's family$aic counts beyond mu: log choose(m, m y) for binomial, -w log(y!) for Poisson
+        constant = family.canonical_log_constant(self.y, self.prior)
+        self.constant = np.ascontiguousarray(constant if family.is_binomial else self.prior * constant)
         self.X = np.ascontiguousarray(design.X, dtype=float)
         self.offset = np.ascontiguousarray(glmm_design.offset, dtype=float)
         terms = glmm_design.terms
@@ -81,14 +66,15 @@ class LaplaceDeviance:
         self.u = np.zeros(self.q)
         self.evaluations = 0
         # each theta's (first column of its term in Zv, row a, column b) of the term's factor
-        self.theta_map = np.array([(self.col[t], a, b) for t, term in enumerate(terms)
-                                   for b in range(term.k) for a in range(b, term.k)], dtype=np.int64)  # fmt: skip
-        self.theta_term = np.array([t for t, term in enumerate(terms) for _ in range(term.n_theta)], dtype=np.int64)
-        self.canonical = family.link.name == {"binomial": "logit", "poisson": "log"}[family.name]
+        positions = np.array(glmm_design.theta_positions(), dtype=np.int64)
+        self.theta_term = positions[:, 0]
+        self.theta_map = np.column_stack([self.col[self.theta_term], positions[:, 1:]])
+        self.family = family
+        self.canonical = family.is_default_link  # logit binomial, log Poisson
 
     def _rows(self, theta):
         T = np.zeros((len(self.k), self.kmax, self.kmax))
-        T[self.theta_term, self.theta_map[:, 1], self.theta_map[:, 2]] = theta  # as GlmmDesign.factors
+        T[self.theta_term, self.theta_map[:, 1], self.theta_map[:, 2]] = theta
         return effective_rows(self.Zv, self.codes, T, self.k, self.col, self.uoff)
 
     def _eta0(self, beta):
@@ -96,10 +82,6 @@ class LaplaceDeviance:
 
     def __call__(self, params: np.ndarray) -> float:
         return self._evaluate(params)[0]
-
-    def strict(self, params: np.ndarray) -> float:
-        """The deviance with PIRLS run to its 1e-10 step, whatever the link (the reported value)."""
-        return self._evaluate(params, accept=0.0)[0]
 
     def _evaluate(self, params: np.ndarray, accept: float | None = None):
         params = np.asarray(params, dtype=float)
@@ -129,47 +111,29 @@ class LaplaceDeviance:
         return deviance, gradient
 
     def conditional(self, params: np.ndarray) -> dict:
-        """At (theta, beta), after a call there: the modes u, the conditional means and linear
-        predictor, the blocks of H^-1 per term and level (for the conditional variances) and
-        lme4's RX covariance (X'WX - X'W Z Lambda H^-1 Lambda' Z' W X)^-1."""
-        self.strict(params)
-        theta, beta = params[: self.n_theta], params[self.n_theta :]
-        values, index = self._rows(theta)
-        L0, L21, L22, eta = factor_at(
-            self.family_code, self.link_code, self.y, self.prior, self.constant, self._eta0(beta), values, index,
-            self.levels0, self.k0, self.q_rest, self.u,
-        )  # fmt: skip
-        blocks = _inverse_blocks(L0, L21, L22, self.gd, self.k0)
-        mu, w = row_values(self.family_code, self.link_code, eta, self.prior)
+        """At (theta, beta), PIRLS to its strict tolerance: the deviance, the modes u, the
+        conditional means and linear predictor, the blocks of H^-1 per term and level (for the
+        conditional variances) and lme4's RX covariance (X'WX - X'W Z Lambda H^-1 Lambda'Z'WX)^-1."""
+        deviance, state = self._evaluate(params, accept=0.0)
+        if state is None:
+            raise GlmflowError("PIRLS did not converge at the optimum")
+        values, index, L0, L21, L22, eta = state
+        P0, _, P11 = inverse_pieces(L0, L21, L22, self.k0)
+        blocks, position = [P0], 0
+        for term in self.gd.terms[1:]:  # the rest's diagonal blocks, level by level
+            size = term.k * term.n_levels
+            rest = P11[position : position + size, position : position + size].reshape(
+                term.n_levels, term.k, term.n_levels, term.k
+            )
+            blocks.append(np.einsum("jajb->jab", rest))
+            position += size
+        mu = self.family.linkinv(eta)
+        w = self.prior * self.family.mu_eta(eta) ** 2 / self.family.variance(mu)
         ZtWX = np.zeros((self.q, self.X.shape[1]))
         for a in range(values.shape[1]):
             for c in range(self.X.shape[1]):
                 ZtWX[:, c] += np.bincount(index[:, a], weights=values[:, a] * w * self.X[:, c], minlength=self.q)
         solved = np.column_stack([solve_factored(L0, L21, L22, self.k0, ZtWX[:, c]) for c in range(self.X.shape[1])])
         rx = self.X.T @ (w[:, None] * self.X) - ZtWX.T @ solved
-        return {"u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks, "vcov_rx": np.linalg.inv(rx)}
-
-
-def _inverse_blocks(L0, L21, L22, gd: GlmmDesign, k0: int) -> list[np.ndarray]:
-    """Per term, the (levels x k x k) diagonal blocks of H^-1 = L^-T L^-1."""
-    levels0 = L0.shape[0]
-    L0inv = np.linalg.inv(np.tril(L0))  # batched over the levels
-    first = np.einsum("jba,jbc->jac", L0inv, L0inv)  # L0^-T L0^-1 per level
-    out = []
-    if L22.shape[0]:
-        L22 = np.tril(L22)
-        G = np.einsum("rjb,jbc->rjc", L21.reshape(L21.shape[0], levels0, k0), L0inv).reshape(L21.shape)
-        M = linalg.solve_triangular(L22, G, lower=True)
-        Mb = M.reshape(M.shape[0], levels0, k0)
-        first = first + np.einsum("rja,rjb->jab", Mb, Mb)
-        L22inv = linalg.solve_triangular(L22, np.eye(L22.shape[0]), lower=True)
-        rest = L22inv.T @ L22inv
-    out.append(first)
-    position = 0
-    for term in gd.terms[1:]:
-        size = term.k * term.n_levels
-        block = rest[position : position + size, position : position + size]
-        out.append(np.stack([block[j * term.k : (j + 1) * term.k, j * term.k : (j + 1) * term.k]
-                             for j in range(term.n_levels)]))  # fmt: skip
-        position += size
-    return out
+        return {"deviance": deviance, "u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks,
+                "vcov_rx": np.linalg.inv(rx)}  # fmt: skip

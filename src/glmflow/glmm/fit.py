@@ -18,7 +18,6 @@ from glmflow.glmm.scalar import ScalarDeviance, conditional_vcov
 from glmflow.models import model_data
 
 MIXED_FAMILIES = ("binomial", "poisson")
-_CANONICAL = {"binomial": "logit", "poisson": "log"}
 
 
 def check_response(family: str, y: np.ndarray, prior: np.ndarray) -> str | None:
@@ -49,7 +48,7 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     problem = check_response(family.name, gd.design.y, gd.prior)
     if problem:
         raise GlmflowError(f"{where}: response {gd.design.response!r}: {problem}")
-    scalar = gd.is_scalar_intercept and family.link.name == _CANONICAL[family.name]
+    scalar = gd.is_scalar_intercept and family.is_default_link  # logit binomial, log Poisson
     if nAGQ > 1 and not scalar:
         raise GlmflowError(
             f"{where}: nAGQ = {nAGQ} needs a single scalar random intercept (1 | group) and the canonical link, "
@@ -97,8 +96,8 @@ def fit_general(gd: GlmmDesign, family) -> GlmmFit:
     start = np.concatenate([gd.theta_start(), irls_start(design, family, gd.prior, gd.offset)])
     params, deviance, gradient, hessian, converged, message = minimise_laplace(objective, start, gd)
     theta, beta = params[: gd.n_theta], params[gd.n_theta :]
-    deviance = objective.strict(params)  # the optimiser's last value may stop PIRLS one step early
     state = objective.conditional(params)
+    deviance = state["deviance"]  # PIRLS to its strict tolerance: the optimiser's may stop a step early
     condval, condvar, position = [], [], 0
     for term, T, blocks in zip(gd.terms, gd.factors(theta), state["blocks"], strict=True):
         size = term.k * term.n_levels

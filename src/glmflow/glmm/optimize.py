@@ -54,14 +54,8 @@ def irls_start(design: Design, family: Family, prior: np.ndarray, offset: np.nda
 
 def canonical_theta(glmm_design: GlmmDesign, theta: np.ndarray) -> np.ndarray:
     """theta with every factor column whose diagonal entry is negative negated (same T T')."""
-    out, position = [], 0
-    for T in glmm_design.factors(theta):
-        T = T * np.where(np.diag(T) < 0, -1.0, 1.0)[None, :]
-        rows, cols = np.tril_indices(T.shape[0])
-        order = np.lexsort((rows, cols))
-        out.append(T[rows[order], cols[order]])
-        position += len(order)
-    return np.concatenate(out)
+    factors = [T * np.where(np.diag(T) < 0, -1.0, 1.0)[None, :] for T in glmm_design.factors(theta)]
+    return glmm_design.theta_of(factors)
 
 
 def derivatives(objective, x: np.ndarray, step: float = HESSIAN_STEP):

@@ -274,33 +274,7 @@ def laplace(
 
 
 @numba.njit(**_KERNEL)
-def factor_at(family, link, y, prior, constant, eta0, values, index, levels0, k0, q_rest, u):
-    """H's block factor at u (no PIRLS step), for the results: (L0 blocks, L21, L22, eta)."""
-    q0 = levels0 * k0
-    D = np.empty((levels0, k0, k0))
-    A21 = np.empty((q_rest, q0))
-    A22 = np.empty((q_rest, q_rest))
-    rhs = np.empty(u.shape[0])
-    eta = np.empty(y.shape[0])
-    _assemble(family, link, y, prior, constant, eta0, values, index, k0, q0, u, D, A21, A22, rhs, eta)
-    _factor(D, A21, A22, k0)
-    return D, A21, A22, eta
-
-
-@numba.njit(**_KERNEL)
-def row_values(family, link, eta, prior):
-    """The conditional means and Fisher weights of all rows at eta."""
-    n = eta.shape[0]
-    mu = np.empty(n)
-    weight = np.empty(n)
-    for i in range(n):
-        mu[i], _ = mean_and_slope(link, eta[i])
-        weight[i], _, _ = _row(family, link, 0.5, eta[i], prior[i], 0.0)
-    return mu, weight
-
-
-@numba.njit(**_KERNEL)
-def _inverse_pieces(D, L21, L22, k0):
+def inverse_pieces(D, L21, L22, k0):
     """H^-1 on H's own pattern from the block factor: the diagonal blocks of term 0 (P0), the
     cross block (P10, q_rest x q0) and the dense rest (P11). With N = L21 L0^-1 and
     M = L22^-1 N: P0_j = L0_j^-T L0_j^-1 + M_j' M_j, P10 = -L22^-T M, P11 = L22^-T L22^-1."""
@@ -401,7 +375,7 @@ def laplace_gradient(family, link, y, prior, eta, values, index, Zv, X, u, D, L2
     n, K = values.shape
     levels = D.shape[0]
     q0 = levels * k0
-    P0, P10, P11 = _inverse_pieces(D, L21, L22, k0)
+    P0, P10, P11 = inverse_pieces(D, L21, L22, k0)
     s = np.empty(n)
     w = np.empty(n)
     slope = np.empty(n)
