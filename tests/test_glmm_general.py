@@ -21,6 +21,7 @@ from glmflow.errors import GlmflowError
 from glmflow.families import family
 from glmflow.glmm import build_glmm_design, fit_glmm
 from glmflow.glmm.fit import fit_general
+from glmflow.glmm_likelihood import glmm_likelihood_check
 from glmflow.summaries import summary_text
 
 SHARED = json.loads((ROOT / "tests" / "reference" / "glmm_general_reference.json").read_text())
@@ -193,3 +194,13 @@ def test_a_design_too_large_for_the_dense_block_is_refused_with_its_sizes():
     frame["y"] = (rng.random(n) < 0.5).astype(float)
     with pytest.raises(GlmflowError, match=r"model 'big'.*need a dense .* block, over 256 MiB"):
         fit_glmm(frame, {"formula": "y ~ x + (1 | a) + (1 | b)", "family": "binomial"}, "big")
+
+
+@pytest.mark.parametrize("name", ["verbagg_crossed", "contraception_slope"])
+def test_the_independent_likelihood_check_agrees_and_can_disagree(shared_fits, name):
+    fit = shared_fits[name]
+    check = glmm_likelihood_check(name, fit.glmm_design, fit.family_object, 1, fit.theta, fit.beta, fit.loglik)
+    assert check["ok"] and abs(check["difference"]) < 1e-9 and check["approximation_error"] is None
+    assert abs(-2 * check["logLik_recomputed"] - SHARED[name]["exact"]["m2ll"]) < 1e-6  # R's optimum, recomputed
+    off = glmm_likelihood_check(name, fit.glmm_design, fit.family_object, 1, fit.theta, fit.beta, fit.loglik + 1e-5)
+    assert not off["ok"]
