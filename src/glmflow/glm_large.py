@@ -1,16 +1,17 @@
 """R's ``glm.fit`` for large n, binomial and Poisson with any of their links, at memory speed.
 
-glm.fit solves each IRLS step by a QR of sqrt(W) X; numpy's QR forms Q, which was 74-86% of a
-fit's time and a second copy of X. Here each step is two compiled passes over X in row blocks
-(no copy of X, no Q): the first takes the working weights and responses at the current fit
-and accumulates X'WX and X'Wz block by block (each block's sums kept apart and added in block
-order, so the result does not depend on the number of threads); the second computes the new
-linear predictor, mean and deviance. The step is the Cholesky solution of the normal
-equations with one step of iterative refinement (X'W r at the new coefficients, the
-corrected semi-normal equations), which brings it to the QR solution's accuracy for the
-well-conditioned designs this path takes (a condition estimate of R above 1e5 sends the fit
-to glm.fit's QR path, as does anything unusual: a non-finite deviance, an invalid eta or mu).
-The iterations, the convergence rule and the covariance (X'WX of the last step) are R's.
+glm.fit solves each IRLS step by a QR of sqrt(W) X; numpy's QR formed Q, which was 74-86% of
+a fit's time and a second copy of X. Here each step is two compiled passes over X (no copy of
+X, no Q): the first takes the working weights and responses at the current fit and
+accumulates X'WX and X'Wz from row blocks of sqrt(w) X through BLAS, in block order, in one
+thread; the second (parallel over blocks, each block's deviance kept apart and added in
+order, so the result does not depend on the number of threads) computes the new linear
+predictor, mean, d mu / d eta and deviance. The step is the Cholesky solution of the normal
+equations; where the factor's diagonal spreads beyond 100 (Cholesky then loses spread^2 x
+1e-16), one step of iterative refinement (X'W r at the new coefficients, an extra pass: the
+corrected semi-normal equations) brings it to the QR solution's accuracy. A spread beyond
+1e5, a non-finite deviance or an invalid eta or mu sends the fit to glm.fit's QR path. The
+iterations, the convergence rule and the covariance (X'WX of the last step) are R's.
 """
 
 from __future__ import annotations
