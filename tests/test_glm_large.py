@@ -1,15 +1,19 @@
 """The blocked large-n path of glm.fit (issue 12): the same numbers as glm.fit's QR path (the
-one checked against R everywhere else), the same iterations, and the QR path where it declines."""
+one checked against R everywhere else), the same iterations, and the QR path where it declines;
+and against R's own glm.fit on 250,000 rows drawn in R (tests/r/glm_large.R)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import ROOT, assert_close
 
 import glmflow.models as models
 from glmflow.families import family
 from glmflow.glm_large import NotForLargePath, glm_fit_large
+from glmflow.rrandom import RRandom, plogis
 
 N = 250_000  # above LARGE_ROWS
 
@@ -60,3 +64,29 @@ def test_a_moderately_conditioned_design_is_refined_to_the_qr_solution(monkeypat
     assert large.iterations == reference.iterations
     assert_close(large.coef, reference.coef, 1e-10, "coefficients")
     assert_close(large.cov_unscaled, reference.cov_unscaled, 1e-8, "covariance")
+
+
+R_LARGE = json.loads((ROOT / "tests" / "r" / "glm_large_reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def r_data():
+    """tests/r/glm_large.R's 250,000 rows, redrawn bit for bit with R's generator."""
+    generator = RRandom(R_LARGE["seed"])
+    n = R_LARGE["n"]
+    x1, x2, x3, x4 = (generator.rnorm(n) for _ in range(4))
+    eta = 0.2 + 0.5 * x1 - 0.3 * x2 + 0.1 * x3 + 0.05 * x4
+    y = generator.rbinom1(plogis(eta)).astype(float)
+    assert int(y.sum()) == R_LARGE["successes"]  # the same draws as R's
+    return np.column_stack([np.ones(n), x1, x2, x3, x4]), y
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_the_blocked_path_equals_rs_glm_fit(r_data, link):
+    X, y = r_data
+    fit = models.glm_fit(X, y, family("binomial", link))
+    reference = R_LARGE[link]
+    assert fit.iterations == reference["iter"]
+    assert_close(fit.coef, np.array(reference["coef"], dtype=float), 1e-10, f"{link} coefficients against R")
+    assert_close(np.sqrt(np.diag(fit.cov_unscaled)), np.array(reference["se"], dtype=float), 1e-9, "SEs against R")
+    assert abs(fit.deviance / float(reference["deviance"]) - 1) < 1e-12
