@@ -108,9 +108,13 @@ def test_own_models_equal_tight_lme4(own_fits, name):
     assert_close(np.sqrt(np.diag(fit.vcov)), numbers(reference["se"]), 1e-2, f"{name} SEs")
     assert fit.glmm_design.n_groups == reference["n_groups"]
     assert fit.singular == reference["singular"]
+    assert abs(fit.sigma - float(reference["sigma"])) <= 1e-4 * float(reference["sigma"])  # 1 without a dispersion
+    assert fit.n_params == len(fit.beta) + len(fit.theta) + (reference["family"] in ("Gamma", "inverse.gaussian",
+                                                                                     "gaussian"))  # fmt: skip
+    assert abs(fit.aic - float(reference["AIC"])) <= 1e-4 + fit.deviance - r_deviance
     varcorr, expected = fit.varcorr(), reference["varcorr"]
     assert list(varcorr["grp"]) == list(np.atleast_1d(expected["grp"]))
-    assert list(varcorr["var1"]) == list(np.atleast_1d(expected["var1"]))
+    assert [None if pd.isna(v) else v for v in varcorr["var1"]] == list(np.atleast_1d(expected["var1"]))
     assert np.max(np.abs(varcorr["vcov"] - numbers(expected["vcov"]))) <= 2e-3
     ranef = fit.ranef().merge(pd.DataFrame(reference["ranef"]), on=["grp", "level", "term"], suffixes=("", "_r"))
     assert len(ranef) == len(fit.ranef()) == len(reference["ranef"]["level"])
@@ -154,7 +158,19 @@ def test_the_general_engine_equals_the_scalar_one_on_a_random_intercept():
     ("spec", "message"),
     [
         ({"formula": "use ~ age + (urban | district)", "nAGQ": 5}, "nAGQ = 5 needs a single scalar random intercept"),
-        ({"formula": "use ~ age + (1 | district)", "family": "Gamma"}, "families binomial and poisson"),
+        (
+            {"formula": "use ~ age + (1 | district)", "family": "quasipoisson"},
+            "families binomial, poisson, Gamma, inverse.gaussian, gaussian, not 'quasipoisson'",
+        ),
+        ({"formula": "age ~ urban + (1 | district)", "family": "gaussian"}, "is a linear mixed model (lme4's lmer)"),
+        (
+            {"formula": "age ~ urban + (1 | district)", "family": "gaussian", "link": "log", "nAGQ": 5},
+            "nAGQ = 5 is not available for the gaussian family",
+        ),
+        (
+            {"formula": "use ~ age + (1 | district)", "family": "Gamma", "link": "log"},
+            "the Gamma family needs a positive response",
+        ),
         ({"formula": "use ~ age + (1 | district + urban)"}, "the grouping must be a column"),
         ({"formula": "use ~ age + (1 | distric)"}, "'distric'"),
     ],
@@ -172,8 +188,12 @@ def test_refused_forms_are_reported_before_any_job_runs():
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     config["models"]["slope_agq"] = {"dataset": "contraception", "formula": "use ~ age + (urban | district)",
                                      "family": "binomial", "nAGQ": 5}  # fmt: skip
-    config["models"]["gamma_glmm"] = {"dataset": "contraception", "formula": "age ~ urban + (1 | district)",
-                                      "family": "Gamma"}  # fmt: skip
+    config["models"]["quasi_glmm"] = {"dataset": "contraception", "formula": "age ~ urban + (1 | district)",
+                                      "family": "quasipoisson"}  # fmt: skip
+    config["models"]["lmm"] = {"dataset": "contraception", "formula": "age ~ urban + (1 | district)",
+                               "family": "gaussian"}  # fmt: skip
+    config["models"]["gamma_agq"] = {"dataset": "contraception", "formula": "age ~ urban + (1 | district)",
+                                     "family": "Gamma", "link": "log", "nAGQ": 2}  # fmt: skip
     config["models"]["probit_agq"] = {"dataset": "contraception", "formula": "use ~ age + (1 | district)",
                                       "family": "binomial", "link": "probit", "nAGQ": 3}  # fmt: skip
     with pytest.raises(GlmflowError) as error:
@@ -184,7 +204,9 @@ def test_refused_forms_are_reported_before_any_job_runs():
         "models.probit_agq.nAGQ: nAGQ = 3 needs a single scalar random intercept (1 | group) and the canonical"
         in message
     )
-    assert "models.gamma_glmm.family: mixed models are fitted for the binomial and poisson" in message
+    assert "models.quasi_glmm.family: mixed models are fitted for the families binomial, poisson, Gamma" in message
+    assert "models.lmm.link: a gaussian mixed model with the identity link is a linear mixed model" in message
+    assert "models.gamma_agq.nAGQ: nAGQ = 2 is not available for the Gamma family" in message
 
 
 def test_a_design_too_large_for_the_dense_block_is_refused_with_its_sizes():

@@ -111,8 +111,12 @@ BAD_CONFIGS = [
         "pclass + embarked)': random term (1 | pclass + embarked): the grouping must be a column",
     ),
     (
-        _set("models", "glmm_class", "family", "Gamma"),
-        "models.glmm_class.family: mixed models are fitted for the binomial and poisson",
+        _set("models", "glmm_class", "family", "quasibinomial"),
+        "models.glmm_class.family: mixed models are fitted for the families binomial, poisson, Gamma",
+    ),
+    (
+        _set("models", "glmm_class", "filter", "sex == 'male' and pclass == '1'"),
+        "models.glmm_class.formula: grouping factor 'pclass' has one level; it needs more than one",
     ),
     (_set("models", "glmm_class", "nAGQ", 0), "models.glmm_class.nAGQ: 0 is less than the minimum of 1"),
     (_set("models", "glm_fare", "filter", "fare <<< 3"), "models.glm_fare.filter: 'fare <<< 3': not a valid"),
@@ -228,16 +232,18 @@ def test_every_dtype_survives_the_real_data_job(tmp_path):
 
 def test_numerical_trouble_is_shown_on_console_summary_and_report(tmp_path):
     directory = copy_workflow(tmp_path / "trouble", SMALL_CONFIG)
-    # x separates y completely; counts are not whole numbers; `dose` is numeric but for one row
+    # x separates y completely; counts are not whole numbers; `dose` is numeric but for one row;
+    # y hardly differs between the groups g (a random intercept's variance at 0: singular)
     (directory / "resources" / "trouble.csv").write_text(
-        "x,y,count,dose\n1,0,0.5,1\n2,0,1,2\n3,0,2,3\n4,1,2.5,4\n5,1,4,n/a\n6,1,3,6\n7,1,5,7\n8,0,1,8\n"
-        "9,1,6,9\n10,1,7,10\n11,1,8,11\n12,1,9,12\n"
+        "x,y,count,dose,g\n1,0,0.5,1,a\n2,0,1,2,b\n3,0,2,3,c\n4,1,2.5,4,a\n5,1,4,n/a,b\n6,1,3,6,c\n7,1,5,7,a\n"
+        "8,0,1,8,b\n9,1,6,9,c\n10,1,7,10,a\n11,1,8,11,b\n12,1,9,12,c\n"
     )
 
     def change(config):
         config["datasets"]["trouble"] = {"path": "resources/trouble.csv", "filter": "x != 8"}
         config["models"]["separated"] = {"dataset": "trouble", "formula": "y ~ x", "family": "binomial"}
         config["models"]["fractional"] = {"dataset": "trouble", "formula": "count ~ x", "family": "poisson"}
+        config["models"]["flat"] = {"dataset": "trouble", "formula": "y ~ 1 + (1 | g)", "family": "binomial"}
 
     edit_config(directory, change)
     result = snakemake(directory)
@@ -245,6 +251,7 @@ def test_numerical_trouble_is_shown_on_console_summary_and_report(tmp_path):
     assert "glmflow warning (fit_model model=separated): separation: the maximum likelihood estimates of" in console
     assert "glmflow warning (fit_model model=fractional): In dpois(y, mu, log = TRUE) : non-integer x = 0.5" in console
     assert "column 'dose' is numeric except in data rows 5 ('n/a')" in console
+    assert "glmflow warning (fit_glmm model=flat): boundary (singular) fit: see help('isSingular')" in console
     models = directory / "results" / "models"
     summary = (models / "separated" / "summary.txt").read_text()
     # R 4.2 on these rows: 25 iterations, "did not converge" and "fitted probabilities 0 or 1"
@@ -257,10 +264,13 @@ def test_numerical_trouble_is_shown_on_console_summary_and_report(tmp_path):
         "Warning message:\nIn dpois(y, mu, log = TRUE) : non-integer x = 0.500000\n"
         in (models / "fractional" / "summary.txt").read_text()
     )
+    assert (models / "flat" / "summary.txt").read_text().endswith("boundary (singular) fit: see help('isSingular')\n")
     glance = json.loads((models / "separated" / "glance.json").read_text())
     assert glance["separation"] == {"(Intercept)": "-Inf", "x": "Inf"}
     page = (directory / "results" / "report.html").read_text()
-    assert page.count('class="warning"') >= 4  # two for the separated model, one each for counts and data
+    # two for the separated model, one each for the counts, the singular fit and the data
+    assert page.count('class="warning"') >= 5
+    assert re.search(r'id="model-flat".*?class="warning" role="alert"><strong>Warning:</strong> boundary', page, re.S)
     assert re.search(
         r'id="model-separated".*?class="warning" role="alert"><strong>Warning:</strong> glm.fit', page, re.S
     )

@@ -1,6 +1,6 @@
-"""R's binomial and Poisson links compiled with numba (make.link's C code, thresholds included),
-by integer codes: shared by the mixed models' PIRLS (glmflow.glmm.pirls) and the large-n GLM
-path (glmflow.glm_large)."""
+"""R's links compiled with numba (make.link's C code, thresholds included), by integer codes:
+shared by the mixed models' PIRLS (glmflow.glmm.pirls: every family lme4 fits) and the large-n
+GLM path (glmflow.glm_large: binomial and Poisson)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import numba
 from glmflow.constants import DOUBLE_EPS
 from glmflow.families import LOGIT_THRESHOLD
 
-FAMILY_BINOMIAL, FAMILY_POISSON = 0, 1
+FAMILY_BINOMIAL, FAMILY_POISSON, FAMILY_GAMMA, FAMILY_INVERSE_GAUSSIAN, FAMILY_GAUSSIAN = range(5)
 LINK_LOGIT, LINK_PROBIT, LINK_CAUCHIT, LINK_CLOGLOG, LINK_LOG, LINK_IDENTITY, LINK_SQRT = range(7)
-LINK_CODES = {"logit": 0, "probit": 1, "cauchit": 2, "cloglog": 3, "log": 4, "identity": 5, "sqrt": 6}
-FAMILY_CODES = {"binomial": FAMILY_BINOMIAL, "poisson": FAMILY_POISSON}
+LINK_INVERSE, LINK_INVERSE_SQUARE = 7, 8
+LINK_CODES = {"logit": 0, "probit": 1, "cauchit": 2, "cloglog": 3, "log": 4, "identity": 5, "sqrt": 6,
+              "inverse": 7, "1/mu^2": 8}  # fmt: skip
+FAMILY_CODES = {"binomial": FAMILY_BINOMIAL, "poisson": FAMILY_POISSON, "Gamma": FAMILY_GAMMA,
+                "inverse.gaussian": FAMILY_INVERSE_GAUSSIAN, "gaussian": FAMILY_GAUSSIAN}  # fmt: skip
 
 _EPS = DOUBLE_EPS
 _PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps)
@@ -54,4 +57,8 @@ def mean_and_slope(link, eta):
         return value, value
     if link == LINK_IDENTITY:
         return eta, 1.0
+    if link == LINK_INVERSE:
+        return 1.0 / eta, -1.0 / (eta * eta)
+    if link == LINK_INVERSE_SQUARE:
+        return 1.0 / math.sqrt(eta), -1.0 / (2.0 * eta**1.5)
     return eta * eta, 2.0 * eta  # sqrt

@@ -354,6 +354,9 @@ ALLOWED_LINKS = {
     "inverse.gaussian": ["1/mu^2", "log", "inverse", "identity"],
 }
 FAMILY_NAMES = list(DEFAULT_LINKS)
+# lme4's glmer families (glmer refuses the quasi families); gaussian with the identity link is
+# lmer's linear mixed model, which glmflow does not fit
+MIXED_MODEL_FAMILIES = ("binomial", "poisson", "Gamma", "inverse.gaussian", "gaussian")
 
 
 def family(name: str, link: str | None = None) -> Family:

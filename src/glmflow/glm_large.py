@@ -172,7 +172,7 @@ def _start(eta, y, prior, family, link, mu, mu_eta, deviance_blocks):
 
 
 def applies(X: np.ndarray, family: Family) -> bool:
-    return (X.shape[0] >= LARGE_ROWS and X.shape[1] <= 64 and family.name in FAMILY_CODES
+    return (X.shape[0] >= LARGE_ROWS and X.shape[1] <= 64 and family.name in ("binomial", "poisson")
             and family.link.name in LINK_CODES)  # fmt: skip
 
 

@@ -24,7 +24,8 @@ def glmm_likelihood_check(model: str, glmm_design, family: Family, nAGQ: int, th
                           tolerance: float = 1e-6) -> dict:  # fmt: skip
     theta = np.atleast_1d(np.asarray(theta, dtype=float))
     beta = np.asarray(beta, dtype=float)
-    if glmm_design.is_scalar_intercept and family.is_default_link:  # the scalar engine's models
+    # the scalar engine's models: one random intercept, canonical binomial or Poisson
+    if glmm_design.is_scalar_intercept and family.is_default_link and not family.dispersion_in_loglik:
         recomputed, exact = _scalar(glmm_design, family, nAGQ, float(theta[0]), beta)
     else:
         recomputed, exact = _sparse_laplace(glmm_design, family, theta, beta), None
@@ -83,7 +84,10 @@ def _scalar(glmm_design, family: Family, nAGQ: int, theta: float, beta: np.ndarr
 def _sparse_laplace(glmm_design, family: Family, theta: np.ndarray, beta: np.ndarray) -> float:
     """-(1/2)(-2 log p(y | u*) + |u*|^2 + log|Lambda'Z'WZ Lambda + I|), with Z Lambda as a scipy
     sparse matrix and H factored by SuperLU: the modes by Fisher scoring with step-halving to a
-    step below 1e-11, log|H| from the LU factor's diagonal (H is symmetric positive definite)."""
+    step below 1e-11, log|H| from the LU factor's diagonal (H is symmetric positive definite).
+    A family with a dispersion is lme4's objective: the modes minimise the deviance + |u|^2, and
+    -2 log p(y | u*) is then the family's density at the dispersion from that deviance, + 2
+    (R's family$aic; ``Family.log_density`` with ``deviance``)."""
     design = glmm_design.design
     n, blocks = len(design.y), []
     for term, T in zip(glmm_design.terms, glmm_design.factors(theta), strict=True):
@@ -95,9 +99,15 @@ def _sparse_laplace(glmm_design, family: Family, theta: np.ndarray, beta: np.nda
     eta0 = design.X @ beta + glmm_design.offset
     y, prior = design.y, glmm_design.prior
 
+    with_dispersion = family.dispersion_in_loglik
+
     def penalised(u):
         mu = family.linkinv(eta0 + ZL @ u)
-        return -2 * float(np.sum(family.log_density(y, mu, prior))) + u @ u
+        if not with_dispersion:
+            return -2 * float(np.sum(family.log_density(y, mu, prior))) + u @ u
+        if not np.all(np.isfinite(mu)) or (family.name != "gaussian" and np.any(mu <= 0)):
+            return np.inf
+        return float(np.sum(family.dev_resids(y, mu, prior))) + u @ u
 
     def factor(u):
         """H = Lambda'Z'WZ Lambda + I (Fisher weights) and the score Lambda'Z' s - u, at u."""
@@ -120,4 +130,8 @@ def _sparse_laplace(glmm_design, family: Family, theta: np.ndarray, beta: np.nda
         u = u + fraction * step
         value = penalised(u)
     logdet = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
+    if with_dispersion:
+        mu = family.linkinv(eta0 + ZL @ u)
+        deviance = float(np.sum(family.dev_resids(y, mu, prior)))
+        value += -2 * float(np.sum(family.log_density(y, mu, prior, deviance))) + 2 - deviance
     return -(value + logdet) / 2

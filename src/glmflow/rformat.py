@@ -245,9 +245,17 @@ def strwrap(text: str, width: int, exdent: int = 0) -> list[str]:
 
 
 def coefficient_table(
-    estimate, std_error, statistic, p_value, terms: list[str], stat_name: str, digits: int = 4
+    estimate,
+    std_error,
+    statistic,
+    p_value,
+    terms: list[str],
+    stat_name: str,
+    digits: int = 4,
+    p_name: str | None = None,
 ) -> str:
-    """R's ``printCoefmat()`` as called by ``summary.glm``/``summary.lm`` (with the legend)."""
+    """R's ``printCoefmat()`` as called by ``summary.glm``/``summary.lm`` (with the legend);
+    ``p_name`` where the p-value's column differs (glmer with a dispersion: "t value", "Pr(>|z|)")."""
     coef_se = np.column_stack([estimate, std_error]).astype(float)
     acs = np.abs(coef_se[np.isfinite(coef_se) & (coef_se != 0)])
     digmin = 1 + (np.floor(np.log10([acs.min(), acs.max()])) if acs.size else np.zeros(2))
@@ -261,7 +269,7 @@ def coefficient_table(
     tst = format_real(r_round(statistic, dig_tst), digits)
     pvals = format_pval(p_value, dig_tst)
     cells = [[cs[i, 0], cs[i, 1], tst[i], pvals[i]] for i in range(len(terms))]
-    colnames = ["Estimate", "Std. Error", f"{stat_name} value", f"Pr(>|{stat_name}|)"]
+    colnames = ["Estimate", "Std. Error", f"{stat_name} value", f"Pr(>|{p_name or stat_name}|)"]
     show_stars = bool(np.any(np.asarray(p_value) < 0.1))
     if show_stars:
         stars = _pad([signif_stars(p) for p in p_value], right=False)

@@ -140,9 +140,11 @@ def glmm_summary_text(fit) -> str:
     groups = "; ".join(f"{name}, {count}" for name, count in fit.glmm_design.n_groups.items())
     text += f"Number of obs: {fit.nobs}, groups:  {groups}\n"
     tidy = fit.tidy()
+    # with a dispersion lme4 heads the statistic "t value" but its p-values stay normal ones
     text += "\nFixed effects:\n" + coefficient_table(
-        tidy["estimate"], tidy["std_error"], tidy["statistic"], tidy["p_value"], fit.terms, "z", DIGITS
-    )
+        tidy["estimate"], tidy["std_error"], tidy["statistic"], tidy["p_value"], fit.terms,
+        "t" if fit.has_dispersion else "z", DIGITS, p_name="z",
+    )  # fmt: skip
     if len(fit.terms) > 1:
         text += "\nCorrelation of Fixed Effects:\n" + _correlation_text(fit.correlation(), fit.terms)
     for warning in fit.warnings:
@@ -156,7 +158,7 @@ def _random_effects_table(fit) -> str:
     (rounded to 2 decimals) in its lower triangle under "Corr"."""
     terms, covariances = fit.glmm_design.terms, fit.covariances()
     sds = [np.sqrt(np.diag(sigma)) for sigma in covariances]
-    flat = np.concatenate(sds)
+    flat = np.concatenate(sds + ([np.array([fit.sigma])] if fit.has_dispersion else []))
     variances, deviations = format_real(list(flat**2), DIGITS), format_real(list(flat), DIGITS)
     widest = max(term.k for term in terms)
     rows, position = [], 0
@@ -168,6 +170,8 @@ def _random_effects_table(fit) -> str:
             corr = [texts[i * term.k + j] if j < i else "" for j in range(widest - 1)]
             rows.append([term.name if i == 0 else "", column, variances[position], deviations[position], *corr])
             position += 1
+    if fit.has_dispersion:  # lme4's "Residual" row: sigma
+        rows.append(["Residual", "", variances[position], deviations[position], *[""] * (widest - 1)])
     columns = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] + [""] * (widest - 2) if widest > 1 else [])
     return print_matrix(rows, columns, [""] * len(rows), right=False)
 

@@ -1,5 +1,5 @@
 # Reference fits for glmflow's general mixed models (random slopes, crossed, nested, ||,
-# non-canonical links, Poisson), at the tightest optimum lme4 reaches, plus the data sets
+# non-canonical links, Poisson, Gamma, inverse.gaussian, gaussian with a log link), at the tightest optimum lme4 reaches, plus the data sets
 # they need. R 4.2, lme4 from Debian. Run from the repository root:
 #   Rscript tests/r/glmm_general.R   (writes tests/r/glmm_general_reference.json and
 #                                     resources/grouseticks.csv)
@@ -24,6 +24,8 @@ bdf <- read.csv("resources/bdf.csv")
 bdf <- bdf[bdf$repeatgr != 2, ]
 names(bdf)[names(bdf) == "schoolNR"] <- "school_nr"
 names(bdf)[names(bdf) == "Minority"] <- "minority"
+names(bdf)[names(bdf) == "langPOST"] <- "lang_post"
+names(bdf)[names(bdf) == "IQ.verb"] <- "iq_verb"
 bdf$minority <- factor(bdf$minority)
 contraception <- read.csv("resources/contraception.csv")
 for (column in c("district", "use", "livch", "urban")) contraception[[column]] <- factor(contraception[[column]])
@@ -36,6 +38,7 @@ describe <- function(fit, formula, family, link, data_name, filter = NULL) {
     term = names(fixef(fit)), beta = exact(fixef(fit)), theta = exact(getME(fit, "theta")),
     se = exact(sqrt(diag(as.matrix(vcov(fit))))),
     deviance = exact(-2 * as.numeric(logLik(fit))), AIC = exact(AIC(fit)), BIC = exact(BIC(fit)),
+    sigma = exact(sigma(fit)),
     nobs = nobs(fit), n_groups = as.list(ngrps(fit)), singular = isSingular(fit),
     varcorr = list(grp = vc$grp, var1 = vc$var1, var2 = vc$var2, vcov = exact(vc$vcov), sdcor = exact(vc$sdcor)),
     ranef = list(grp = as.character(re$grpvar), level = as.character(re$grp), term = as.character(re$term),
@@ -50,7 +53,13 @@ models <- list(
   nested = list("ticks ~ year + height_z + (1 | location/brood)", "poisson", "log", g, "grouseticks"),
   uncorrelated = list("repeatgr ~ ses + minority + (ses || school_nr)", "binomial", "logit", bdf, "bdf"),
   probit_intercept = list("use ~ age + urban + livch + (1 | district)", "binomial", "probit", contraception, "contraception"),
-  cloglog_slope = list("use ~ age + urban + (urban | district)", "binomial", "cloglog", contraception, "contraception")
+  cloglog_slope = list("use ~ age + urban + (urban | district)", "binomial", "cloglog", contraception, "contraception"),
+  # families with a dispersion, fitted as lme4 fits them (its aic() with dev / sum(wt))
+  gamma_log = list("lang_post ~ ses + iq_verb + (1 | school_nr)", "Gamma", "log", bdf, "bdf"),
+  gamma_inverse = list("lang_post ~ ses + iq_verb + (1 | school_nr)", "Gamma", "inverse", bdf, "bdf"),
+  gamma_log_slope = list("lang_post ~ ses + iq_verb + (1 + iq_verb | school_nr)", "Gamma", "log", bdf, "bdf"),
+  inverse_gaussian_log = list("lang_post ~ ses + iq_verb + (1 | school_nr)", "inverse.gaussian", "log", bdf, "bdf"),
+  gaussian_log = list("lang_post ~ ses + iq_verb + (1 | school_nr)", "gaussian", "log", bdf, "bdf")
 )
 out <- list()
 for (name in names(models)) {

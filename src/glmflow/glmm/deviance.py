@@ -6,6 +6,12 @@ with everything at that u. lme4 stops PIRLS at a relative change of 1e-7 in the 
 deviance and takes log|H| at the previous iteration's weights: its default fits lie up to
 0.006 of -2 logLik above the optimum (glmm_general_reference.json); the tight tolerance also
 keeps the function smooth enough for the finite differences of the optimiser and the Hessian.
+
+Families with a dispersion (Gamma, inverse.gaussian, gaussian with a link other than the
+identity) are fitted as lme4 fits them: PIRLS minimises the deviance + |u|^2 (the dispersion
+taken as 1), and the objective is ``ldL2 + |u|^2 + family$aic(y, n, mu, wt, dev)``, whose
+density uses the ad-hoc dispersion dev / sum(wt) (n for gaussian): lme4's ``glmResp::Laplace``.
+The reported sigma is then sqrt(pwrss / n) and VarCorr scales theta by it, as lme4's.
 """
 
 from __future__ import annotations
@@ -32,15 +38,19 @@ class LaplaceDeviance:
 
     def __init__(self, glmm_design: GlmmDesign, family: Family):
         if family.name not in FAMILY_CODES:
-            raise GlmflowError(f"mixed models support the binomial and poisson families, not {family.name!r}")
+            raise GlmflowError(f"mixed models support the families {', '.join(FAMILY_CODES)}, not {family.name!r}")
         self.gd = glmm_design
+        self.has_dispersion = family.dispersion_in_loglik  # gaussian, Gamma, inverse.gaussian
         design = glmm_design.design
         self.family_code = FAMILY_CODES[family.name]
         self.link_code = LINK_CODES[family.link.name]
         self.y = np.ascontiguousarray(design.y, dtype=float)
         self.prior = np.ascontiguousarray(glmm_design.prior, dtype=float)
         # what R's family$aic counts beyond mu: log choose(m, m y) for binomial, -w log(y!) for Poisson
-        constant = family.canonical_log_constant(self.y, self.prior)
+        if self.has_dispersion:
+            constant = np.zeros_like(self.y)  # the kernel sums deviance residuals; aic() is added here
+        else:
+            constant = family.canonical_log_constant(self.y, self.prior)
         self.constant = np.ascontiguousarray(constant if family.is_binomial else self.prior * constant)
         self.X = np.ascontiguousarray(design.X, dtype=float)
         self.offset = np.ascontiguousarray(glmm_design.offset, dtype=float)
@@ -70,7 +80,8 @@ class LaplaceDeviance:
         self.theta_term = positions[:, 0]
         self.theta_map = np.column_stack([self.col[self.theta_term], positions[:, 1:]])
         self.family = family
-        self.canonical = family.is_default_link  # logit binomial, log Poisson
+        # logit binomial, log Poisson: the analytic gradient (the others: differences)
+        self.canonical = family.is_default_link and not self.has_dispersion
 
     def _rows(self, theta):
         T = np.zeros((len(self.k), self.kmax, self.kmax))
@@ -93,10 +104,30 @@ class LaplaceDeviance:
             self.levels0, self.k0, self.q_rest, self.u, PIRLS_TOLERANCE, PIRLS_MAX_ITERATIONS,
             (PIRLS_ACCEPT if self.canonical else 0.0) if accept is None else accept,
         )  # fmt: skip
+        if converged and self.has_dispersion:
+            deviance = self.dispersion_objective(deviance, eta)
         if not converged or not np.isfinite(deviance):
             self.u[:] = 0.0  # start the next call afresh
             return np.inf, None
         return float(deviance), (values, index, L0, L21, L22, eta)
+
+    def dispersion_objective(self, penalised: float, eta: np.ndarray) -> float:
+        """lme4's objective for a family with a dispersion: the kernel's deviance + |u|^2 +
+        log|H| with the deviance replaced by family$aic(y, n, mu, wt, dev)."""
+        mu = self.family.linkinv(eta)
+        if not self.family.validmu(mu):
+            return np.inf
+        residual_deviance = float(np.sum(self.family.dev_resids(self.y, mu, self.prior)))
+        aic = self.family.aic(self.y, None, mu, self.prior, residual_deviance)
+        return penalised - residual_deviance + aic
+
+    def sigma(self, mu: np.ndarray) -> float:
+        """lme4's sigma for a family with a dispersion: sqrt(pwrss / n), pwrss the prior-weighted
+        Pearson sum of squares plus |u|^2 at the modes (1 for binomial and Poisson)."""
+        if not self.has_dispersion:
+            return 1.0
+        pearson = float(np.sum(self.prior * (self.y - mu) ** 2 / self.family.variance(mu)))
+        return float(np.sqrt((pearson + self.u @ self.u) / len(self.y)))
 
     def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
         """The deviance and its analytic gradient (canonical links; ``laplace_gradient``)."""
@@ -135,5 +166,6 @@ class LaplaceDeviance:
                 ZtWX[:, c] += np.bincount(index[:, a], weights=values[:, a] * w * self.X[:, c], minlength=self.q)
         solved = np.column_stack([solve_factored(L0, L21, L22, self.k0, ZtWX[:, c]) for c in range(self.X.shape[1])])
         rx = self.X.T @ (w[:, None] * self.X) - ZtWX.T @ solved
+        sigma = self.sigma(mu)
         return {"deviance": deviance, "u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks,
-                "vcov_rx": np.linalg.inv(rx)}  # fmt: skip
+                "vcov_rx": sigma**2 * np.linalg.inv(rx), "sigma": sigma}  # fmt: skip

@@ -24,6 +24,9 @@ import numpy as np
 
 from glmflow.compiled_links import (
     FAMILY_BINOMIAL,
+    FAMILY_GAMMA,
+    FAMILY_GAUSSIAN,
+    FAMILY_POISSON,
     LINK_LOGIT,
     LOGIT_THRESHOLD,
     mean_and_slope,
@@ -53,11 +56,27 @@ def _row(family, link, y, eta, prior, constant):
             logp += prior * y * math.log(mu)
         if y < 1.0:
             logp += prior * (1.0 - y) * math.log1p(-mu)
-    else:
+    elif family == FAMILY_POISSON:
         variance = mu
         logp = constant - prior * mu
         if y > 0.0:
             logp += prior * y * math.log(mu)
+    else:
+        # Families with a dispersion: lme4's PIRLS minimises the deviance + |u|^2 (the
+        # dispersion taken as 1), so "log p" here is -deviance residual / 2; the Laplace
+        # objective's aic() term is added outside (glmflow.glmm.deviance). A mean out of the
+        # family's range is NaN: PIRLS then halves its step.
+        if family == FAMILY_GAUSSIAN:
+            variance = 1.0
+            logp = -0.5 * prior * (y - mu) * (y - mu)
+        elif not mu > 0.0:
+            return math.nan, math.nan, math.nan
+        elif family == FAMILY_GAMMA:
+            variance = mu * mu
+            logp = prior * ((math.log(y / mu) if y > 0.0 else 0.0) - (y - mu) / mu)
+        else:  # inverse.gaussian
+            variance = mu * mu * mu
+            logp = -0.5 * prior * (y - mu) * (y - mu) / (y * mu * mu)
     return prior * mu_eta * mu_eta / variance, prior * (y - mu) * mu_eta / variance, logp
 
 

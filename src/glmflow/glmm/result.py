@@ -40,6 +40,7 @@ class GlmmFit(FittedModel):
     converged: bool
     optimizer_message: str
     warnings: list[str] = field(default_factory=list)
+    sigma: float = 1.0  # lme4's sigma(): 1, or sqrt(pwrss / n) for a family with a dispersion
 
     @property
     def design(self):
@@ -54,8 +55,13 @@ class GlmmFit(FittedModel):
         return self.family_object.link.name
 
     @property
+    def has_dispersion(self) -> bool:
+        return self.family_object.dispersion_in_loglik
+
+    @property
     def n_params(self) -> int:
-        return len(self.beta) + len(self.theta)
+        """lme4's df: the fixed effects, theta, and the scale for a family with a dispersion."""
+        return len(self.beta) + len(self.theta) + int(self.has_dispersion)
 
     @property
     def loglik(self) -> float:
@@ -76,8 +82,9 @@ class GlmmFit(FittedModel):
         return bool(np.any(self.theta[lower == 0] < SINGULAR_TOL))
 
     def covariances(self) -> list[np.ndarray]:
-        """Each term's covariance matrix Sigma = T T' (the dispersion is 1)."""
-        return [T @ T.T for T in self.glmm_design.factors(self.theta)]
+        """Each term's covariance matrix Sigma = sigma^2 T T' (lme4's VarCorr; sigma is 1 for
+        binomial and Poisson)."""
+        return [self.sigma**2 * (T @ T.T) for T in self.glmm_design.factors(self.theta)]
 
     def convergence_check(self) -> dict:
         """lme4's checkConv: the gradient scaled by the Hessian's Cholesky factor, against 0.002."""
@@ -110,6 +117,8 @@ class GlmmFit(FittedModel):
                 for i in range(j + 1, term.k):
                     correlation = sigma[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else float("nan")
                     rows.append((term.name, term.columns[j], term.columns[i], sigma[i, j], correlation))
+        if self.has_dispersion:
+            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
     def ranef(self) -> pd.DataFrame:
@@ -138,6 +147,7 @@ class GlmmFit(FittedModel):
             "deviance": self.deviance,
             "df_residual": self.nobs - self.n_params,
             "theta": [float(t) for t in self.theta],
+            "sigma": self.sigma,
             "singular": self.singular,
             "nAGQ": self.nAGQ,
             "converged": self.converged,
@@ -149,7 +159,7 @@ class GlmmFit(FittedModel):
     def scaled_residuals(self) -> np.ndarray:
         mu = self.fitted
         variance = self.family_object.variance(mu) / self.glmm_design.prior
-        return (self.design.y - mu) / np.sqrt(variance)
+        return (self.design.y - mu) / np.sqrt(variance) / self.sigma  # residuals(fit, "pearson", scaled = TRUE)
 
     def augment(self, data: pd.DataFrame) -> pd.DataFrame:
         """Per row used: the model's variables, ``.fitted`` (conditional linear predictor, at the
