@@ -33,6 +33,7 @@ def datasets():
         "bdf": load_dataset(resources / "bdf.csv"),
         "cbpp": load_dataset(resources / "cbpp.csv", factors=["period"]),
         "proportions": load_dataset(ROOT / "tests" / "r" / "binomial_weights_data.csv"),
+        "halving": load_dataset(ROOT / "tests" / "r" / "poisson_halving_data.csv"),
     }
 
 

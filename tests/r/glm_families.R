@@ -17,7 +17,10 @@ names(bdf) <- c("school_nr", "pupil_nr", "iq_verb", "iq_perf", "sex", "minority"
 cbpp <- read.csv("resources/cbpp.csv")
 cbpp$period <- factor(cbpp$period)
 proportions <- read.csv("tests/r/binomial_weights_data.csv")
-data_sets <- list(titanic = titanic, bdf = bdf, cbpp = cbpp, proportions = proportions)
+# Counts whose Poisson identity-link fit steps out of bounds (mu < 0), halved by glm.fit; drawn
+# with numpy's default_rng(68): x = round(uniform(0, 10, 30), 1), y = poisson(max(0.05 + 0.4 x, 0.01))
+halving <- read.csv("tests/r/poisson_halving_data.csv")
+data_sets <- list(titanic = titanic, bdf = bdf, cbpp = cbpp, proportions = proportions, halving = halving)
 
 # name = list(dataset, formula, family, link (NULL: default), weights (NULL: none))
 models <- list(
@@ -27,6 +30,8 @@ models <- list(
   binomial_log = list("titanic", survived ~ sex, "binomial", "log"),
   poisson_identity = list("cbpp", incidence ~ period, "poisson", "identity"),
   poisson_sqrt = list("cbpp", incidence ~ period, "poisson", "sqrt"),
+  # glm.fit's step-halving: steps that leave mu > 0 are halved towards the previous coefficients
+  poisson_identity_halving = list("halving", y ~ x, "poisson", "identity"),
   gaussian_log = list("bdf", lang_post ~ ses + iq_verb, "gaussian", "log"),
   gaussian_inverse = list("bdf", lang_post ~ ses + iq_verb, "gaussian", "inverse"),
   gamma_inverse = list("bdf", lang_post ~ ses + iq_verb, "Gamma", NULL),
