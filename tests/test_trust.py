@@ -95,6 +95,16 @@ def _set(*path_and_value):
     return change
 
 
+def _compare_with(name, spec, first="glm_fare"):
+    """A config change: a new model, compared with ``first`` in the comparison sex_steps."""
+
+    def change(config):
+        config["models"][name] = spec
+        config["comparisons"]["sex_steps"]["models"] = [first, name]
+
+    return change
+
+
 def _copy_model(name):
     return lambda c: c["models"].update({name: c["models"]["glm_fare"]})
 
@@ -137,6 +147,22 @@ BAD_CONFIGS = [
         "comparisons.sex_steps: 'glm_sex_fare' has terms sex, sex:fare that 'glm_fare' lacks",
     ),
     (_set("comparisons", "sex_steps", "models", ["lm_fare", "glm_fare"]), "have different families or links"),
+    (
+        _compare_with(
+            "parch_counts",
+            {"dataset": "titanic", "formula": "parch ~ sex + age", "family": "poisson", "filter": "age < 60"},
+            first="poisson_sib_sp",
+        ),  # fmt: skip
+        "comparisons.sex_steps: 'poisson_sib_sp' and 'parch_counts' have different responses: they are not nested",
+    ),
+    (
+        _compare_with(
+            "glm_fare_cheap",
+            {"dataset": "titanic", "formula": "survived ~ fare + sex", "family": "binomial", "filter": "fare < 100"},
+        ),  # fmt: skip
+        "comparisons.sex_steps: 'glm_fare' and 'glm_fare_cheap' are fitted to different data (filter)",
+    ),
+    (_set("comparisons", "sex_steps", "models", ["glm_fare", "glm_fare"]), "comparisons.sex_steps: a model is listed"),
     (_set("models", "glm_fare", "link", "sqrt"), "models.glm_fare.link: 'sqrt' is not a link of the binomial"),
     (
         _set("interpretation", "predictions", "fare_by_sex", "at", "fare", ["cheap"]),
