@@ -72,3 +72,14 @@ def test_linters_are_clean(command):
     assert result.returncode == 0, result.stdout + result.stderr
     if command[0] == "snakemake":
         assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_rule_scripts_import_glmflow_first():
+    """A rule script hands its job to the warm job server at its first glmflow import
+    (glmflow/__init__.py): anything imported before it (pandas: 0.4 s) is paid in every job."""
+    for script in sorted((ROOT / "workflow" / "scripts").glob("*.py")):
+        modules = [line.split()[1].split(".")[0] for line in script.read_text().splitlines()
+                   if line.startswith(("import ", "from "))]  # fmt: skip
+        assert "glmflow" in modules, script.name
+        before = modules[: modules.index("glmflow")]
+        assert all(module in sys.stdlib_module_names for module in before), (script.name, before)

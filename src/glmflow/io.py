@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from glmflow import jobserver
+
 
 def _plain(value):
     if isinstance(value, dict):
@@ -38,6 +40,11 @@ def write_json(path: str | Path, value) -> None:
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
+
+
+def read_csv(path: str | Path, **options) -> pd.DataFrame:
+    """A results CSV back as a frame (pandas' reader; ``options`` as its)."""
+    return pd.read_csv(path, **options)
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame, index: bool = False) -> None:
@@ -69,6 +76,8 @@ def logged(snakemake):
         logger.setLevel(logging.INFO)
         logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
         logger.info("threads %d (OPENBLAS_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OPENBLAS_NUM_THREADS"))
+        where = "forked by the glmflow job server" if jobserver.IN_CHILD else "its own process"
+        logger.info("process %d (%s)", os.getpid(), where)
         if "SLURM_JOB_ID" in os.environ:  # which cluster job ran this step
             logger.info("SLURM job %s on %s", os.environ["SLURM_JOB_ID"], os.environ.get("SLURMD_NODENAME", "?"))
         try:

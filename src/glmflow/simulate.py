@@ -350,6 +350,11 @@ def summarise_cell(cell: Cell, fit: BatchFit, alpha: float = 0.05) -> dict:
     return row
 
 
+def gather_cells(rows: list[dict]) -> pd.DataFrame:
+    """The cells' summaries (``summarise_cell``) as one table, ordered by b0, b1, n."""
+    return pd.DataFrame(rows).sort_values(["b0", "b1", "n"])
+
+
 def _rate(name: str, hits: int, total: int) -> dict:
     value = hits / total if total else float("nan")
     return {name: value, f"{name}_mcse": math.sqrt(value * (1 - value) / total) if total else float("nan")}

@@ -1,10 +1,8 @@
 """A mixed model's conditional modes with their 95% intervals, sorted, one panel per grouping
 factor and term (caterpillar plot)."""
 
-import pandas as pd
-
 from glmflow.figures import caterpillar
-from glmflow.io import logged, write_text
+from glmflow.io import logged, read_csv, write_text
 
 with logged(snakemake):
-    write_text(snakemake.output[0], caterpillar(pd.read_csv(snakemake.input[0], keep_default_na=False)))
+    write_text(snakemake.output[0], caterpillar(read_csv(snakemake.input[0], keep_default_na=False)))

@@ -1,18 +1,16 @@
 """A model's fitted curve with its 95% band over the data points."""
 
-import pandas as pd
-
 from glmflow.datafile import read_dataset
 from glmflow.figures import fit_figure
 from glmflow.interpret import fitted_curve
-from glmflow.io import logged, write_text
+from glmflow.io import logged, read_csv, write_text
 from glmflow.models import model_data
 
 with logged(snakemake):
     files, params = snakemake.input, snakemake.params
     spec, figure = params.spec, params.figure
     data = read_dataset(files.data)
-    tidy, vcov = pd.read_csv(files.tidy), pd.read_csv(files.vcov, index_col="term")
+    tidy, vcov = read_csv(files.tidy), read_csv(files.vcov, index_col="term")
     curve = fitted_curve(data, spec, params.model, tidy, vcov, figure["x"], figure.get("by"))
     points = model_data(data, spec, params.model)
     response = spec["formula"].split("~")[0].strip()

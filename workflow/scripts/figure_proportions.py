@@ -1,11 +1,9 @@
 """100% stacked bars of a count table (the chapter's survival by sex)."""
 
-import pandas as pd
-
 from glmflow.figures import proportion_bars
-from glmflow.io import logged, write_text
+from glmflow.io import logged, read_csv, write_text
 
 with logged(snakemake):
     figure = snakemake.params.figure
-    counts = pd.read_csv(snakemake.input[0])
+    counts = read_csv(snakemake.input[0])
     write_text(snakemake.output[0], proportion_bars(counts, figure["x"], figure["fill"], figure.get("labels", {})))

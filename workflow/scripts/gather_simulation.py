@@ -1,9 +1,8 @@
 """The study's cells gathered into one table, one row per cell."""
 
-import pandas as pd
-
 from glmflow.io import logged, read_json, write_csv
+from glmflow.simulate import gather_cells
 
 with logged(snakemake):
     rows = [read_json(path) for path in snakemake.input]
-    write_csv(snakemake.output[0], pd.DataFrame(rows).sort_values(["b0", "b1", "n"]))
+    write_csv(snakemake.output[0], gather_cells(rows))

@@ -1,16 +1,14 @@
 """The log-likelihood by hand from the fitted values against the model's logLik, AIC and BIC."""
 
-import pandas as pd
-
 from glmflow.errors import GlmflowError
 from glmflow.formula import split_formula
-from glmflow.io import logged, read_json, write_json
+from glmflow.io import logged, read_csv, read_json, write_json
 from glmflow.likelihood import likelihood_check
 
 with logged(snakemake) as log:
     spec, model = snakemake.params.spec, snakemake.wildcards.model
     response, _ = split_formula(spec["formula"], f"model {model!r}")
-    augment = pd.read_csv(snakemake.input.augment)
+    augment = read_csv(snakemake.input.augment)
     check = likelihood_check(model, spec["family"], augment, response, read_json(snakemake.input.glance))
     log.info("largest difference %.3g", check["max_abs_difference"])
     if not check["ok"]:

@@ -1,10 +1,8 @@
 """A fitted model's predictions on a grid, from its written coefficients and covariance."""
 
-import pandas as pd
-
 from glmflow.datafile import read_dataset
 from glmflow.interpret import predictions
-from glmflow.io import logged, write_csv
+from glmflow.io import logged, read_csv, write_csv
 
 with logged(snakemake):
     files, params = snakemake.input, snakemake.params
@@ -12,8 +10,8 @@ with logged(snakemake):
         read_dataset(files.data),
         params.spec,
         params.model,
-        pd.read_csv(files.tidy),
-        pd.read_csv(files.vcov, index_col="term"),
+        read_csv(files.tidy),
+        read_csv(files.vcov, index_col="term"),
         params.at,
         f"interpretation.predictions.{snakemake.wildcards.name}",
     )

@@ -1,8 +1,9 @@
 """The whole workflow's wall time: a clean full run, a no-op run, and what each added GLM costs.
 
 Copies the project to a temporary directory and runs the real Snakemake there (default
-profile, ``--cores`` as given): ``repeats`` clean runs (median), the no-op run after each
-(median), and one clean run with ``extra`` more GLMs in config (copies of the config's first GLM
+profile, ``--cores`` as given): ``repeats`` clean runs (median), each with a cold job server
+(``glmflow.jobserver``, stopped before), the no-op run after each (median), and one clean run
+with ``extra`` more GLMs in config (copies of the config's first GLM
 under new names), whose extra time divided by ``extra`` is the cost of one more GLM with its
 likelihood check.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from glmflow import jobserver
 from glmflow.project import copy_project
 
 OUTPUTS = ["results", "logs", "benchmarks", ".snakemake"]
@@ -39,8 +41,10 @@ def _timed_snakemake(directory: Path, cores: int) -> tuple[float, int]:
 
 
 def _clean(directory: Path) -> None:
+    """Remove the outputs, and stop the job server so that the next run starts it cold."""
     for name in OUTPUTS:
         shutil.rmtree(directory / name, ignore_errors=True)
+    jobserver.stop()
 
 
 def run(repeats: int, extra: int, cores: int) -> None:

@@ -1,0 +1,113 @@
+"""The warm job server (issue 12): a rule script runs in a process forked by it, its exit status
+and errors come back to the script's own process, a job dies with that process, and the
+workflow's results are the same with and without it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import SMALL_CONFIG, copy_workflow, result_hashes, snakemake
+
+from glmflow import jobserver
+
+# What Snakemake's preamble leaves in a rule script's __main__: the job (with its threads) and
+# the script's real file; then the script's first glmflow import hands the job to the server.
+CLIENT = """
+import sys
+class Job:
+    threads = 1
+snakemake = Job()
+__real_file__ = sys.argv[1]
+import glmflow
+print("ran in its own process")
+sys.exit(99)
+"""
+
+
+@pytest.fixture
+def client(tmp_path):
+    """Run a job script through the server as a rule script's process would."""
+    (tmp_path / "client.py").write_text(CLIENT)
+
+    def run(job_text, wait=True, **environment):
+        job = tmp_path / "job.py"
+        job.write_text(job_text)
+        env = {**os.environ, **environment}
+        command = [sys.executable, str(tmp_path / "client.py"), str(job)]
+        if not wait:
+            return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    yield run
+    jobserver.stop()
+
+
+def test_a_job_runs_forked_by_the_server_and_its_status_comes_back(client, tmp_path):
+    result = client(
+        "import os, pathlib\n"
+        "from glmflow import jobserver\n"
+        "pathlib.Path('where.txt').write_text(f'{os.getpid()} {jobserver.IN_CHILD} {os.environ[\"MARK\"]}')\n"
+        "print('out of the job')\n"
+        "raise SystemExit(3)\n",
+        MARK="from the client",
+    )
+    assert result.returncode == 3 and result.stdout == "out of the job\n"  # its streams, its status
+    pid, in_child, mark = (tmp_path / "where.txt").read_text().split(" ", 2)  # its directory, its environment
+    assert in_child == "True" and mark == "from the client"
+
+
+def test_an_error_in_the_job_is_printed_and_fails_it(client):
+    result = client("raise ValueError('the job failed')\n")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "ValueError: the job failed" in result.stderr
+
+
+def test_without_the_server_the_script_runs_in_its_own_process(client):
+    result = client("raise SystemExit(0)\n", GLMFLOW_JOBSERVER="0")
+    assert result.returncode == 99 and result.stdout == "ran in its own process\n"
+    result = client("raise SystemExit(0)\n", SLURM_JOB_ID="123")  # on a cluster node
+    assert result.returncode == 99
+
+
+def test_a_job_dies_with_its_scripts_process(client, tmp_path):
+    process = client("import os, pathlib, time\npathlib.Path('pid').write_text(str(os.getpid()))\ntime.sleep(60)\n",
+                     wait=False)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int((tmp_path / "pid").read_text())
+    assert child != process.pid
+    os.kill(process.pid, signal.SIGKILL)  # as a killed run, or Snakemake cancelling the job
+    process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"job process {child} still runs after its script's process was killed")
+
+
+def test_the_server_serves_one_version_of_the_code(monkeypatch, tmp_path):
+    package = tmp_path / "glmflow"
+    package.mkdir()
+    (package / "models.py").write_text("x = 1\n")
+    monkeypatch.setattr(jobserver, "PACKAGE", package)
+    before = jobserver.server_name()
+    (package / "models.py").write_text("x = 2\n")
+    assert jobserver.server_name() != before
+
+
+def test_the_workflow_gives_the_same_results_without_the_server(small_run, tmp_path, monkeypatch):
+    directory = copy_workflow(tmp_path / "own-processes", SMALL_CONFIG)
+    monkeypatch.setenv("GLMFLOW_JOBSERVER", "0")
+    snakemake(directory)
+    assert result_hashes(directory) == result_hashes(small_run)
+    assert "(its own process)" in (directory / "logs" / "models" / "glm_fare.log").read_text()
+    assert "(forked by the glmflow job server)" in (small_run / "logs" / "models" / "glm_fare.log").read_text()
