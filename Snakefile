@@ -2,7 +2,7 @@
 # Run `snakemake --cores all` in the project's environment (see README.md).
 from snakemake.utils import min_version
 
-from glmflow.config import load_config_yaml
+from glmflow.plan import load_config_yaml
 
 min_version("9.0")
 

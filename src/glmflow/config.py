@@ -31,29 +31,19 @@ from glmflow.data import (
 from glmflow.errors import GlmflowError
 from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS, MIXED_MODEL_FAMILIES
 from glmflow.filters import FilterError, expression_columns, filter_columns
-from glmflow.formula import (
+from glmflow.formula import required_variables
+from glmflow.formula_syntax import (
     cbind_parts,
     check_random_terms,
     fixed_part,
     random_effect_terms,
-    required_variables,
     response_columns,
     split_formula,
     split_offsets,
     to_formulaic,
     tokenize,
 )
-
-
-def load_config_yaml(path: str | Path) -> dict:
-    """A YAML file, or an error that names its line and column (Snakemake's does not)."""
-    path = Path(path)
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
-        raise GlmflowError(f"{path}: YAML syntax error at {where}: {error.problem or error}") from None
+from glmflow.plan import comparison_models, is_mixed
 
 
 def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
@@ -108,10 +98,6 @@ def read_columns(spec: dict, base: Path, columns: set[str], key: str = "filter")
     if spec.get("filter"):
         data = apply_filter(data, spec["filter"], key)
     return data
-
-
-def is_mixed(model: dict) -> bool:
-    return bool(random_effect_terms(model["formula"]))
 
 
 def factor_call_variables(formula: str) -> set[str]:
@@ -276,11 +262,6 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         _check_data(problems, config, base, variables)
     if problems:
         raise GlmflowError("config.yaml has problems (nothing was run):\n  - " + "\n  - ".join(dict.fromkeys(problems)))
-
-
-def comparison_models(comparison: dict) -> list[str]:
-    """The models of a comparison, smallest first: ``models``, or ``[compact, augmented]``."""
-    return list(comparison["models"]) if "models" in comparison else [comparison["compact"], comparison["augmented"]]
 
 
 def _model_terms(formula: str) -> set[str]:

@@ -1,4 +1,5 @@
-"""R model formulas: design matrices through formulaic, with R's column labels and NA handling.
+"""R model formulas: design matrices through formulaic, with R's column labels and NA handling
+(the formula as text, allow-list included, is ``glmflow.formula_syntax``).
 
 formulaic implements R's term algebra and contrast rules (terms ordered by degree, full
 dummy coding where a main effect is missing). What R users write that Python does not
@@ -19,246 +20,18 @@ from formulaic.model_spec import ModelSpec
 
 from glmflow.errors import GlmflowError
 from glmflow.filters import evaluate_expression, expression_columns
-
-# Functions a formula may call, as R names them.
-FORMULA_FUNCTIONS = {
-    "log": np.log,
-    "log2": np.log2,
-    "log10": np.log10,
-    "log1p": np.log1p,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-}
-
-_TOKEN = re.compile(
-    r"\s*(?:(?P<number>\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+)"
-    r"|(?P<name>[A-Za-z.][A-Za-z0-9._]*|`[^`]+`)"
-    r"|(?P<op>%in%|==|!=|<=|>=|&&|\|\||[-+*/:^~|<>()&,!])"
-    r"|(?P<string>\"[^\"]*\"|'[^']*'))"
+from glmflow.formula_syntax import (
+    FORMULA_FUNCTIONS,
+    cbind_parts,
+    check_formula_text,
+    fixed_part,
+    random_effect_terms,
+    response_columns,
+    split_formula,
+    split_offsets,
+    to_formulaic,
+    tokenize,
 )
-
-
-def tokenize(formula: str) -> list[str]:
-    tokens, position = [], 0
-    text = formula.rstrip()
-    while position < len(text):
-        match = _TOKEN.match(text, position)
-        if not match or match.end() == position:
-            raise GlmflowError(f"formula {formula!r}: cannot read it at {text[position:]!r}")
-        tokens.append(match.group(match.lastgroup))
-        position = match.end()
-    return tokens
-
-
-_TIGHT = {":", "^", "("}
-
-
-def deparse_formula(formula: str) -> str:
-    """The formula spaced as R's ``deparse()`` prints it: ``survived ~ 1 + sex * fare``."""
-    return _render(tokenize(formula))
-
-
-def _render(tokens: list[str]) -> str:
-    out: list[str] = []
-    for i, token in enumerate(tokens):
-        previous = tokens[i - 1] if i else None
-        unary = token in "+-!" and (previous is None or previous in {"~", "(", ",", "+", "-", "*", "/"})
-        if token == ",":
-            out.append(", ")
-        elif token == ")":
-            out.append(")")
-        elif token in _TIGHT or (previous in {":", "^"} and token not in "()"):
-            out.append(token)
-        elif unary:
-            out.append(token if previous in {None, "("} else " " + token)
-        elif _is_operator(token):
-            out.append(f" {token} ")
-        else:
-            out.append(token)
-    return "".join(out).replace("  ", " ").strip()
-
-
-def _is_operator(token: str) -> bool:
-    return not (token[0].isalnum() or token[0] in "._`\"'")
-
-
-def split_formula(formula: str, where: str) -> tuple[str, str]:
-    if formula.count("~") != 1:
-        raise GlmflowError(f"{where}: formula {formula!r} needs exactly one '~' (response ~ terms)")
-    response, rhs = (part.strip() for part in formula.split("~"))
-    if not response:
-        raise GlmflowError(f"{where}: formula {formula!r} has no response left of '~'")
-    if not re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", response) and cbind_parts(response) is None:
-        raise GlmflowError(
-            f"{where}: formula {formula!r}: the response must be a column name or cbind(successes, failures), "
-            f"not {response!r}"
-        )
-    if not rhs:
-        raise GlmflowError(f"{where}: formula {formula!r} has no terms right of '~'")
-    return response, rhs
-
-
-# Calls a formula may make besides FORMULA_FUNCTIONS: R's factor() (formulaic's C), I(),
-# offset() and cbind() for a binomial response.
-_CALLS = set(FORMULA_FUNCTIONS) | {"factor", "C", "I", "offset", "cbind"}
-
-
-def _top_level_split(text: str, separator: str) -> list[str]:
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += char == "("
-        depth -= char == ")"
-        if char == separator and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    return [part.strip() for part in parts + [current]]
-
-
-def cbind_parts(response: str) -> tuple[str, str] | None:
-    """``cbind(successes, failures)``: the two expressions, or None for a plain response."""
-    match = re.fullmatch(r"\s*cbind\s*\((.*)\)\s*", response)
-    if not match:
-        return None
-    parts = _top_level_split(match.group(1), ",")
-    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else None
-
-
-def split_offsets(rhs: str) -> tuple[str, list[str]]:
-    """The right-hand side without its ``offset(expr)`` terms, and their expressions."""
-    terms = _top_level_split(rhs, "+")
-    offsets = [t[len("offset(") : -1] for t in terms if re.fullmatch(r"offset\s*\(.*\)", t)]
-    kept = [t for t in terms if not re.fullmatch(r"offset\s*\(.*\)", t)]
-    if any("offset" in t for t in kept):
-        raise GlmflowError(f"offset() must be a term of its own (`+ offset(log(n))`), in {rhs!r}")
-    return " + ".join(kept) if kept else "1", offsets
-
-
-def check_formula_text(formula: str, where: str) -> None:
-    """Refuse what would make a formula code rather than data (formulaic evaluates its terms
-    as Python): strings, backticks, dotted names (attribute access), names that start with
-    '_', and calls of anything but the formula language's functions. Every remaining name
-    must then be a column of the data (checked where the columns are known)."""
-    if "`" in formula:
-        raise GlmflowError(f"{where}: formula {formula!r}: backticks are not allowed; use the column's cleaned name")
-    if "_" in formula and re.search(r"(?<![A-Za-z0-9._])_", formula):
-        raise GlmflowError(f"{where}: formula {formula!r}: names may not start with '_'")
-    tokens = tokenize(formula)
-    for i, token in enumerate(tokens):
-        following = tokens[i + 1] if i + 1 < len(tokens) else None
-        if token[0] in "\"'":
-            raise GlmflowError(f"{where}: formula {formula!r}: text {token} is not allowed in a formula")
-        if not _is_name(token):
-            continue
-        if "." in token:
-            raise GlmflowError(
-                f"{where}: formula {formula!r}: {token!r}: names with '.' are not allowed "
-                "(clean_names: true turns IQ.verb into iq_verb)"
-            )
-        if following == "(" and token not in _CALLS:
-            raise GlmflowError(
-                f"{where}: formula {formula!r}: {token}() is not a formula function "
-                f"(allowed: {', '.join(sorted(_CALLS))})"
-            )
-
-
-@dataclass(frozen=True)
-class RandomTerm:
-    """A random-effect term as written: ``(expression | group)``, or ``(expression || group)``
-    (uncorrelated). ``group`` is a column, an interaction ``a:b`` or a nesting ``a/b``."""
-
-    expression: str
-    group: str
-    uncorrelated: bool = False
-
-    @property
-    def group_columns(self) -> list[str]:
-        return [name.strip() for name in re.split(r"[/:]", self.group)]
-
-    def __str__(self) -> str:
-        return f"({self.expression} {'||' if self.uncorrelated else '|'} {self.group})"
-
-
-def _random_spans(rhs: str) -> list[tuple[int, int, RandomTerm]]:
-    """Where the random-effect terms are: each top-level ``( ... | ... )`` group (a parenthesis
-    that opens a call, such as ``I(...)``, is not one)."""
-    spans, depth, start = [], 0, None
-    for position, char in enumerate(rhs):
-        if char == "(":
-            before = rhs[:position].rstrip()
-            if depth == 0 and not (before and (before[-1].isalnum() or before[-1] in "._")):
-                start = position
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0 and start is not None:
-                inner = rhs[start + 1 : position]
-                parts = _top_level_split(inner, "|")
-                if len(parts) == 2:
-                    spans.append((start, position + 1, RandomTerm(parts[0], parts[1])))
-                elif len(parts) == 3 and parts[1] == "":
-                    spans.append((start, position + 1, RandomTerm(parts[0], parts[2], uncorrelated=True)))
-                start = None
-    return spans
-
-
-def random_effect_terms(formula: str) -> list[RandomTerm]:
-    """The random-effect terms of a mixed-model formula, in the order written."""
-    return [term for _, _, term in _random_spans(formula)]
-
-
-def check_random_terms(formula: str, where: str) -> list[RandomTerm]:
-    """lme4's random-effect syntax: ``(expr | g)``, ``(expr || g)``, ``g`` one column, ``a:b``
-    or ``a/b`` (any depth); ``expr`` in the fixed-effect language. Anything else refused."""
-    terms = random_effect_terms(formula)
-    for term in terms:
-        if not term.expression:
-            raise GlmflowError(f"{where}: formula {formula!r}: random term {term} has no terms left of the bar")
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*(\s*[/:]\s*[A-Za-z][A-Za-z0-9_]*)*", term.group):
-            raise GlmflowError(
-                f"{where}: formula {formula!r}: random term {term}: the grouping must be a column, "
-                "a:b (interaction) or a/b (b nested in a), not " + repr(term.group)
-            )
-        if "|" in term.expression or any(p.strip().startswith("(") for p in _top_level_split(term.expression, "+")):
-            raise GlmflowError(f"{where}: formula {formula!r}: random term {term} cannot be nested in another")
-        check_formula_text(f"y ~ {term.expression}", f"{where}: random term {term}")
-    return terms
-
-
-def fixed_part(rhs: str) -> str:
-    """The right-hand side without its random-effect terms."""
-    text = rhs
-    for start, end, _ in reversed(_random_spans(rhs)):
-        text = text[:start] + text[end:]
-    kept = [part for part in _top_level_split(text, "+") if part]
-    return " + ".join(kept) or "1"
-
-
-def to_formulaic(rhs: str) -> str:
-    """Translate R-only syntax: ``factor(x)`` to ``C(x)``, ``^`` inside calls to ``**``."""
-    tokens = tokenize(rhs)
-    out, call_depth, depth_stack = [], 0, []
-    for i, token in enumerate(tokens):
-        following = tokens[i + 1] if i + 1 < len(tokens) else None
-        if token == "(":
-            is_call = bool(out) and _is_name(out[-1])
-            depth_stack.append(is_call)
-            call_depth += is_call
-        elif token == ")" and depth_stack:
-            call_depth -= depth_stack.pop()
-        if token == "factor" and following == "(":
-            token = "C"
-        elif token == "^" and call_depth:
-            token = "**"
-        out.append(token)
-    return _render(out)
-
-
-def _is_name(token: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", token))
-
 
 _LEVEL = re.compile(r"^(?P<base>.*)\[(?:T\.)?(?P<level>[^\[\]]*)\]$")
 
@@ -310,14 +83,6 @@ class Design:
     @property
     def has_intercept(self) -> bool:
         return "(Intercept)" in self.terms
-
-
-def response_columns(response: str) -> list[str]:
-    """The columns a response reads: itself, or those of cbind()'s two expressions."""
-    parts = cbind_parts(response)
-    if parts is None:
-        return [response]
-    return list(dict.fromkeys(c for part in parts for c in expression_columns(part)))
 
 
 def required_variables(formula: str, where: str) -> tuple[str, list[str]]:

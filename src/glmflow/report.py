@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from glmflow.data import sha256_of
-from glmflow.formula import random_effect_terms
+from glmflow.formula_syntax import random_effect_terms
 from glmflow.rformat import format_number, format_pval, format_real, r_round
 from glmflow.study import DEMO_MODEL
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from glmflow.formula import deparse_formula
+from glmflow.formula_syntax import deparse_formula
 from glmflow.io import write_csv, write_json, write_text
 from glmflow.models import ModelFit
 from glmflow.rformat import (

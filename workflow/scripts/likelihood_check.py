@@ -1,7 +1,7 @@
 """The log-likelihood by hand from the fitted values against the model's logLik, AIC and BIC."""
 
 from glmflow.errors import GlmflowError
-from glmflow.formula import split_formula
+from glmflow.formula_syntax import split_formula
 from glmflow.io import logged, read_csv, read_json, write_json
 from glmflow.likelihood import likelihood_check
 

@@ -18,16 +18,8 @@ import pandas as pd
 from formulaic import model_matrix
 
 from glmflow.errors import GlmflowError
-from glmflow.formula import (
-    FORMULA_FUNCTIONS,
-    Design,
-    RandomTerm,
-    build_design,
-    check_random_terms,
-    r_label,
-    split_formula,
-    to_formulaic,
-)
+from glmflow.formula import Design, build_design, r_label
+from glmflow.formula_syntax import FORMULA_FUNCTIONS, RandomTerm, check_random_terms, split_formula, to_formulaic
 
 
 @dataclass
