@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -111,3 +113,29 @@ def test_the_workflow_gives_the_same_results_without_the_server(small_run, tmp_p
     assert result_hashes(directory) == result_hashes(small_run)
     assert "(its own process)" in (directory / "logs" / "models" / "glm_fare.log").read_text()
     assert "(forked by the glmflow job server)" in (small_run / "logs" / "models" / "glm_fare.log").read_text()
+
+
+def test_the_server_is_one_thread_when_it_forks():
+    """A thread alive at a fork leaves its locks locked for ever in the child (pyarrow's jemalloc
+    and numexpr each start threads when they load, unless told otherwise)."""
+    code = "from glmflow import jobserver as j; j.single_threaded_environment(); j.preload(); print(j.threads())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip() == "1"
+
+
+def test_a_server_that_cannot_fork_safely_sends_the_job_back(monkeypatch):
+    """With a thread running (here: this test's), the server answers RUN_HERE and the script's
+    own process runs the job."""
+    monkeypatch.setattr(jobserver, "IDLE_SECONDS", 0.5)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    listener.bind(f"\0glmflow-test-{os.getpid()}")
+    listener.listen(4)
+    server = threading.Thread(target=jobserver.serve, args=(listener, False))
+    server.start()
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    client.connect(f"\0glmflow-test-{os.getpid()}")
+    socket.send_fds(client, [b'{"script": "x.py", "cwd": "/", "env": {}, "threads": 1}'], [0, 1, 2])
+    assert client.recv(16) == jobserver.RUN_HERE
+    client.close()
+    server.join(timeout=10)
+    assert not server.is_alive()

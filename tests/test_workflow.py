@@ -135,7 +135,8 @@ def test_the_config_checks_run_again_exactly_when_what_they_read_changes(small_r
     key = checked.read_text()
     edit_config(directory, lambda c: c["models"]["glm_fare"].update(filter="fares > 3"))
     result = snakemake(directory, "-n", check=False)
-    assert result.returncode != 0 and "models.glm_fare.filter: 'fares > 3': 'fares' not a column" in result.stderr
+    message = "models.glm_fare.filter: 'fares > 3': 'fares' not a column"
+    assert result.returncode != 0 and message in result.stdout + result.stderr
     assert checked.read_text() == key  # a config that fails is never remembered as checked
 
 

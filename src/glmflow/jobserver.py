@@ -58,6 +58,7 @@ PRELOAD = [
     "glmflow.glmm", "glmflow.glmm_likelihood", "glmflow.figures", "glmflow.report",
 ]  # fmt: skip
 IN_CHILD = False  # True in a job's process forked by the server (glmflow.io logs it)
+RUN_HERE = b"run it yourself"  # the answer of a server that found itself unsafe to fork
 
 
 def enabled() -> bool:
@@ -115,8 +116,10 @@ def delegate(script: str, threads: int) -> None:
     sys.stderr.flush()
     try:
         socket.send_fds(connection, [header.encode()], [0, 1, 2])
-        status = connection.recv(1)  # the child's exit status; nothing if it died without one
+        status = connection.recv(16)  # the child's exit status; nothing if it died without one
     except OSError:
+        return
+    if status == RUN_HERE:  # the server cannot fork safely: the script runs in its own process
         return
     os._exit(status[0] if status else 1)
 
@@ -166,9 +169,17 @@ def _same_user(connection: socket.socket) -> bool:
     return struct.unpack("3i", credentials)[1] == os.getuid()
 
 
-def serve(listener: socket.socket) -> None:
+def threads() -> int:
+    """This process's threads (Linux; 1 where /proc cannot tell)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+def serve(listener: socket.socket, forking: bool = True) -> None:
     """Fork a child per connection; kill a child whose client went away; reap them; exit when
-    idle (and no child is left)."""
+    idle (and no child is left). Not ``forking``: answer every client ``RUN_HERE``."""
     children: dict[socket.socket, int] = {}  # the client's connection -> its child's pid
     last = time.monotonic()
     while children or time.monotonic() - last < IDLE_SECONDS:
@@ -205,6 +216,13 @@ def serve(listener: socket.socket) -> None:
             for pid in children.values():
                 os.waitpid(pid, 0)
             return  # the stopping client's connection closes as this process exits
+        if not forking:
+            for descriptor in descriptors:
+                os.close(descriptor)
+            connection.send(RUN_HERE)
+            connection.close()
+            last = time.monotonic()
+            continue
         pid = os.fork()
         if pid == 0:
             listener.close()
@@ -217,29 +235,44 @@ def serve(listener: socket.socket) -> None:
         last = time.monotonic()
 
 
-def main(name: str) -> None:
-    # One BLAS thread, set before numpy loads (no thread pool to break at fork); numba's pool is
-    # started per child, sized to its rule's threads.
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+def single_threaded_environment() -> None:
+    """The server's settings, before anything heavy loads. One BLAS thread (no thread pool to
+    break at fork; numba's pool is started per child, sized to its rule's threads); and nothing
+    may start a thread before a fork (a lock held by another thread stays locked for ever in the
+    child): pyarrow's jemalloc starts a background thread when it loads, numexpr (through
+    pandas) a thread pool, unless told otherwise."""
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                     "NUMEXPR_MAX_THREADS"):  # fmt: skip
         os.environ[variable] = "1"
+    os.environ["JE_ARROW_MALLOC_CONF"] = "background_thread:false"
     os.environ["GLMFLOW_IN_JOBSERVER"] = "1"
+
+
+def preload() -> None:
+    """Import what the rule scripts use; then move it all to the collector's permanent
+    generation, so that a child's collections never walk (and so never copy on write) the pages
+    it lies on (a simulate_cell job took 0.30 s without this, 0.19 s with it)."""
+    for module in PRELOAD:
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 (a job that needs it fails with the error in its own log)
+            pass
+    gc.collect()
+    gc.freeze()
+
+
+def main(name: str) -> None:
+    single_threaded_environment()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:  # bound before the imports, so that clients arriving meanwhile wait instead of starting more
         listener.bind("\0" + name)
     except OSError:
         return  # another client's server has the name
     listener.listen(64)
-    for module in PRELOAD:
-        try:
-            importlib.import_module(module)
-        except Exception:  # noqa: BLE001 (a job that needs it fails with the error in its own log)
-            pass
-    # The preloaded objects go to the collector's permanent generation: a child's collections
-    # then never walk (and so never copy on write) the pages they lie on; a simulate_cell job
-    # took 0.30 s without this, 0.19 s with it.
-    gc.collect()
-    gc.freeze()
-    serve(listener)
+    preload()
+    # A thread that some import started anyway: forking is then unsafe, and every client is told
+    # to run its script itself (as without the server).
+    serve(listener, forking=threads() == 1)
 
 
 if __name__ == "__main__":  # run as the module glmflow.jobserver, not as a copy named __main__
