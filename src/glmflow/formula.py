@@ -18,20 +18,9 @@ import pandas as pd
 from formulaic import Formula, model_matrix
 from formulaic.model_spec import ModelSpec
 
+from glmflow import formula_syntax as syntax
 from glmflow.errors import GlmflowError
 from glmflow.filters import evaluate_expression, expression_columns
-from glmflow.formula_syntax import (
-    FORMULA_FUNCTIONS,
-    cbind_parts,
-    check_formula_text,
-    fixed_part,
-    random_effect_terms,
-    response_columns,
-    split_formula,
-    split_offsets,
-    to_formulaic,
-    tokenize,
-)
 
 _LEVEL = re.compile(r"^(?P<base>.*)\[(?:T\.)?(?P<level>[^\[\]]*)\]$")
 
@@ -87,29 +76,29 @@ class Design:
 
 def required_variables(formula: str, where: str) -> tuple[str, list[str]]:
     """The response and the data columns a formula reads (the response's columns first)."""
-    check_formula_text(formula, where)
-    response, rhs = split_formula(formula, where)
+    syntax.check_formula_text(formula, where)
+    response, rhs = syntax.split_formula(formula, where)
     try:
-        rhs, offsets = split_offsets(rhs)
+        rhs, offsets = syntax.split_offsets(rhs)
         offset_columns = [c for text in offsets for c in expression_columns(text)]
-        responses = response_columns(response)
+        responses = syntax.response_columns(response)
     except GlmflowError as error:
         raise GlmflowError(f"{where}: formula {formula!r}: {error}") from None
     try:
-        needed = Formula(to_formulaic(fixed_part(rhs))).required_variables
+        needed = Formula(syntax.to_formulaic(syntax.fixed_part(rhs))).required_variables
     except GlmflowError:
         raise
     except Exception as error:
         raise GlmflowError(f"{where}: formula {formula!r} cannot be parsed: {error}") from error
     needed_names = {str(v) for v in needed}
-    for term in random_effect_terms(rhs):
+    for term in syntax.random_effect_terms(rhs):
         try:
-            needed_names |= {str(v) for v in Formula(to_formulaic(term.expression)).required_variables}
+            needed_names |= {str(v) for v in Formula(syntax.to_formulaic(term.expression)).required_variables}
         except Exception as error:
             raise GlmflowError(f"{where}: formula {formula!r}: random term {term} cannot be parsed: {error}") from error
         needed_names |= set(term.group_columns)
-    needed_names -= set(FORMULA_FUNCTIONS) | {"C"}
-    in_formula_order = [t for t in dict.fromkeys(tokenize(rhs)) if t in needed_names] + offset_columns
+    needed_names -= set(syntax.FORMULA_FUNCTIONS) | {"C"}
+    in_formula_order = [t for t in dict.fromkeys(syntax.tokenize(rhs)) if t in needed_names] + offset_columns
     return response, list(dict.fromkeys(responses + [n for n in in_formula_order if n not in responses]))
 
 
@@ -127,11 +116,11 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
         )
     complete = data[variables].notna().all(axis=1).to_numpy()
     frame = data.loc[complete]
-    rhs_with_offsets = fixed_part(split_formula(formula, where)[1])
-    rhs_without, offsets = split_offsets(rhs_with_offsets)
-    rhs = to_formulaic(rhs_without)
+    rhs_with_offsets = syntax.fixed_part(syntax.split_formula(formula, where)[1])
+    rhs_without, offsets = syntax.split_offsets(rhs_with_offsets)
+    rhs = syntax.to_formulaic(rhs_without)
     try:
-        matrix = model_matrix(rhs, frame, context=FORMULA_FUNCTIONS, na_action="raise")
+        matrix = model_matrix(rhs, frame, context=syntax.FORMULA_FUNCTIONS, na_action="raise")
     except Exception as error:
         raise GlmflowError(f"{where}: formula {formula!r} cannot be evaluated: {error}") from error
     X = np.asarray(matrix, dtype=float)
@@ -141,7 +130,7 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
     offset_values = np.sum([evaluate_expression(frame, text) for text in offsets], axis=0) if offsets else None
     if offset_values is not None and not np.all(np.isfinite(offset_values)):
         raise GlmflowError(f"{where}: the offset {' + '.join(offsets)} is not finite on every row")
-    parts = cbind_parts(response)
+    parts = syntax.cbind_parts(response)
     trials = None
     if parts is None:
         y = _numeric_response(frame[response], where, response)
@@ -156,7 +145,7 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
         trials=trials,
         offset=offset_values,
         offsets=offsets,
-        response_columns=response_columns(response),
+        response_columns=syntax.response_columns(response),
         X=X,
         terms=[r_label(str(c)) for c in matrix.columns],
         rows=frame.index.to_numpy(),
