@@ -3,8 +3,11 @@
 from snakemake.utils import min_version
 
 from glmflow.plan import load_config_yaml
+from glmflow.snakemake_fixes import apply as apply_snakemake_fixes
 
 min_version("9.0")
+# SIGTERM without a deadlock in Snakemake's handler (glmflow/snakemake_fixes.py)
+apply_snakemake_fixes()
 
 # A YAML syntax error is reported with its line and column (Snakemake's message has neither).
 load_config_yaml("config.yaml")

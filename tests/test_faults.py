@@ -8,10 +8,13 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from conftest import SMALL_CONFIG, copy_workflow, result_hashes, snakemake
+
+from glmflow.snakemake_fixes import _exit_gracefully
 
 # Log files that appear when a job starts: the kill lands while that job runs (or just after).
 JOB_LOGS = [
@@ -48,3 +51,19 @@ def test_killed_run_recovers_with_the_readme_commands(small_run, tmp_path, signa
         snakemake(directory, "--unlock")
     snakemake(directory)  # rerun-incomplete (default profile) redoes the job that was cut off
     assert result_hashes(directory) == result_hashes(small_run)
+
+
+def test_sigterm_handler_does_not_take_the_schedulers_lock():
+    """glmflow/snakemake_fixes.py: the SIGTERM handler returns while the scheduler's lock is
+    held (as when the signal lands mid-step on the main thread) and still wakes the scheduler."""
+
+    class Scheduler:
+        _lock = threading.Lock()
+        _open_jobs = threading.Semaphore(0)
+        _user_kill = None
+
+    scheduler = Scheduler()
+    with scheduler._lock:
+        _exit_gracefully(scheduler, signal.SIGTERM, None)
+        assert scheduler._user_kill == "graceful"
+    assert scheduler._open_jobs.acquire(timeout=5)
