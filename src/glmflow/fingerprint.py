@@ -43,6 +43,7 @@ def _imported_modules(path: Path) -> frozenset[str]:
     return frozenset(found)
 
 
+@cache
 def _module_file(name: str) -> Path | None:
     parts = name.split(".")[1:]
     candidates = [PACKAGE.joinpath(*parts).with_suffix(".py"), PACKAGE.joinpath(*parts, "__init__.py")]
@@ -83,8 +84,14 @@ def code_fingerprint(script: str) -> str:
     named = sorted((_location_free_name(path), path) for path in code_files(script))
     digest = hashlib.sha256()
     for name, path in named:
-        digest.update(f"{name}\0".encode() + path.read_bytes() + b"\0")
+        digest.update(f"{name}\0".encode() + _content(path) + b"\0")
     return digest.hexdigest()[:16]
+
+
+@cache
+def _content(path: Path) -> bytes:
+    """A file's bytes, read once per process (the 18 rules' fingerprints share most files)."""
+    return path.read_bytes()
 
 
 def _location_free_name(path: Path) -> str:
