@@ -139,3 +139,27 @@ def test_a_server_that_cannot_fork_safely_sends_the_job_back(monkeypatch):
     client.close()
     server.join(timeout=10)
     assert not server.is_alive()
+
+
+def test_a_job_the_server_never_started_runs_in_the_scripts_process():
+    """A server that takes a job but goes away before a child starts it (it exited, or the child
+    failed to set up): the client runs its script itself instead of failing the job; it exits
+    with a status only after a child said STARTED."""
+    code = (
+        "import os, socket, threading\n"
+        "from glmflow import jobserver\n"
+        "name = f'glmflow-test-gone-{os.getpid()}'\n"
+        "listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+        "listener.bind('\\0' + name)\n"
+        "listener.listen(1)\n"
+        "def take_and_go():\n"
+        "    connection, _ = listener.accept()\n"
+        "    socket.recv_fds(connection, 1 << 20, 3)\n"
+        "    connection.close()\n"
+        "threading.Thread(target=take_and_go).start()\n"
+        "jobserver._reach_server = lambda _: jobserver._connect(name)\n"
+        "jobserver.delegate('job.py', 1)\n"
+        "print('the script runs here')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == "the script runs here\n", result.stderr

@@ -59,6 +59,10 @@ PRELOAD = [
 ]  # fmt: skip
 IN_CHILD = False  # True in a job's process forked by the server (glmflow.io logs it)
 RUN_HERE = b"run it yourself"  # the answer of a server that found itself unsafe to fork
+# A child's first message, before the job runs: a client that does not get it (the server
+# exited idle with the connection waiting, or the child failed to set up) runs the script
+# itself, and a client that got it never does (the job would run twice).
+STARTED = b"started"
 
 
 def enabled() -> bool:
@@ -116,11 +120,15 @@ def delegate(script: str, threads: int) -> None:
     sys.stderr.flush()
     try:
         socket.send_fds(connection, [header.encode()], [0, 1, 2])
-        status = connection.recv(16)  # the child's exit status; nothing if it died without one
+        answer = connection.recv(16)
     except OSError:
         return
-    if status == RUN_HERE:  # the server cannot fork safely: the script runs in its own process
+    if answer != STARTED:  # RUN_HERE, or the server went away before a child took the job
         return
+    try:  # from here the job runs there: its exit status, or nothing if it died without one
+        status = connection.recv(16)
+    except OSError:
+        status = b""
     os._exit(status[0] if status else 1)
 
 
@@ -136,32 +144,40 @@ def stop() -> bool:
 
 
 def _child(connection: socket.socket, header: dict, descriptors: list[int]) -> None:
-    """In the forked process: become the job (streams, directory, environment) and run it."""
+    """In the forked process: become the job (streams, directory, environment), run it, send
+    its status and exit; never returns into the server's loop."""
     global IN_CHILD
     IN_CHILD = True
-    for target, descriptor in enumerate(descriptors):
-        os.dup2(descriptor, target)
-        os.close(descriptor)
-    os.chdir(header["cwd"])
-    os.environ.clear()
-    os.environ.update(header["env"])
-    numba = importlib.import_module("numba")  # preloaded with glmflow.glmm
-    numba.set_num_threads(max(1, min(int(header["threads"]), numba.config.NUMBA_NUM_THREADS)))
-    status = 0
+    status = 1
     try:
-        sys.argv = [header["script"]]
-        runpy.run_path(header["script"], run_name="__main__")
-    except SystemExit as exit_:
-        status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    except BaseException:  # noqa: BLE001 (printed as Python prints an uncaught exception)
-        traceback.print_exc()
-        status = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
+        for target, descriptor in enumerate(descriptors):
+            os.dup2(descriptor, target)
+            os.close(descriptor)
+        os.chdir(header["cwd"])
+        os.environ.clear()
+        os.environ.update(header["env"])
+        numba = importlib.import_module("numba")  # preloaded with glmflow.glmm
+        numba.set_num_threads(max(1, min(int(header["threads"]), numba.config.NUMBA_NUM_THREADS)))
+        connection.send(STARTED)
+        status = _run(header["script"])
+        sys.stdout.flush()
+        sys.stderr.flush()
         connection.send(bytes([status & 0xFF]))
     finally:
         os._exit(status & 0xFF)
+
+
+def _run(script: str) -> int:
+    """The script as ``python script`` runs it: its exit status, a traceback on an error."""
+    try:
+        sys.argv = [script]
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except BaseException:  # noqa: BLE001 (printed as Python prints an uncaught exception)
+        traceback.print_exc()
+        return 1
+    return 0
 
 
 def _same_user(connection: socket.socket) -> bool:
