@@ -29,7 +29,7 @@ from glmflow.data import (
     r_label,
 )
 from glmflow.errors import GlmflowError
-from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS, MIXED_MODEL_FAMILIES
+from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS, mixed_model_family_problem
 from glmflow.filters import FilterError, expression_columns, filter_columns
 from glmflow.formula import required_variables
 from glmflow.formula_syntax import (
@@ -110,19 +110,9 @@ def _check_mixed_model(problems, key: str, model: dict) -> None:
     """What lme4's glmer allows: its families (any of their links; gaussian with the identity
     link is lmer's); nAGQ > 1 for one scalar random intercept ``(1 | g)`` with the canonical
     link of binomial or Poisson only."""
-    family_name = model["family"]
-    if family_name not in MIXED_MODEL_FAMILIES:
-        problems.add(f"{key}.family", f"mixed models are fitted for the families {', '.join(MIXED_MODEL_FAMILIES)} "
-                     f"(any of their links), not {family_name!r}")  # fmt: skip
-        return
-    if family_name == "gaussian" and model.get("link", "identity") == "identity":
-        problems.add(f"{key}.link", "a gaussian mixed model with the identity link is a linear mixed model (lme4's "
-                     "lmer), which glmflow does not fit; use another link or family")  # fmt: skip
-        return
-    if model.get("nAGQ", 1) > 1 and family_name not in ("binomial", "poisson"):
-        problems.add(f"{key}.nAGQ", f"nAGQ = {model['nAGQ']} is not available for the {family_name} family "
-                     "(lme4's quadrature for families with a dispersion does not give the log-likelihood); "
-                     "use nAGQ: 1")  # fmt: skip
+    problem = mixed_model_family_problem(model["family"], model.get("link"), model.get("nAGQ", 1))
+    if problem:
+        problems.add(f"{key}.{problem[0]}", problem[1])
         return
     if model.get("nAGQ", 1) > 1:
         terms = random_effect_terms(model["formula"])

@@ -359,6 +359,23 @@ FAMILY_NAMES = list(DEFAULT_LINKS)
 MIXED_MODEL_FAMILIES = ("binomial", "poisson", "Gamma", "inverse.gaussian", "gaussian")
 
 
+def mixed_model_family_problem(name: str, link: str | None, nAGQ: int) -> tuple[str, str] | None:
+    """What a mixed model may not have, by family, link and nAGQ alone: (the setting at fault,
+    the message), or None. Used by the config check (before any job) and by ``fit_glmm``."""
+    if name not in MIXED_MODEL_FAMILIES:
+        return "family", (f"mixed models are fitted for the families {', '.join(MIXED_MODEL_FAMILIES)} (any of "
+                          f"their links), not {name!r}")  # fmt: skip
+    if name == "gaussian" and (link or DEFAULT_LINKS[name]) == "identity":
+        return "link", ("a gaussian mixed model with the identity link is a linear mixed model (lme4's lmer), "
+                        "which glmflow does not fit; use another link or family")  # fmt: skip
+    if nAGQ > 1 and name not in ("binomial", "poisson"):
+        # lme4 runs its quadrature for these families but on another scale: the bdf Gamma(log)
+        # model of tests/r/glmm_general.R gives logLik -41.65 at nAGQ = 5, -7731.7 at nAGQ = 1
+        return "nAGQ", (f"nAGQ = {nAGQ} is not available for the {name} family (lme4's quadrature for families "
+                        "with a dispersion does not give the log-likelihood); use nAGQ: 1 (Laplace)")  # fmt: skip
+    return None
+
+
 def family(name: str, link: str | None = None) -> Family:
     """R's ``name(link = link)``; the family's default link when ``link`` is None."""
     if name not in DEFAULT_LINKS:
