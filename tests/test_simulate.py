@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 
+import numba
 import numpy as np
 import pytest
 import statsmodels.api as sm
 from conftest import ROOT, assert_close
 
+from glmflow.elementary import cos_sin_turn, exp_neg, log_positive
 from glmflow.families import family
-from glmflow.fastexp import exp_neg
 from glmflow.likelihood import likelihood_table
 from glmflow.models import fit_model, glm_fit
-from glmflow.philox import cell_key, philox_block, uniforms
+from glmflow.philox import cell_key, fill_words, philox_block
 from glmflow.rrandom import RRandom, plogis
 from glmflow.simulate import (
     BatchFit,
@@ -129,44 +130,78 @@ def test_replicate_streams_depend_on_seed_cell_and_replicate_only():
 
 
 def test_philox_is_random123s_and_numpys():
-    """The study's generator: Random123's known-answer vector, and numpy's Philox word for word
-    (uniforms as numpy's random()), so the stream of glmflow.philox's docstring is reproducible."""
+    """The study's generator: Random123's known-answer vector, and numpy's Philox word for word,
+    so the stream of glmflow.philox's docstring is reproducible."""
     out = np.empty(4, dtype=np.uint64)
     zero = np.uint64(0)
     philox_block(zero, zero, zero, zero, zero, zero, out)
     assert [hex(v) for v in out] == ["0x16554d9eca36314c", "0xdb20fe9d672d0fdc", "0xd7e772cee186176b",
                                      "0x7e68b68aec7ba23b"]  # fmt: skip
     key = Cell(100, 0.0, 1.0).key(2026)
-    for replicate in (0, 7, 123456):
-        ours = np.empty(13)
-        uniforms(*cell_key(key), replicate, 13, ours)
-        generator = np.random.Generator(
-            np.random.Philox(key=np.array(key, dtype=np.uint64), counter=[0, replicate, 0, 0])
-        )
-        assert np.array_equal(ours, generator.random(13))
+    for replicate, substream in [(0, 0), (7, 1), (123456, 0)]:
+        ours = np.empty(12, dtype=np.uint64)
+        fill_words(*cell_key(key), np.uint64(replicate), np.uint64(substream), ours)
+        bit_generator = np.random.Philox(key=np.array(key, dtype=np.uint64), counter=[0, replicate, substream, 0])
+        assert np.array_equal(ours, bit_generator.random_raw(12))
 
 
-def test_the_draws_follow_the_documented_stream():
-    """glmflow.philox's docstring, redone with numpy's Philox: polar normals from substream 0,
-    one uniform per response from substream 1 against the fastexp logistic probability."""
-    cell = Cell(7, -0.5, 1.5)
-    x, y = simulate_cell(2026, cell, 3)
+def _documented_stream(cell: Cell, replicate: int) -> tuple[np.ndarray, np.ndarray]:
+    """glmflow.philox's docstring redone with numpy's Philox words and numpy's log, cos, sin."""
     key = np.array(cell.key(2026), dtype=np.uint64)
+    words = (cell.n + 1) // 2
+
+    def halves(substream):
+        raw = np.random.Philox(key=key, counter=[0, replicate, substream, 0]).random_raw(words)
+        return (raw >> np.uint64(32)).astype(float), (raw & np.uint64(0xFFFFFFFF)).astype(float)
+
+    high, low = halves(0)
+    radius, theta = np.sqrt(-2 * np.log((high + 1) * 2.0**-32)), 2 * np.pi * low * 2.0**-32
+    x = np.column_stack([radius * np.cos(theta), radius * np.sin(theta)]).ravel()[: cell.n]
+    u = np.column_stack(halves(1)).ravel()[: cell.n] * 2.0**-32
+    eta = cell.b0 + cell.b1 * x
+    a = np.array([exp_neg(min(abs(e), 30.0)) for e in eta])
+    p = np.where(eta >= 0, 1 / (1 + a), a / (1 + a))
+    return x, (u < p).astype(float)
+
+
+@pytest.mark.parametrize("cell", [Cell(7, -0.5, 1.5), Cell(1000, 0.0, 1.0)], ids=lambda c: c.label)
+def test_the_draws_follow_the_documented_stream(cell):
+    """Box-Muller normals from substream 0's halves, a uniform per response from substream 1's:
+    numpy's libm gives the same x to 1e-15 (|x| <= 6.7, so 1e-15 absolute is a few ulp) and
+    the same y wherever no u_i is within 1e-12 of its p_i."""
+    x, y = simulate_cell(2026, cell, 3)
     for r in range(3):
-        u = np.random.Generator(np.random.Philox(key=key, counter=[0, r, 0, 0])).random(40)
-        normals = []
-        for u1, u2 in u.reshape(-1, 2):
-            v1, v2 = 2 * u1 - 1, 2 * u2 - 1
-            s = v1 * v1 + v2 * v2
-            if 0 < s < 1:
-                factor = np.sqrt(-2 * np.log(s) / s)
-                normals += [v1 * factor, v2 * factor]
-        assert_close(x[r], normals[:7], 1e-15, "polar normals")
-        responses = np.random.Generator(np.random.Philox(key=key, counter=[0, r, 1, 0])).random(7)
-        eta = cell.b0 + cell.b1 * x[r]
-        a = np.array([exp_neg(min(abs(e), 30.0)) for e in eta])
-        p = np.where(eta >= 0, 1 / (1 + a), a / (1 + a))
-        assert np.array_equal(y[r], (responses < p).astype(float))
+        expected_x, expected_y = _documented_stream(cell, r)
+        assert np.abs(x[r] - expected_x).max() < 1e-15 * max(1.0, np.abs(expected_x).max())
+        assert np.array_equal(y[r], expected_y)
+
+
+def test_elementary_functions_against_libm():
+    """glmflow.elementary's log (3 ulp) and cos, sin of a 32-bit turn (1e-15) on 10^5 random
+    arguments and the edges of their reductions (quadrant and octave boundaries, 2^-32, 1)."""
+    rng = np.random.default_rng(5)
+    j = np.concatenate([rng.integers(0, 2**32, 100_000), [0, 1, 2**29 - 1, 2**29, 2**30, 2**31, 3 * 2**30, 2**32 - 1]])
+    j = j.astype(np.uint64)
+    u = np.concatenate([(j.astype(float) + 1) * 2.0**-32, [np.sqrt(0.5), np.nextafter(np.sqrt(2), 0), 0.75, 1.0]])
+    logs = np.empty_like(u)
+    cosines, sines = np.empty(j.size), np.empty(j.size)
+    _elementary_loop(u, logs, j, cosines, sines)
+    reference = np.log(u)
+    assert (np.abs(logs - reference) <= 3 * np.spacing(np.abs(reference))).all()
+    assert logs[u == 1.0][0] == 0.0
+    theta = 2 * np.pi * j.astype(float) * 2.0**-32
+    # theta itself is rounded (up to 4.4e-16 at 2 pi): the test allows that on top of 1e-15
+    assert np.abs(cosines - np.cos(theta)).max() < 1.5e-15
+    assert np.abs(sines - np.sin(theta)).max() < 1.5e-15
+    assert cosines[j == 0][0] == 1.0 and sines[j == 0][0] == 0.0
+
+
+@numba.njit
+def _elementary_loop(u, logs, j, cosines, sines):
+    for i in range(u.shape[0]):
+        logs[i] = log_positive(u[i])
+    for i in range(j.shape[0]):
+        cosines[i], sines[i] = cos_sin_turn(j[i])
 
 
 def test_draws_inside_the_kernel_equal_the_drawn_arrays():

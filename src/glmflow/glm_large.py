@@ -24,8 +24,8 @@ from scipy import linalg
 
 from glmflow.compiled_links import FAMILY_BINOMIAL, FAMILY_CODES, LINK_CODES, LINK_SQRT, mean_and_slope
 from glmflow.constants import LARGE_ROWS
+from glmflow.elementary import exp_neg
 from glmflow.families import LOGIT_THRESHOLD, Family
-from glmflow.fastexp import exp_neg
 
 BLOCK = 2048
 CONDITION_LIMIT = 1e5  # spread of the Cholesky factor's diagonal: beyond it, the QR path
@@ -110,7 +110,7 @@ def _residual_products(X, working, y, eta, mu, mu_eta, offset, beta, out_blocks)
 @numba.njit(parallel=True, **_KERNEL)
 def _update_logit(X, offset, beta, y, eta, mu, mu_eta, deviance_blocks):
     """``_update`` for 0/1 responses, unit weights and the logit link, branch-free so that it
-    runs on SIMD lanes: a = exp(-|eta|) by glmflow.fastexp's polynomial (1e-13 relative), mu and
+    runs on SIMD lanes: a = exp(-|eta|) by glmflow.elementary's polynomial (1e-13 relative), mu and
     d mu / d eta = mu (1 - mu) from it, and a row's deviance 2 (log(1 + a) + max(-s eta, 0)),
     s = 2 y - 1, with the logs of (1 + a) taken of running products of 512 rows. R's
     make.link("logit") clamps beyond |eta| = 30, where this is within 1e-13 of it too."""

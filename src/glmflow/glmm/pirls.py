@@ -31,7 +31,7 @@ from glmflow.compiled_links import (
     LOGIT_THRESHOLD,
     mean_and_slope,
 )
-from glmflow.fastexp import exp_neg
+from glmflow.elementary import exp_neg
 
 _KERNEL = {"cache": True, "error_model": "numpy"}
 
@@ -41,7 +41,7 @@ def _row(family, link, y, eta, prior, constant):
     """Per row: the Fisher weight prior mu_eta^2 / V, the working score prior (y - mu) mu_eta / V
     and log p(y | eta) (R's family$aic counts it)."""
     if family == FAMILY_BINOMIAL and link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta <= LOGIT_THRESHOLD:
-        # canonical logit: one polynomial exp (glmflow.fastexp, 1e-13 relative) gives mu, the
+        # canonical logit: one polynomial exp (glmflow.elementary, 1e-13 relative) gives mu, the
         # weight and log p; R's make.link("logit") clamps only beyond |eta| = 30
         a = exp_neg(abs(eta))
         inverse = 1.0 / (1.0 + a)

@@ -30,9 +30,9 @@ import numba
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
+from glmflow.elementary import exp_neg
 from glmflow.errors import GlmflowError
 from glmflow.families import family as glm_family
-from glmflow.fastexp import exp_neg
 
 # The families the scalar engine fits: canonical binomial and Poisson (glmflow.families).
 FAMILIES = {"binomial": glm_family("binomial"), "poisson": glm_family("poisson")}
