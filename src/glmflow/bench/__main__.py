@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     simulate_parser.add_argument("--replicates", type=int, default=20000, help="fits for the batched fitter")
     simulate_parser.add_argument("--baseline-fits", type=int, default=200, help="fits for the statsmodels loop")
     simulate_parser.add_argument("--repeats", type=int, default=5, help="timings per measure; the median is kept")
+    simulate_parser.add_argument("--threads", type=int, help="numba threads (default: one per core)")
     glmm_parser = commands.add_parser("glmm", help="the chapter's mixed model, SEs included, against glmer")
     glmm_parser.add_argument("--nagq", type=int, nargs="+", default=[1, 10])
     glmm_parser.add_argument("--repeats", type=int, default=7, help="timed fits after a warm-up; the median is kept")
@@ -36,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     workflow_parser.add_argument("--cores", type=int, default=2)
     arguments = parser.parse_args(argv)
     if arguments.command == "simulate":
-        simulate.run(arguments.sizes, arguments.replicates, arguments.baseline_fits, arguments.repeats)
+        simulate.run(
+            arguments.sizes, arguments.replicates, arguments.baseline_fits, arguments.repeats, arguments.threads
+        )
     elif arguments.command == "glm":
         glm.run([int(n) for n in arguments.n.split(",")], arguments.repeats, arguments.with_peers)
     elif arguments.command == "workflow":

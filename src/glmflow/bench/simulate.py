@@ -3,6 +3,9 @@ the fits alone, and end to end (draws inside the kernel, fits, the cell's summar
 
 from __future__ import annotations
 
+import os
+
+import numba
 import numpy as np
 
 from glmflow.bench import median_seconds
@@ -19,7 +22,14 @@ def statsmodels_loop(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def run(sizes: list[int], replicates: int, baseline_fits: int, repeats: int) -> None:
+def run(sizes: list[int], replicates: int, baseline_fits: int, repeats: int, threads: int | None) -> None:
+    if threads is not None:
+        numba.set_num_threads(threads)
+    print(
+        f"# batched and end to end on {numba.get_num_threads()} numba threads (the statsmodels loop on one); "
+        f"load average before: {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     for n in sizes:
         cell = Cell(n, 0.0, 1.0)
         x, y = simulate_cell(2026, cell, replicates)
