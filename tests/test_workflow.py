@@ -140,6 +140,28 @@ def test_the_config_checks_run_again_exactly_when_what_they_read_changes(small_r
     assert checked.read_text() == key  # a config that fails is never remembered as checked
 
 
+def test_a_checked_config_comes_back_with_the_defaults_validate_filled_in(small_run, tmp_path, monkeypatch):
+    """What an unchanged workflow uses instead of validating again: the config as validate()
+    left it, only under the same key; a config JSON cannot give back is never kept."""
+    from snakemake.utils import validate
+
+    from glmflow import plan
+
+    monkeypatch.chdir(tmp_path)
+    config = yaml.safe_load((small_run / "config.yaml").read_text())
+    schema = small_run / "workflow" / "schemas" / "config.schema.yaml"
+    key = plan.check_key(config, schema, small_run)
+    validated = json.loads(json.dumps(config))
+    validate(validated, str(schema))
+    assert validated != config  # the schema has defaults to fill in
+    plan.remember_checked(key, validated)
+    assert plan.checked_config(key) == validated
+    assert plan.checked_config("another key") is None and plan.checked_config(None) is None
+    dated = dict(validated, note=__import__("datetime").date(2026, 11, 26))
+    plan.remember_checked("dated", dated)
+    assert plan.checked_config("dated") is None and plan.checked_config(key) == validated
+
+
 def test_changing_one_model_reruns_only_that_model(small_run):
     original = (small_run / "config.yaml").read_text()
     try:

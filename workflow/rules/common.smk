@@ -4,8 +4,8 @@ from snakemake.utils import validate
 from glmflow.data import sha256_of
 from glmflow.fingerprint import code_fingerprint
 from glmflow.plan import (
-    already_checked,
     check_key,
+    checked_config,
     comparison_models,
     is_mixed,
     remember_checked,
@@ -15,7 +15,8 @@ from glmflow.study import DEMO_MODEL, study_cells
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 CONFIG_KEY = check_key(config, SCHEMA)
-if not already_checked(CONFIG_KEY):
+CHECKED_CONFIG = checked_config(CONFIG_KEY)
+if CHECKED_CONFIG is None:
     # Imported only when the config, its data files or the checks' code changed since the
     # checks last passed (glmflow.plan): glmflow.config imports formulaic and reads the data,
     # 0.36 s of every snakemake start.
@@ -24,9 +25,9 @@ if not already_checked(CONFIG_KEY):
     check_schema(config, SCHEMA)  # every problem under its key, in words
     validate(config, SCHEMA)  # fills the defaults
     check_config(config, ".")
-    remember_checked(CONFIG_KEY)
+    remember_checked(CONFIG_KEY, config)
 else:
-    validate(config, SCHEMA)  # fills the defaults
+    config.update(CHECKED_CONFIG)  # the same config, defaults filled in, as validate() gave
 
 DATASETS = sorted(config["datasets"])
 # Models with a `( | )` term are mixed models, fitted by their own rules.
