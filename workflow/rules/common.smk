@@ -27,7 +27,8 @@ if CHECKED_CONFIG is None:
     check_config(config, ".")
     remember_checked(CONFIG_KEY, config)
 else:
-    config.update(CHECKED_CONFIG)  # the same config, defaults filled in, as validate() gave
+    # the same config, with the defaults validate() filled in when the checks passed
+    config.update(CHECKED_CONFIG)
 
 DATASETS = sorted(config["datasets"])
 # Models with a `( | )` term are mixed models, fitted by their own rules.
