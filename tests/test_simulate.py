@@ -167,7 +167,7 @@ def _documented_stream(cell: Cell, replicate: int) -> tuple[np.ndarray, np.ndarr
 @pytest.mark.parametrize("cell", [Cell(7, -0.5, 1.5), Cell(1000, 0.0, 1.0)], ids=lambda c: c.label)
 def test_the_draws_follow_the_documented_stream(cell):
     """Box-Muller normals from substream 0's halves, a uniform per response from substream 1's:
-    numpy's libm gives the same x to 1e-15 (|x| <= 6.7, so 1e-15 absolute is a few ulp) and
+    numpy's libm gives the same x to 1e-15 of the largest |x| (a few ulp; |x| <= 6.7) and
     the same y wherever no u_i is within 1e-12 of its p_i."""
     x, y = simulate_cell(2026, cell, 3)
     for r in range(3):
@@ -177,7 +177,7 @@ def test_the_draws_follow_the_documented_stream(cell):
 
 
 def test_elementary_functions_against_libm():
-    """glmflow.elementary's log (3 ulp) and cos, sin of a 32-bit turn (1e-15) on 10^5 random
+    """glmflow.elementary's log (3 ulp) and cos, sin of a 32-bit turn (1.5e-15) on 10^5 random
     arguments and the edges of their reductions (quadrant and octave boundaries, 2^-32, 1)."""
     rng = np.random.default_rng(5)
     j = np.concatenate([rng.integers(0, 2**32, 100_000), [0, 1, 2**29 - 1, 2**29, 2**30, 2**31, 3 * 2**30, 2**32 - 1]])

@@ -73,7 +73,7 @@ _52 = np.uint64(52)
 
 @numba.njit(inline="always", **_FLAGS)
 def log_positive(u):
-    """ln(u) for a positive normal double (within 3 ulp of the correctly rounded value): u = m 2^e
+    """ln(u) for a positive normal double (within 3 ulp of libm's log, tested): u = m 2^e
     with m in [sqrt(1/2), sqrt(2)), ln u = e ln 2 + 2 atanh((m - 1) / (m + 1))."""
     bits = float_bits(u)
     e = float(np.int64(bits >> _52) - 1023)
@@ -102,7 +102,7 @@ _LOW_30 = np.uint64((1 << 30) - 1)
 
 @numba.njit(inline="always", **_FLAGS)
 def cos_sin_turn(j):
-    """cos and sin of 2 pi j / 2^32 for an integer 0 <= j < 2^32 (a uint64), to 1e-15 absolute.
+    """cos and sin of 2 pi j / 2^32 for an integer 0 <= j < 2^32 (a uint64), within 1.5e-15 of libm's.
     The reduction is exact, on j's bits: the nearest quadrant q = round(j / 2^30) mod 4 and the
     remainder x = 2 pi (j - q 2^30) / 2^32 in [-pi/4, pi/4); then cos(q pi/2 + x), sin(q pi/2 + x)
     from cos x and sin x by swapping and signs."""

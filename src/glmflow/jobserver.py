@@ -9,7 +9,7 @@ which imports all of that once and then forks a child per job: the child starts 
 job's working directory, environment and standard streams, and runs the very script file
 Snakemake wrote (its preamble included) with ``runpy``. The script's own process, the client,
 waits for the child's exit status and exits with it, so Snakemake sees an ordinary job. Measured
-with ``python -m glmflow.bench workflow``: 40 s -> 13 s, and 1.1 s -> 0.22 s per added GLM.
+with ``python -m glmflow.bench workflow``: 40.3 s -> 15.2 s, and 1.13 s -> 0.24 s per added GLM.
 
 - One server per version of the code: the socket's name is a digest of the Python executable,
   the package's location and the content of every package file, so an edited module gets a new

@@ -77,18 +77,20 @@ def checked_config(key: str | None) -> dict | None:
         return None
     try:
         kept = json.loads(CHECKED.read_text())
-    except json.JSONDecodeError:
+    except json.JSONDecodeError:  # written by an older glmflow (the key alone)
         return None
-    return kept["config"] if isinstance(kept, dict) and kept.get("key") == key else None
+    return kept.get("config") if isinstance(kept, dict) and kept.get("key") == key else None
 
 
 def remember_checked(key: str | None, config: dict) -> None:
     """Keep the key of a config that passed the checks, and the config with its defaults; not
     where JSON would not give back the same config (a non-string key, say)."""
+    if key is None:
+        return
     try:
         text = json.dumps({"key": key, "config": config})  # in order: params depend on it
     except (TypeError, ValueError):  # a YAML date, say
         return
-    if key is not None and json.loads(text)["config"] == config:
+    if json.loads(text)["config"] == config:
         CHECKED.parent.mkdir(parents=True, exist_ok=True)
         CHECKED.write_text(text)
