@@ -27,6 +27,7 @@ from glmflow.data import (
     factor_level,
     parse_column,
     r_label,
+    r_sorted,
 )
 from glmflow.errors import GlmflowError
 from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS, mixed_model_family_problem
@@ -92,9 +93,10 @@ def read_columns(spec: dict, base: Path, columns: set[str], key: str = "filter")
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=positions)
     raw.columns = [names[i] for i in positions]
     data = pd.DataFrame({column: parse_column(raw[column]) for column in raw.columns})
-    for factor in spec.get("factors", []):
+    levels = spec.get("levels", {})
+    for factor in dict.fromkeys([*spec.get("factors", []), *levels]):
         if factor in data:
-            data[factor] = as_factor(data[factor])
+            data[factor] = as_factor(data[factor], levels.get(factor), f"{key.rsplit('.', 1)[0]}.levels.{factor}")
     if spec.get("filter"):
         data = apply_filter(data, spec["filter"], key)
     return data
@@ -140,9 +142,10 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             problems.add(f"{key}.path", f"file {spec['path']} does not exist (paths are relative to {base.resolve()})")
             continue
         columns[name] = dataset_columns(spec, base)
-        for factor in spec.get("factors", []):
-            if factor not in columns[name]:
-                problems.add(f"{key}.factors", f"{factor!r} is not a column of {spec['path']}")
+        for role in ("factors", "levels"):
+            for factor in spec.get(role, []):
+                if factor not in columns[name]:
+                    problems.add(f"{key}.{role}", f"{factor!r} is not a column of {spec['path']}")
         if spec.get("filter"):
             _check_filter(problems, f"{key}.filter", spec["filter"], columns[name])
 
@@ -310,7 +313,7 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
     """What needs the data's values: read once per dataset, only the columns needed."""
     models = config["models"]
     predictions = config.get("interpretation", {}).get("predictions", {})
-    needed: dict[str, set[str]] = {name: set() for name in config["datasets"]}
+    needed: dict[str, set[str]] = {name: set(spec.get("levels", {})) for name, spec in config["datasets"].items()}
     for name, model in models.items():
         response = required_variables(model["formula"], name)[0]
         needed[model["dataset"]] |= set(response_columns(response))
@@ -365,7 +368,7 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
             column = data[variable]
             if isinstance(column.dtype, pd.CategoricalDtype) or variable in factor_calls:
                 levels = [r_label(v) for v in (column.cat.categories if column.dtype == "category" else
-                                               sorted(pd.unique(column.dropna())))]  # fmt: skip
+                                               r_sorted(pd.unique(column.dropna())))]  # fmt: skip
                 unknown = [v for v in values if factor_level(v, levels) is None]
                 if unknown:
                     problems.add(key, f"no level {', '.join(map(repr, unknown))} (levels: {', '.join(levels)})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 
 from glmflow.errors import GlmflowError
 from glmflow.filters import FilterError, evaluate_filter
-from glmflow.rformat import format_number, format_real
+from glmflow.rformat import format_real, r_label
 
 
 def sha256_of(path: str | Path) -> str:
@@ -120,6 +121,7 @@ def load_dataset(
     clean_names_: bool = True,
     factors: list[str] | None = None,
     filter_: str | None = None,
+    levels: dict[str, list] | None = None,
 ) -> pd.DataFrame:
     """Read, check, clean and filter one configured data set."""
     path = Path(path)
@@ -130,13 +132,14 @@ def load_dataset(
     warnings = data.attrs.get("warnings", [])
     if clean_names_:
         data.columns = clean_names(list(data.columns))
-    for column in factors or []:
+    levels = levels or {}
+    for column in dict.fromkeys([*(factors or []), *levels]):
         if column not in data.columns:
             raise GlmflowError(
                 f"dataset {name!r} ({path}): factor column {column!r} is not in the data; "
                 f"columns are {', '.join(data.columns)}"
             )
-        data[column] = as_factor(data[column])
+        data[column] = as_factor(data[column], levels.get(column), f"datasets.{name}.levels.{column} ({path})")
     if filter_:
         data = apply_filter(data, filter_, f"datasets.{name}.filter ({path})")
     data = data.reset_index(drop=True)
@@ -144,32 +147,59 @@ def load_dataset(
     return data
 
 
-def r_label(value) -> str:
-    """A value as R's ``factor()`` labels it (``as.character``): 2 -> "2", 2.5 -> "2.5", TRUE."""
-    if isinstance(value, bool | np.bool_):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return format_number(float(value), 15).strip()
-    return str(value)
-
-
-def as_factor(values: pd.Series) -> pd.Series:
-    """R's ``factor()``: levels are the sorted distinct values (numbers numerically), labelled
-    as R labels them (text), and the first one is the reference level.
+def as_factor(values: pd.Series, levels: list | None = None, where: str = "factor") -> pd.Series:
+    """R's ``factor()``: levels are the sorted distinct values (``r_sorted``: numbers
+    numerically, text in R's en_US.UTF-8 collation), labelled as R labels them (text), and the
+    first one is the reference level. ``levels`` fixes the order, as ``factor(x, levels = ...)``:
+    each a label or, for numbers, the number; a value that is none of them is an error naming
+    ``where`` (R would make it NA silently).
 
     The labels are text whatever the values' type, as in R: a factor of integers survives the
     Parquet file between jobs only so (pyarrow turns integer-level categoricals into int64)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
+    if isinstance(values.dtype, pd.CategoricalDtype) and levels is None:
         return values
     present = values.dropna()
-    levels = sorted(pd.unique(present))
-    labels = [r_label(v) for v in levels]
-    codes = pd.Categorical(present, categories=levels).codes
-    result = pd.Series(pd.Categorical.from_codes(np.full(len(values), -1), categories=labels), index=values.index)
-    result[present.index] = pd.Categorical.from_codes(codes, categories=labels)
-    return result
+    distinct = pd.unique(present)
+    labels_of = {value: r_label(value) for value in distinct}
+    if levels is None:
+        labels = [labels_of[v] for v in r_sorted(distinct)]
+    else:
+        labels = [r_label(level) for level in levels]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        unknown = sorted({label for label in labels_of.values() if label not in labels})
+        if repeated:
+            raise GlmflowError(f"{where}: level {', '.join(map(repr, repeated))} is listed twice")
+        if unknown:
+            shown = ", ".join(map(repr, r_sorted(unknown)[:10])) + (" ..." if len(unknown) > 10 else "")
+            raise GlmflowError(
+                f"{where}: the column has values that are not among the levels listed: {shown}; "
+                "list them too, or filter those rows out"
+            )
+    position = {label: i for i, label in enumerate(labels)}
+    codes = np.full(len(values), -1, dtype=np.int64)
+    codes[values.notna().to_numpy()] = [position[labels_of[v]] for v in present]
+    return pd.Series(pd.Categorical.from_codes(codes, categories=labels), index=values.index)
+
+
+@functools.cache
+def _collator():
+    # pyuca's Unicode Collation Algorithm (DUCET, non-ignorable punctuation) orders text as
+    # R does in an en_US.UTF-8 session, where R collates with ICU's root collation
+    # (tests/r/collation.R checks it on punctuation, digits, case and accents).
+    import pyuca  # noqa: PLC0415  (its table takes 0.17 s to load: only jobs that sort text pay)
+
+    return pyuca.Collator()
+
+
+def r_sorted(values) -> list:
+    """Distinct values in R's ``sort()`` order: numbers numerically, FALSE before TRUE, text
+    in R's en_US.UTF-8 collation (``<1l``, ``>2l``, ``1-1.5l``, ``a``, ``A``, ``b``), ties of
+    the collation broken by code point."""
+    values = list(values)
+    if not values or not all(isinstance(v, str) for v in values):
+        return sorted(values)
+    key = _collator().sort_key
+    return sorted(values, key=lambda text: (key(text), text))
 
 
 def factor_level(value, levels) -> str | None:

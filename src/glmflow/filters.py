@@ -8,9 +8,12 @@ comparisons (``== != < <= > >=``, ``in``/``not in`` a list of literals), ``and``
 ``not`` (and pandas' ``& | ~``), arithmetic (``+ - * / // % **``) and the calls
 ``isna(column)``/``notna(column)``. Everything else is refused with the offending token.
 
-Evaluation follows ``DataFrame.query(engine="python")``, which glmflow used before, so the
-same filter keeps exactly the same rows: a comparison with a missing value is False, except
-``!=``, which is True.
+Evaluation follows R's ``subset()``: a comparison with a missing value is NA, and NA
+propagates through ``not``/``and``/``or`` as in R's three-valued logic (``NA & FALSE`` is
+FALSE); rows whose result is NA are dropped. ``x in [...]`` is R's ``%in%`` (a missing value
+is in no list). A factor (a declared column) compares by its labels, as R's ``Ops.factor``:
+``race != 3`` keeps the rows whose label is not "3"; ordering and arithmetic are refused for
+factors (R gives NA for every row, with a warning).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from glmflow.errors import GlmflowError
+from glmflow.rformat import r_label
 
 _COMPARE = {
     ast.Eq: operator.eq,
@@ -138,6 +142,8 @@ def evaluate_filter(data: pd.DataFrame, text: str) -> pd.Series:
         raise FilterError(f"{', '.join(map(repr, unknown))} not a column (columns: {', '.join(data.columns)})")
     try:
         mask = _evaluate(tree.body, data)
+    except FilterError:
+        raise
     except (TypeError, ValueError) as error:  # e.g. ordering an unordered factor, text < number
         raise FilterError(f"the filter {text!r} cannot be evaluated on these columns: {error}") from None
     if not isinstance(mask, pd.Series):
@@ -165,25 +171,69 @@ def _evaluate(node: ast.AST, data: pd.DataFrame):
             return ~operand if isinstance(operand, pd.Series) else not operand
         return -operand if isinstance(node.op, ast.USub) else operand
     if isinstance(node, ast.BinOp):
-        return _ARITHMETIC[type(node.op)](_evaluate(node.left, data), _evaluate(node.right, data))
+        left, right = _evaluate(node.left, data), _evaluate(node.right, data)
+        if _is_factor(left) or _is_factor(right):
+            raise FilterError(f"{ast.unparse(node)!r}: arithmetic is not meaningful for a factor (R gives NA)")
+        return _ARITHMETIC[type(node.op)](left, right)
     if isinstance(node, ast.Compare):
         left, result = _evaluate(node.left, data), None
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             if isinstance(op, ast.In | ast.NotIn):
-                values = [element.value for element in right_node.elts]
-                right = values
-                part = left.isin(values) if isinstance(left, pd.Series) else left in values
-                if isinstance(op, ast.NotIn):
-                    part = ~part if isinstance(part, pd.Series) else not part
+                right = [element.value for element in right_node.elts]
+                part = _is_in(left, right, isinstance(op, ast.NotIn))
             else:
                 right = _evaluate(right_node, data)
-                part = _COMPARE[type(op)](left, right)
+                part = _compare(op, left, right, ast.unparse(node))
             result = part if result is None else result & part
             left = right
         return result
     if isinstance(node, ast.Call):
         return _FUNCTIONS[node.func.id](_evaluate(node.args[0], data))
     raise FilterError(f"cannot evaluate {ast.unparse(node)!r}")  # unreachable: _check refused it
+
+
+def _is_factor(value) -> bool:
+    return isinstance(value, pd.Series) and isinstance(value.dtype, pd.CategoricalDtype)
+
+
+def _labels(value):
+    """A value as R's ``Ops.factor`` compares it with a factor: as text (``3`` as "3")."""
+    if isinstance(value, pd.Series):
+        return value.astype(object).map(lambda v: v if pd.isna(v) or isinstance(v, str) else r_label(v))
+    return value if isinstance(value, str) else r_label(value)
+
+
+def _missing(value):
+    return value.isna().to_numpy() if isinstance(value, pd.Series) else bool(pd.isna(value))
+
+
+def _compare(op: ast.cmpop, left, right, text: str):
+    """One comparison with R's NA: missing on either side gives NA (dropped unless negated
+    into a definite value by ``or``)."""
+    if _is_factor(left) or _is_factor(right):
+        if not isinstance(op, ast.Eq | ast.NotEq):
+            raise FilterError(
+                f"{text!r}: ordering is not meaningful for a factor (R gives NA for every row); "
+                "compare it with ==, != or in, or leave the column undeclared to order its numbers"
+            )
+        left, right = _labels(left), _labels(right)
+    part = _COMPARE[type(op)](left, right)
+    if not isinstance(part, pd.Series):
+        return part
+    missing = _missing(left) | _missing(right)
+    part = part.astype("boolean")
+    part[missing] = pd.NA
+    return part
+
+
+def _is_in(left, values: list, negate: bool):
+    """R's ``%in%``: a missing value is in no list of values (so it is ``not in`` every one)."""
+    if not isinstance(left, pd.Series):
+        return (left in values) != negate
+    if _is_factor(left):
+        left, values = _labels(left), [_labels(v) for v in values]
+    part = left.isin(values)
+    return ~part if negate else part
 
 
 # --- arithmetic expressions: cbind() parts, offset(), the `offset` config key -------------

@@ -19,6 +19,7 @@ from formulaic import Formula, model_matrix
 from formulaic.model_spec import ModelSpec
 
 from glmflow import formula_syntax as syntax
+from glmflow.data import as_factor
 from glmflow.errors import GlmflowError
 from glmflow.filters import evaluate_expression, expression_columns
 
@@ -115,7 +116,7 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
             f"not a column of the data (columns: {', '.join(data.columns)})"
         )
     complete = data[variables].notna().all(axis=1).to_numpy()
-    frame = data.loc[complete]
+    frame = _text_as_factors(data.loc[complete], variables, syntax.response_columns(response))
     rhs_with_offsets = syntax.fixed_part(syntax.split_formula(formula, where)[1])
     rhs_without, offsets = syntax.split_offsets(rhs_with_offsets)
     rhs = syntax.to_formulaic(rhs_without)
@@ -153,6 +154,17 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
         variables=variables,
         spec=matrix.model_spec,
     )
+
+
+def _text_as_factors(frame: pd.DataFrame, variables: list[str], responses: list[str]) -> pd.DataFrame:
+    """R's model frame makes a text predictor a factor, its levels in R's sort order (formulaic
+    would sort them by code point, and so choose another reference level)."""
+    text = [v for v in variables if v not in responses and _is_text(frame[v])]
+    return frame.assign(**{v: as_factor(frame[v]) for v in text}) if text else frame
+
+
+def _is_text(values: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(values.dtype) and not isinstance(values.dtype, pd.CategoricalDtype)
 
 
 def _numeric_response(values: pd.Series, where: str, response: str) -> np.ndarray:

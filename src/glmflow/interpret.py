@@ -7,12 +7,12 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from glmflow.data import factor_level, r_label
+from glmflow.data import factor_level, r_label, r_sorted
 from glmflow.errors import GlmflowError
 from glmflow.families import family
 from glmflow.filters import evaluate_expression, expression_columns
 from glmflow.formula import Design, build_design, design_for
-from glmflow.models import is_lm, model_data, predict_from
+from glmflow.models import model_data, predict_from, residual_df
 
 
 def factor_predictors(design: Design, data: pd.DataFrame) -> set[str]:
@@ -29,7 +29,7 @@ def _levels(column: pd.Series) -> list:
     """A factor's levels in R's order, as the values that the column holds."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         return list(column.cat.categories)
-    return sorted(pd.unique(column.dropna()))
+    return r_sorted(pd.unique(column.dropna()))
 
 
 def _focal_values(variable: str, values: list, column: pd.Series, is_factor: bool, where: str) -> list:
@@ -109,7 +109,8 @@ def predictions(
 ) -> pd.DataFrame:
     """A fitted model's effect (its coefficients and covariance as written) on a grid, as
     ``effects::Effect``: the link with its SE, and the 95% interval transformed."""
-    design = build_design(model_spec["formula"], model_data(data, model_spec, model), where, model_spec.get("offset"))
+    rows = model_data(data, model_spec, model)
+    design = build_design(model_spec["formula"], rows, where, model_spec.get("offset"))
     if list(tidy["term"]) != design.terms:
         raise GlmflowError(f"{where}: the model's terms {list(tidy['term'])} do not match its formula's {design.terms}")
     grid, X = effect_grid(design, data.loc[design.rows], at or {}, where)
@@ -123,9 +124,10 @@ def predictions(
             raise GlmflowError(f"{where}.at: the model has the offset {' + '.join(offsets)}; give {needed} in at")
         offset = np.sum([evaluate_expression(grid, text) for text in offsets], axis=0)
     vcov_matrix = vcov.loc[design.terms, design.terms].to_numpy()
-    # t quantiles for lm, as predict.lm and geom_smooth; normal ones for glm, as effects.
-    df_residual = design.X.shape[0] - design.X.shape[1] if is_lm(model_spec) else None
     chosen = family(model_spec["family"], model_spec.get("link"))
+    # effects::Effect: t quantiles on df.residual wherever the dispersion is estimated (lm,
+    # gaussian, Gamma, inverse.gaussian, the quasi families); normal ones for binomial and Poisson.
+    df_residual = None if chosen.fixed_dispersion else residual_df(design, model_spec, rows)
     return predict_from(
         X, tidy["estimate"].to_numpy(), vcov_matrix, chosen, grid, df_residual=df_residual, offset=offset
     )

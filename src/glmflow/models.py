@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import linalg, special
 
 from glmflow.constants import DOUBLE_EPS, LARGE_ROWS
-from glmflow.data import apply_filter
+from glmflow.data import apply_filter, r_sorted
 from glmflow.errors import GlmflowError
 from glmflow.families import Family, family
 from glmflow.formula import Design, build_design
@@ -227,6 +227,7 @@ class ModelFit(FittedModel):
     fit_y: np.ndarray | None = None  # the response glm.fit used (proportions for binomial)
     offset: str | None = None  # the config's offset expression (formula offsets are in the formula)
     working_weights: np.ndarray | None = None  # glm: the last IRLS step's weights (R's fit$weights)
+    xlevels: dict[str, list[str]] = field(default_factory=dict)  # R's fit$xlevels: each factor's levels used
 
     @property
     def family_object(self) -> Family:
@@ -238,12 +239,18 @@ class ModelFit(FittedModel):
         return not self.family_object.fixed_dispersion
 
     @property
+    def nobs(self) -> int:
+        """R's ``nobs()``: the rows with a non-zero prior weight."""
+        return len(self.design.y) if self.fit_weights is None else int(np.count_nonzero(self.fit_weights))
+
+    @property
     def aic(self) -> float:
         return -2 * self.loglik + 2 * self.df_loglik
 
     @property
     def bic(self) -> float:
-        return -2 * self.loglik + math.log(self.nobs) * self.df_loglik
+        # R's BIC takes n from logLik.glm, which counts every row used, zero weights too
+        return -2 * self.loglik + math.log(len(self.design.y)) * self.df_loglik
 
     def tidy(self, conf_level: float = 0.95) -> pd.DataFrame:
         """``broom::tidy(conf.int = TRUE)``: Wald intervals, t-based for lm as ``confint.lm``."""
@@ -269,6 +276,8 @@ class ModelFit(FittedModel):
             "converged": self.converged,
             "warnings": list(self.warnings),
         }
+        if self.xlevels:
+            values["reference_levels"] = {variable: levels[0] for variable, levels in self.xlevels.items()}
         if self.separation is not None:
             values["separation"] = self.separation
         if self.lm_statistics:
@@ -292,10 +301,40 @@ class ModelFit(FittedModel):
 
 
 def model_data(data: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
-    """The rows a model is fitted to: the dataset, then the model's own ``filter`` (index kept)."""
+    """The rows a model is fitted to: the dataset, then the model's own ``filter`` (index kept);
+    R's model frame holds the weights too, so a row with a missing weight is dropped (na.omit)."""
     if spec.get("filter"):
-        return apply_filter(data, spec["filter"], f"models.{name}.filter")
+        data = apply_filter(data, spec["filter"], f"models.{name}.filter")
+    if spec.get("weights"):
+        data = data[data[spec["weights"]].notna()]
     return data
+
+
+def model_xlevels(design: Design, data: pd.DataFrame) -> dict[str, list[str]]:
+    """R's ``fit$xlevels``: the levels of each factor (or text) predictor in the rows used,
+    in the factor's order (R's model frame drops unused levels)."""
+    xlevels = {}
+    for variable in design.variables:
+        values = data.loc[design.rows, variable]
+        if variable in design.response_columns:
+            continue
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            used = set(values.dropna())
+            xlevels[variable] = [level for level in values.cat.categories if level in used]
+        elif not (pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype)):
+            xlevels[variable] = r_sorted(pd.unique(values.dropna()))
+    return xlevels
+
+
+def residual_df(design: Design, spec: dict, data: pd.DataFrame) -> int:
+    """R's ``df.residual``: the rows with a positive prior weight (and trials, for a cbind()
+    response) less the columns of the model matrix."""
+    used = np.ones(len(design.rows), dtype=bool)
+    if spec.get("weights"):
+        used &= data.loc[design.rows, spec["weights"]].to_numpy(dtype=float) > 0
+    if design.trials is not None:
+        used &= design.trials > 0
+    return int(used.sum()) - design.X.shape[1]
 
 
 def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
@@ -308,9 +347,6 @@ def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
     except GlmflowError as error:
         raise GlmflowError(f"{where}: {error}") from None
     rows = model_data(data, spec, name)
-    if spec.get("weights"):
-        # R's model frame holds the weights too: a row with a missing weight is dropped (na.omit).
-        rows = rows[rows[spec["weights"]].notna()]
     design = build_design(spec["formula"], rows, where, spec.get("offset"))
     if len(design.y) == 0:
         raise GlmflowError(f"{where}: no rows left after dropping missing values")
@@ -321,12 +357,13 @@ def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
             f"({', '.join(design.terms)}): some terms are linear combinations of others"
         )
     if is_lm(spec):
-        return _fit_lm(design, spec, name)
+        return _fit_lm(design, spec, name, rows)
     return _fit_glm(design, spec, name, chosen, rows)
 
 
-def _common(design: Design, spec: dict, name: str) -> dict:
+def _common(design: Design, spec: dict, name: str, rows: pd.DataFrame) -> dict:
     return {
+        "xlevels": model_xlevels(design, rows),
         "name": name,
         "formula": spec["formula"],
         "family": spec["family"],
@@ -338,7 +375,7 @@ def _common(design: Design, spec: dict, name: str) -> dict:
     }
 
 
-def _fit_lm(design: Design, spec: dict, name: str) -> ModelFit:
+def _fit_lm(design: Design, spec: dict, name: str, rows: pd.DataFrame) -> ModelFit:
     # Imported here: statsmodels takes 2.5 s to import, which only lm jobs should pay.
     from statsmodels.regression.linear_model import OLS
 
@@ -360,7 +397,7 @@ def _fit_lm(design: Design, spec: dict, name: str) -> ModelFit:
         statistics["fstatistic"] = [float(result.fvalue), numerator_df, n - p]
         statistics["f_p_value"] = float(result.f_pvalue)
     return ModelFit(
-        **_common(design, spec, name),
+        **_common(design, spec, name, rows),
         coef=np.asarray(result.params),
         vcov=np.asarray(result.cov_params()),
         fitted_link=np.asarray(result.fittedvalues),
@@ -437,7 +474,7 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
     rank_df = p + int(chosen.dispersion_in_loglik)
     aic = chosen.aic(y, start.n, mu, weights, fit.deviance) + 2 * p
     return ModelFit(
-        **_common(design, spec, name),
+        **_common(design, spec, name, rows),
         coef=fit.coef,
         vcov=fit.cov_unscaled * dispersion,
         fitted_link=fit.eta,

@@ -291,3 +291,14 @@ def deparse_call(function: str, arguments: list[tuple[str, str]], cutoff: int = 
                 line = "    "
     lines.append(line + ")")
     return "\n".join(lines)
+
+
+def r_label(value) -> str:
+    """A value as R's ``factor()`` labels it (``as.character``): 2 -> "2", 2.5 -> "2.5", TRUE."""
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return format_number(float(value), 15).strip()
+    return str(value)

@@ -186,10 +186,19 @@ def _correlation_text(correlation: np.ndarray, terms: list[str]) -> str:
     return print_matrix(cells, columns, rows, right=False)
 
 
+def reference_levels_text(fit) -> str:
+    """A line under R's summary naming each factor's reference level (R's coefficients are
+    contrasts against it, but summary() does not say which it is)."""
+    references = fit.glance().get("reference_levels")
+    if not references:
+        return ""
+    return "Reference levels: " + ", ".join(f"{variable} = {level}" for variable, level in references.items()) + "\n"
+
+
 def write_model_outputs(fit, data, outputs) -> None:
     """A fitted model's tidy, glance, summary, augment and vcov files, where ``outputs`` names them."""
     write_csv(outputs.tidy, fit.tidy())
     write_json(outputs.glance, fit.glance())
-    write_text(outputs.summary, summary_text(fit))
+    write_text(outputs.summary, summary_text(fit) + reference_levels_text(fit))
     write_csv(outputs.augment, fit.augment(data))
     write_csv(outputs.vcov, fit.vcov_frame(), index=True)

@@ -95,21 +95,21 @@ for (name in c("offset_in_formula", "offset_in_config")) {
                                          link = unname(p$fit), se_link = unname(p$se.fit),
                                          response = unname(exp(p$fit)))
 }
-# Predictions on other links: effects::Effect's rule (here every predictor is focal) is
-# predict(type = "link", se.fit = TRUE), then the inverse link of the fit and its Wald interval.
+# Predictions on other links, as effects::Effect (every predictor focal): the link with its SE,
+# the inverse link, and the Wald interval with effects' quantile: t on df.residual where the
+# dispersion is estimated (Gamma, inverse.gaussian), normal for binomial.
+suppressMessages(library(effects))
 for (case in list(list("binomial_probit", "titanic", survived ~ sex + fare, binomial(link = "probit")),
                   list("binomial_cloglog", "titanic", survived ~ sex + fare, binomial(link = "cloglog")),
                   list("gamma_log", "bdf", lang_post ~ ses + iq_verb, Gamma(link = "log")),
                   list("inverse_gaussian", "bdf", lang_post ~ ses + iq_verb, inverse.gaussian()))) {
   d <- data_sets[[case[[2]]]]
-  fit <- glm(case[[3]], family = case[[4]], data = d)
-  grid <- if (case[[2]] == "titanic") expand.grid(sex = factor(c("female", "male")), fare = c(10, 100)) else
-    expand.grid(ses = c(10, 30), iq_verb = c(8, 14))
-  p <- predict(fit, newdata = grid, type = "link", se.fit = TRUE)
-  inv <- family(fit)$linkinv
-  out[[paste0("predict_", case[[1]])]] <- list(link = unname(p$fit), se_link = unname(p$se.fit),
-    response = unname(inv(p$fit)), conf_low = unname(inv(p$fit - qnorm(0.975) * p$se.fit)),
-    conf_high = unname(inv(p$fit + qnorm(0.975) * p$se.fit)))
+  fit <- eval(bquote(glm(.(case[[3]]), family = .(case[[4]]), data = d)))
+  e <- if (case[[2]] == "titanic") Effect(c("sex", "fare"), fit, xlevels = list(fare = c(10, 100))) else
+    Effect(c("ses", "iq_verb"), fit, xlevels = list(ses = c(10, 30), iq_verb = c(8, 14)))
+  inv <- e$transformation$inverse
+  out[[paste0("predict_", case[[1]])]] <- list(link = as.vector(e$fit), se_link = as.vector(e$se),
+    response = as.vector(inv(e$fit)), conf_low = as.vector(inv(e$lower)), conf_high = as.vector(inv(e$upper)))
 }
 
 # anova(m1, m2, m3, test = ...) of nested models.

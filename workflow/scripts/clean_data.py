@@ -13,6 +13,7 @@ with logged(snakemake) as log:
         clean_names_=spec.get("clean_names", True),
         factors=spec.get("factors", []),
         filter_=spec.get("filter"),
+        levels=spec.get("levels"),
     )
     log.info("%d rows, %d columns after cleaning", *data.shape)
     warnings = data.attrs.get("warnings", [])

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
+from glmflow.data import r_sorted
 from glmflow.errors import GlmflowError
 from glmflow.formula import Design, build_design, r_label
 from glmflow.formula_syntax import FORMULA_FUNCTIONS, RandomTerm, check_random_terms, split_formula, to_formulaic
@@ -126,8 +127,9 @@ def _grouping_factor(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarra
         if isinstance(values.dtype, pd.CategoricalDtype):
             codes, labels = values.cat.codes.to_numpy(), np.asarray(values.cat.categories.astype(str))
         else:
-            labels_raw, codes = np.unique(values.to_numpy(), return_inverse=True)
-            labels = np.array([_level_text(v) for v in labels_raw])
+            levels = r_sorted(pd.unique(values))  # R's factor(): text in R's collation
+            codes = pd.Categorical(values, categories=levels).codes
+            labels = np.array([_level_text(v) for v in levels])
         code_columns.append(codes.astype(np.int64))
         label_columns.append(labels)
     key = np.zeros(len(frame), dtype=np.int64)  # the combination's rank, the first column outermost
