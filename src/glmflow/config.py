@@ -36,13 +36,13 @@ from glmflow.formula import required_variables
 from glmflow.formula_syntax import (
     cbind_parts,
     check_random_terms,
+    factor_call_variables,
     fixed_part,
     random_effect_terms,
     response_columns,
     split_formula,
     split_offsets,
     to_formulaic,
-    tokenize,
 )
 from glmflow.plan import comparison_models, is_mixed
 
@@ -100,12 +100,6 @@ def read_columns(spec: dict, base: Path, columns: set[str], key: str = "filter")
     if spec.get("filter"):
         data = apply_filter(data, spec["filter"], key)
     return data
-
-
-def factor_call_variables(formula: str) -> set[str]:
-    """Variables wrapped in ``factor()`` or ``C()`` in a formula."""
-    tokens = tokenize(formula)
-    return {tokens[i + 2] for i in range(len(tokens) - 2) if tokens[i] in ("factor", "C") and tokens[i + 1] == "("}
 
 
 def _check_mixed_model(problems, key: str, model: dict) -> None:

@@ -261,3 +261,9 @@ def response_columns(response: str) -> list[str]:
     if parts is None:
         return [response]
     return list(dict.fromkeys(c for part in parts for c in expression_columns(part)))
+
+
+def factor_call_variables(formula: str) -> set[str]:
+    """Variables wrapped in ``factor()`` or ``C()`` in a formula."""
+    tokens = tokenize(formula)
+    return {tokens[i + 2] for i in range(len(tokens) - 2) if tokens[i] in ("factor", "C") and tokens[i + 1] == "("}

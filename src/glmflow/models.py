@@ -19,10 +19,11 @@ import pandas as pd
 from scipy import linalg, special
 
 from glmflow.constants import DOUBLE_EPS, LARGE_ROWS
-from glmflow.data import apply_filter, r_sorted
+from glmflow.data import apply_filter, r_label, r_sorted
 from glmflow.errors import GlmflowError
 from glmflow.families import Family, family
 from glmflow.formula import Design, build_design
+from glmflow.formula_syntax import factor_call_variables
 from glmflow.separation import detect_separation
 
 
@@ -310,19 +311,56 @@ def model_data(data: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
     return data
 
 
-def model_xlevels(design: Design, data: pd.DataFrame) -> dict[str, list[str]]:
-    """R's ``fit$xlevels``: the levels of each factor (or text) predictor in the rows used,
-    in the factor's order (R's model frame drops unused levels)."""
+def aliased_columns(X: np.ndarray, tol: float, prior: np.ndarray | None = None) -> np.ndarray:
+    """The columns R's QR (LINPACK dqrdc2, with its limited pivoting) sets aside as aliased:
+    in order, a column whose part orthogonal to the columns kept before it has a norm below
+    ``tol`` times its own; R reports their coefficients as NA. Rows of zero prior weight are
+    not used, as in glm.fit."""
+    if prior is not None:
+        X = X[prior > 0] * np.sqrt(prior[prior > 0])[:, None]
+    aliased = np.zeros(X.shape[1], dtype=bool)
+    basis = np.empty((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        column = X[:, j]
+        norm = np.linalg.norm(column)
+        residual = column - basis @ (basis.T @ column)
+        residual -= basis @ (basis.T @ residual)  # twice is enough (Gram-Schmidt, Kahan)
+        left = np.linalg.norm(residual)
+        if norm == 0 or left < tol * norm:
+            aliased[j] = True
+        else:
+            basis = np.column_stack([basis, residual / left])
+    return aliased
+
+
+def _expand(kept: np.ndarray, coef: np.ndarray, vcov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coefficients and covariance over every column, NA (NaN) where aliased, as R's coef()
+    and vcov()."""
+    full = np.full(kept.size, np.nan)
+    full[kept] = coef
+    cov = np.full((kept.size, kept.size), np.nan)
+    cov[np.ix_(kept, kept)] = vcov
+    return full, cov
+
+
+def model_xlevels(design: Design, data: pd.DataFrame, formula: str) -> dict[str, list[str]]:
+    """R's ``fit$xlevels``: the levels of each factor (or text) variable of the model frame in
+    the rows used, in the factor's order (the model frame drops unused levels), under the
+    frame's name for it: ``x``, or ``factor(x)`` for a call in the formula."""
     xlevels = {}
+    calls = factor_call_variables(formula)
     for variable in design.variables:
         values = data.loc[design.rows, variable]
         if variable in design.response_columns:
             continue
         if isinstance(values.dtype, pd.CategoricalDtype):
             used = set(values.dropna())
-            xlevels[variable] = [level for level in values.cat.categories if level in used]
-        elif not (pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype)):
-            xlevels[variable] = r_sorted(pd.unique(values.dropna()))
+            levels = [level for level in values.cat.categories if level in used]
+        elif variable in calls or not pd.api.types.is_numeric_dtype(values.dtype):
+            levels = [r_label(v) for v in r_sorted(pd.unique(values.dropna()))]
+        else:
+            continue
+        xlevels[f"factor({variable})" if variable in calls else variable] = levels
     return xlevels
 
 
@@ -350,20 +388,17 @@ def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
     design = build_design(spec["formula"], rows, where, spec.get("offset"))
     if len(design.y) == 0:
         raise GlmflowError(f"{where}: no rows left after dropping missing values")
-    rank = np.linalg.matrix_rank(design.X)
-    if rank < design.X.shape[1]:
-        raise GlmflowError(
-            f"{where}: the model matrix has rank {rank} < {design.X.shape[1]} columns "
-            f"({', '.join(design.terms)}): some terms are linear combinations of others"
-        )
-    if is_lm(spec):
-        return _fit_lm(design, spec, name, rows)
-    return _fit_glm(design, spec, name, chosen, rows)
+    lm = is_lm(spec)
+    prior = rows.loc[design.rows, spec["weights"]].to_numpy(dtype=float) if spec.get("weights") else None
+    # lm.fit's qr(tol = 1e-7); glm.fit's Cdqrls at min(1e-7, epsilon / 1000)
+    kept = ~aliased_columns(design.X, 1e-7 if lm else 1e-11, prior)
+    fit = _fit_lm(design, spec, name, rows, kept) if lm else _fit_glm(design, spec, name, chosen, rows, kept)
+    return fit
 
 
 def _common(design: Design, spec: dict, name: str, rows: pd.DataFrame) -> dict:
     return {
-        "xlevels": model_xlevels(design, rows),
+        "xlevels": model_xlevels(design, rows, spec["formula"]),
         "name": name,
         "formula": spec["formula"],
         "family": spec["family"],
@@ -375,12 +410,12 @@ def _common(design: Design, spec: dict, name: str, rows: pd.DataFrame) -> dict:
     }
 
 
-def _fit_lm(design: Design, spec: dict, name: str, rows: pd.DataFrame) -> ModelFit:
+def _fit_lm(design: Design, spec: dict, name: str, rows: pd.DataFrame, kept: np.ndarray) -> ModelFit:
     # Imported here: statsmodels takes 2.5 s to import, which only lm jobs should pay.
     from statsmodels.regression.linear_model import OLS
 
-    result = OLS(design.y, design.X).fit()
-    n, p = design.X.shape
+    result = OLS(design.y, design.X[:, kept]).fit()
+    n, p = len(design.y), int(kept.sum())
     residuals = np.asarray(result.resid)
     rss = float(residuals @ residuals)
     centre = design.y.mean() if design.has_intercept else 0.0
@@ -393,13 +428,14 @@ def _fit_lm(design: Design, spec: dict, name: str, rows: pd.DataFrame) -> ModelF
         "sigma": math.sqrt(rss / (n - p)),
     }
     numerator_df = p - int(design.has_intercept)
-    if numerator_df > 0:
+    if numerator_df > 0 and n > p:
         statistics["fstatistic"] = [float(result.fvalue), numerator_df, n - p]
         statistics["f_p_value"] = float(result.f_pvalue)
+    coef, vcov = _expand(kept, np.asarray(result.params), np.asarray(result.cov_params()))
     return ModelFit(
         **_common(design, spec, name, rows),
-        coef=np.asarray(result.params),
-        vcov=np.asarray(result.cov_params()),
+        coef=coef,
+        vcov=vcov,
         fitted_link=np.asarray(result.fittedvalues),
         fitted=np.asarray(result.fittedvalues),
         deviance_residuals=residuals,
@@ -416,8 +452,8 @@ def _fit_lm(design: Design, spec: dict, name: str, rows: pd.DataFrame) -> ModelF
     )
 
 
-def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.DataFrame) -> ModelFit:
-    n, p = design.X.shape
+def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.DataFrame, kept: np.ndarray) -> ModelFit:
+    n, p = len(design.y), int(kept.sum())
     prior = np.ones(n) if not spec.get("weights") else rows.loc[design.rows, spec["weights"]].to_numpy(dtype=float)
     if np.any(prior < 0):
         raise GlmflowError(f"model {name!r}: weights {spec['weights']!r}: negative weights not allowed")
@@ -430,7 +466,7 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
     y, weights = start.y, start.weights
     offset = design.offset if design.offset is not None else np.zeros(n)
     try:
-        fit = glm_fit(design.X, y, chosen, weights, offset, mustart=start.mustart)
+        fit = glm_fit(design.X[:, kept], y, chosen, weights, offset, mustart=start.mustart)
     except GlmflowError as error:
         raise GlmflowError(
             f"model {name!r} ({chosen.name}, {chosen.link.name} link): R's glm.fit stops here too: {error}; "
@@ -457,7 +493,8 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         warnings.append("glm.fit: fitted probabilities numerically 0 or 1 occurred")
     if chosen.name == "poisson" and np.any(mu < eps):
         warnings.append("glm.fit: fitted rates numerically 0 occurred")
-    separation = detect_separation(design.X, y, design.terms, weights) if chosen.is_binomial else None
+    terms = [term for term, keep in zip(design.terms, kept, strict=True) if keep]
+    separation = detect_separation(design.X[:, kept], y, terms, weights) if chosen.is_binomial else None
     if separation and separation.separated:
         warnings.append(separation.message())
     if chosen.name == "poisson" and np.any(y != np.round(y)):
@@ -473,10 +510,11 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         dispersion = float("nan")
     rank_df = p + int(chosen.dispersion_in_loglik)
     aic = chosen.aic(y, start.n, mu, weights, fit.deviance) + 2 * p
+    coef, vcov = _expand(kept, fit.coef, fit.cov_unscaled * dispersion)
     return ModelFit(
         **_common(design, spec, name, rows),
-        coef=fit.coef,
-        vcov=fit.cov_unscaled * dispersion,
+        coef=coef,
+        vcov=vcov,
         fitted_link=fit.eta,
         fitted=mu,
         # + 0.0: a zero-weight row's residual is 0, not -0 (which would print as -0.000)
@@ -517,6 +555,8 @@ def predict_from(
 ) -> pd.DataFrame:
     """Link-scale predictions with Wald intervals, transformed to the response scale. For lm
     (``df_residual`` given) the intervals use t quantiles, as ``predict.lm`` and ``geom_smooth``."""
+    # aliased coefficients (NA) take no part, as effects' and predict.lm's columns in use
+    coef, vcov = np.nan_to_num(np.asarray(coef, dtype=float)), np.nan_to_num(np.asarray(vcov, dtype=float))
     link = X @ coef + (0.0 if offset is None else offset)
     se = np.sqrt(np.einsum("ij,jk,ik->i", X, vcov, X))
     level = 0.5 + conf_level / 2

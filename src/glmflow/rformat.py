@@ -268,11 +268,12 @@ def coefficient_table(
     dig_tst = max(1, min(5, digits - 1))
     tst = format_real(r_round(statistic, dig_tst), digits)
     pvals = format_pval(p_value, dig_tst)
-    cells = [[cs[i, 0], cs[i, 1], tst[i], pvals[i]] for i in range(len(terms))]
+    # an aliased coefficient (NA in R) prints NA in every column, as printCoefmat
+    cells = [[c.replace("NaN", " NA") for c in (cs[i, 0], cs[i, 1], tst[i], pvals[i])] for i in range(len(terms))]
     colnames = ["Estimate", "Std. Error", f"{stat_name} value", f"Pr(>|{p_name or stat_name}|)"]
     show_stars = bool(np.any(np.asarray(p_value) < 0.1))
     if show_stars:
-        stars = _pad([signif_stars(p) for p in p_value], right=False)
+        stars = _pad([signif_stars(p) if np.isfinite(p) else "" for p in p_value], right=False)
         cells = [row + [s] for row, s in zip(cells, stars, strict=True)]
         colnames = colnames + [""]
     text = print_matrix(cells, colnames, list(terms))

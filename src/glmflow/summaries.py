@@ -88,10 +88,15 @@ def _coefficients(fit: ModelFit) -> str:
     )
 
 
+def _coefficients_heading(fit: ModelFit) -> str:
+    aliased = int(np.isnan(fit.coef).sum())
+    return f"\nCoefficients: ({aliased} not defined because of singularities)\n" if aliased else "\nCoefficients:\n"
+
+
 def _glm_summary(fit: ModelFit) -> str:
     text = f"\nCall:\n{call_text(fit)}\n\nDeviance Residuals: \n"
     text += print_named_vector(_quantiles(fit), QUANTILE_NAMES, DIGITS, gap=2)
-    text += "\nCoefficients:\n" + _coefficients(fit)
+    text += _coefficients_heading(fit) + _coefficients(fit)
     dispersion = "1" if fit.family_object.fixed_dispersion else format_number(fit.dispersion, 7).strip()
     text += f"\n(Dispersion parameter for {fit.family} family taken to be {dispersion})\n\n"
     deviances = format_real([fit.null_deviance, fit.deviance], max(5, DIGITS + 1))
@@ -109,7 +114,7 @@ def _lm_summary(fit: ModelFit) -> str:
     stats = fit.lm_statistics or {}
     text = f"\nCall:\n{call_text(fit)}\n\nResiduals:\n"
     text += print_named_vector(_quantiles(fit), QUANTILE_NAMES, DIGITS, gap=1)
-    text += "\nCoefficients:\n" + _coefficients(fit)
+    text += _coefficients_heading(fit) + _coefficients(fit)
     sigma = float(f"{stats['sigma']:.{DIGITS}g}")
     text += f"\nResidual standard error: {format_real([sigma])[0]} on {fit.df_residual} degrees of freedom\n"
     text += _missing_note(fit)

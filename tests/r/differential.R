@@ -1,0 +1,122 @@
+# R's answers to the differential test's cases (tests/r/differential_cases.json, drawn by
+# tests/differential.py): glm / lm, lme4::glmer (tight bobyqa), effects::Effect and anova.
+# Run from the repository root:  Rscript tests/r/differential.R
+# Writes tests/r/differential_reference.json: per case R's numbers, or the error R stops with.
+suppressMessages({library(jsonlite); library(lme4); library(effects)})
+options(useFancyQuotes = FALSE, warn = 1)
+icuSetCollate(locale = "en_US")  # the level order of an en_US.UTF-8 session
+cases <- fromJSON("tests/r/differential_cases.json", simplifyVector = FALSE)
+
+case_data <- function(case) {
+  d <- read.csv(file.path("tests/r/differential", paste0(case$dataset, ".csv")))
+  for (column in unlist(case$factors)) {
+    given <- case$levels[[column]]
+    d[[column]] <- if (is.null(given)) factor(d[[column]]) else
+      factor(as.character(d[[column]]), levels = as.character(unlist(given)))
+  }
+  d
+}
+
+# A call of glm (lm for gaussian identity without weights or offset, as glmflow) or glmer.
+model_call <- function(model, formula, mixed) {
+  text <- formula
+  formula <- as.formula(text, env = globalenv())
+  link <- if (is.null(model$link)) NULL else model$link
+  fam <- if (is.null(link)) get(model$family)() else get(model$family)(link = link)
+  plain <- is.null(model$weights) && is.null(model$offset) && !grepl("offset(", text, fixed = TRUE)
+  lm_like <- !mixed && model$family == "gaussian" && identical(link, "identity") && plain
+  call <- if (mixed) {
+    bquote(glmer(.(formula), family = .(fam), data = d,
+                 control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5))))
+  } else if (lm_like) bquote(lm(.(formula), data = d)) else
+    bquote(glm(.(formula), family = .(fam), data = d))
+  if (!is.null(model$weights)) call$weights <- as.name(model$weights)
+  if (!is.null(model$offset)) call$offset <- str2lang(model$offset)
+  if (!is.null(model$nAGQ)) call$nAGQ <- model$nAGQ
+  call
+}
+
+# Run a call, keeping R's warnings and messages; list(value, warnings, messages) or list(error).
+quietly <- function(expr) {
+  warned <- character(); said <- character()
+  value <- tryCatch(withCallingHandlers(expr,
+    warning = function(w) { warned <<- c(warned, conditionMessage(w)); invokeRestart("muffleWarning") },
+    message = function(m) { said <<- c(said, trimws(conditionMessage(m))); invokeRestart("muffleMessage") }),
+    error = function(e) structure(conditionMessage(e), class = "failed"))
+  if (inherits(value, "failed")) return(list(error = as.character(value), warnings = I(warned)))
+  list(value = value, warnings = I(warned), messages = I(said))
+}
+
+glm_numbers <- function(fit) {
+  cf <- coef(fit)
+  s <- summary(fit)
+  table <- coef(s)
+  out <- list(term = names(cf), estimate = unname(cf), aliased = names(cf)[is.na(cf)],
+              std_error = unname(table[, 2][match(names(cf), rownames(table))]),
+              nobs = nobs(fit), df_residual = df.residual(fit), deviance = deviance(fit),
+              logLik = as.numeric(logLik(fit)), AIC = AIC(fit), BIC = BIC(fit),
+              xlevels = lapply(fit$xlevels, identity))
+  if (inherits(fit, "glm")) out$iter <- fit$iter
+  out
+}
+
+glmm_numbers <- function(fit) {
+  v <- as.matrix(vcov(fit))
+  list(term = names(fixef(fit)), estimate = unname(fixef(fit)), std_error = unname(sqrt(diag(v))),
+       theta = unname(getME(fit, "theta")), deviance = unname(-2 * as.numeric(logLik(fit))),
+       logLik = as.numeric(logLik(fit)), nobs = nobs(fit), singular = isSingular(fit),
+       sigma = sigma(fit))
+}
+
+effect_numbers <- function(fit, at) {
+  focal <- names(at)
+  xlevels <- Filter(function(v) length(v) > 0, lapply(at, unlist))
+  e <- Effect(focal, fit, xlevels = xlevels)
+  grid <- lapply(as.list(e$x), function(v) if (is.factor(v)) as.character(v) else v)
+  list(grid = grid, link = as.vector(e$fit), se_link = as.vector(e$se),
+       prob = as.vector(e$transformation$inverse(e$fit)),
+       conf_low = as.vector(e$transformation$inverse(e$lower)),
+       conf_high = as.vector(e$transformation$inverse(e$upper)))
+}
+
+anova_numbers <- function(fits, test) {
+  tab <- do.call(anova, c(fits, list(test = test)))
+  lm_like <- inherits(fits[[1]], "lm") && !inherits(fits[[1]], "glm")
+  list(resid_df = if (lm_like) tab$Res.Df else tab[["Resid. Df"]],
+       resid_dev = if (lm_like) tab$RSS else tab[["Resid. Dev"]],
+       df = tab$Df, p_value = tab[[ncol(tab)]], statistic = if (test %in% c("F", "Rao")) tab[[test]] else NULL)
+}
+
+fit_case <- function(case) {
+  d <- case_data(case)
+  if (!is.null(case$r_subset)) {
+    keep <- str2lang(case$r_subset)  # evaluated in the data (infert has a column named case)
+    d <- d[which(eval(keep, d)), , drop = FALSE]
+  }
+  assign("d", d, envir = globalenv())  # effects and lme4 look for the data where the formula was made
+  mixed <- case$kind == "glmm"
+  if (case$kind == "anova") {
+    runs <- lapply(case$formulas, function(f) quietly(eval(model_call(case$model, f, FALSE), globalenv())))
+    failed <- Filter(function(r) !is.null(r$error), runs)
+    if (length(failed)) return(list(error = failed[[1]]$error))
+    table <- quietly(anova_numbers(lapply(runs, `[[`, "value"), case$test))
+    if (!is.null(table$error)) return(list(error = table$error))
+    return(list(anova = table$value, warnings = table$warnings))
+  }
+  run <- quietly(eval(model_call(case$model, case$model$formula, mixed), globalenv()))
+  if (!is.null(run$error)) return(list(error = run$error, warnings = run$warnings))
+  out <- list(fit = if (mixed) glmm_numbers(run$value) else glm_numbers(run$value),
+              warnings = run$warnings, messages = run$messages)
+  if (case$kind == "grid") {
+    effect <- quietly(effect_numbers(run$value, case$at))
+    if (!is.null(effect$error)) return(c(out, list(effect_error = effect$error)))
+    out$effect <- effect$value
+  }
+  out
+}
+
+out <- list()
+for (case in cases) out[[case$id]] <- fit_case(case)
+out$r_version <- R.version.string
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null", null = "null"),
+           "tests/r/differential_reference.json")

@@ -1,0 +1,171 @@
+"""The differential test: 320 configurations drawn at random (tests/differential.py, seeded)
+over data sets that ship with R, each checked by glmflow's config checks and fitted, against
+R's answers (tests/r/differential.R -> tests/r/differential_reference.json).
+
+Every case R fits must pass the config checks and match R: a GLM's terms, aliased
+coefficients, nobs and df exactly, estimates, SEs, deviance and logLik/AIC/BIC to 1e-6
+relative (as every glm test); an effects grid to 1e-6; an anova table to 1e-6. A mixed model
+must reach lme4's deviance or below (lme4 with bobyqa at 1e5 evaluations stops within 1e-6
+of the optimum) and its estimates agree to the precision lme4's optimum carries (GLMM_BETA).
+Every case R refuses must be refused with a GlmflowError naming the model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from differential import CASES, DATA, generate
+from snakemake.utils import validate
+
+from glmflow.comparisons import compare_models
+from glmflow.config import check_config, check_schema
+from glmflow.data import clean_names, load_dataset
+from glmflow.errors import GlmflowError
+from glmflow.glmm.fit import fit_glmm
+from glmflow.interpret import predictions
+from glmflow.models import fit_model
+
+ALL = json.loads(CASES.read_text())
+REFERENCE = json.loads((ROOT / "tests" / "r" / "differential_reference.json").read_text())
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+RTOL = 1e-6
+GLMM_DEVIANCE = 1e-6  # relative: ours at or below lme4's -2 logLik, less this
+GLMM_BETA = 2e-4  # relative, with 1e-6 absolute: lme4's stopping rule leaves its fixef this far off
+GLMM_SE = 2e-2  # lme4's finite-difference Hessian (its SEs wobble by 1e-3 to 1e-2 near a boundary)
+
+
+def test_the_cases_are_the_generators():
+    """The committed cases are what the seeded generator draws (so R's answers are for them)."""
+    assert generate() == ALL
+
+
+def test_the_data_need_no_cleaning():
+    for path in sorted(DATA.glob("*.csv")):
+        header = path.read_text().split("\n", 1)[0].replace('"', "").split(",")
+        assert clean_names(header) == header, path.name
+
+
+def config_of(case: dict, models: dict) -> dict:
+    dataset = {"path": str((DATA / f"{case['dataset']}.csv").relative_to(ROOT)), "factors": case["factors"]}
+    if case.get("levels"):
+        dataset["levels"] = case["levels"]
+    config = {"datasets": {case["dataset"]: dataset}, "models": models}
+    if case["kind"] == "grid":
+        config["interpretation"] = {"predictions": {"grid": {"model": "m", "at": case["at"]}}}
+    if case["kind"] == "anova":
+        config["comparisons"] = {"chain": {"models": list(models), "test": case["test"]}}
+    return config
+
+
+def models_of(case: dict) -> dict:
+    model = {"dataset": case["dataset"], **case["model"]}
+    if case["kind"] != "anova":
+        return {"m": model}
+    return {f"m{i}": {**model, "formula": formula} for i, formula in enumerate(case["formulas"])}
+
+
+def run_case(case: dict):
+    """Check the case's config as the workflow does, then fit it: what glmflow answers."""
+    models = models_of(case)
+    config = config_of(case, models)
+    check_schema(config, SCHEMA)
+    validate(config, str(SCHEMA))  # the defaults, as the Snakefile fills them
+    check_config(config, ROOT)
+    data = load_dataset(DATA / f"{case['dataset']}.csv", name=case["dataset"], factors=case["factors"],
+                        levels=case.get("levels"))  # fmt: skip
+    if case["kind"] == "glmm":
+        return fit_glmm(data, models["m"], "m"), data
+    fits = {name: fit_model(data, spec, name) for name, spec in models.items()}
+    if case["kind"] == "anova":
+        spec = config["comparisons"]["chain"]
+        table = compare_models(spec, models, [f.glance() for f in fits.values()],
+                               [f.augment(data) for f in fits.values()], data)  # fmt: skip
+        return table, data
+    return fits["m"], data
+
+
+def close(actual, expected, rtol: float, what: str, atol: float = 0.0) -> None:
+    """Elementwise |a - e| <= rtol |e| + atol, R's NA as NaN (both missing, or neither)."""
+    actual = np.asarray([np.nan if a is None else a for a in np.atleast_1d(actual)], dtype=float)
+    expected = np.asarray([np.nan if e is None else e for e in np.atleast_1d(expected)], dtype=float)
+    assert actual.shape == expected.shape, f"{what}: {actual.shape} values, R has {expected.shape}"
+    assert np.array_equal(np.isnan(actual), np.isnan(expected)), f"{what}: NA at {np.isnan(expected)}, ours {actual}"
+    ok = ~np.isnan(expected)
+    error = np.abs(actual[ok] - expected[ok]) - rtol * np.abs(expected[ok]) - atol
+    assert error.size == 0 or error.max() <= 0, f"{what}: ours {actual} vs R {expected}"
+
+
+def vector(value) -> list:
+    """A vector of R's as jsonlite writes it: one of length 1 is a scalar."""
+    return value if isinstance(value, list) else [value]
+
+
+def check_glm(fit, expected: dict) -> None:
+    tidy = fit.tidy()
+    assert list(tidy["term"]) == vector(expected["term"])
+    se = np.asarray([np.nan if s is None else s for s in vector(expected["std_error"])], dtype=float)
+    # A coefficient that is 0 in theory (a balanced design's, a perfect fit's) is R's and our
+    # rounding noise, where a relative error means nothing: there, within 1e-6 of its SE, and
+    # of 1e-12 of the largest coefficient (an exact fit's SE is itself noise)
+    scale = np.nanmax(np.abs(np.asarray(tidy["estimate"], dtype=float)), initial=0.0)
+    close(
+        tidy["estimate"], vector(expected["estimate"]), RTOL, "estimate", atol=RTOL * np.nan_to_num(se) + 1e-12 * scale
+    )
+    close(tidy["std_error"], se, RTOL, "std_error", atol=1e-12 * scale)
+    glance = fit.glance()
+    assert (glance["nobs"], glance["df_residual"]) == (expected["nobs"], expected["df_residual"])
+    for key in ("deviance", "logLik", "AIC", "BIC"):
+        close(glance[key], expected[key], RTOL, key)
+    assert fit.xlevels == {k: vector(v) for k, v in (expected["xlevels"] or {}).items()}
+
+
+def check_glmm(fit, expected: dict) -> None:
+    assert list(fit.tidy()["term"]) == vector(expected["term"])
+    deviance = -2 * fit.glance()["logLik"]
+    assert deviance <= expected["deviance"] + GLMM_DEVIANCE * abs(expected["deviance"]), (deviance, expected)
+    close(fit.beta, vector(expected["estimate"]), GLMM_BETA, "fixef", atol=1e-6)
+    close(fit.tidy()["std_error"], vector(expected["std_error"]), GLMM_SE, "std_error", atol=1e-6)
+
+
+def check_grid(fit, data, case: dict, expected: dict) -> None:
+    table = predictions(data, {"dataset": case["dataset"], **case["model"]}, "m", fit.tidy(), fit.vcov_frame(),
+                        case["at"])  # fmt: skip
+    for ours, theirs in [("link", "link"), ("se_link", "se_link"), ("prob", "prob"), ("conf_low", "conf_low"),
+                         ("conf_high", "conf_high")]:  # fmt: skip
+        close(table[ours], expected[theirs], RTOL, ours)
+
+
+def check_anova(table: dict, expected: dict) -> None:
+    assert table["resid_df"] == vector(expected["resid_df"])
+    close(table["resid_dev"], expected["resid_dev"], RTOL, "resid dev")
+    close(table["p_value"], expected["p_value"], RTOL, "p")
+
+
+@pytest.mark.parametrize("case", ALL, ids=[case["id"] for case in ALL])
+def test_case_matches_r(case):
+    expected = REFERENCE[case["id"]]
+    if "error" in expected:
+        with pytest.raises(GlmflowError, match=r"'m\d?'|models\.m"):
+            run_case(case)
+        return
+    result, data = run_case(case)
+    if case["kind"] == "anova":
+        check_anova(result, expected["anova"])
+    elif case["kind"] == "glmm":
+        check_glmm(result, expected["fit"])
+    else:
+        check_glm(result, expected["fit"])
+        if case["kind"] == "grid":
+            assert "effect_error" not in expected, expected.get("effect_error")
+            check_grid(result, data, case, expected["effect"])
+
+
+def test_the_draw_covers_every_kind():
+    kinds = {case["kind"] for case in ALL}
+    families = {(case["kind"] == "glmm", case["model"]["family"]) for case in ALL}
+    assert kinds == {"glm", "grid", "anova", "glmm"} and len(ALL) >= 300
+    assert len(families) >= 11, families
+    assert math.isclose(sum("error" in REFERENCE[c["id"]] for c in ALL) / len(ALL), 0.05, abs_tol=0.05)
