@@ -224,7 +224,7 @@ class ModelFit(FittedModel):
     dispersion: float = 1.0  # summary.glm's: 1 for binomial and poisson, else Pearson's estimate
     weights: str | None = None  # the column of prior weights, as the config names it
     fit_weights: np.ndarray | None = None  # the prior weights glm.fit used, where not all 1
-    fit_y: np.ndarray | None = None  # the response glm.fit used (proportions for binomial)
+    fit_y: np.ndarray | None = None  # the response glm.fit used (proportions for binomial, 0/1 for a factor)
     offset: str | None = None  # the config's offset expression (formula offsets are in the formula)
     working_weights: np.ndarray | None = None  # glm: the last IRLS step's weights (R's fit$weights)
 
@@ -285,8 +285,9 @@ class ModelFit(FittedModel):
         frame[".resid"] = self.deviance_residuals
         if self.working_weights is not None:  # R's fit$weights: of the last IRLS step (the Rao test uses them)
             frame[".working_weight"] = self.working_weights
-        if self.fit_weights is not None:  # prior weights (binomial: times the trials) and the response as fitted
+        if self.fit_weights is not None:  # prior weights (binomial: times the trials)
             frame[".weights"] = self.fit_weights
+        if self.fit_y is not None:  # the response as fitted, where the column is not it (proportions, factors)
             frame[".y"] = self.fit_y
         return frame.reset_index(drop=True)
 
@@ -321,6 +322,11 @@ def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
             f"({', '.join(design.terms)}): some terms are linear combinations of others"
         )
     if is_lm(spec):
+        if isinstance(design.frame[design.response].dtype, pd.CategoricalDtype):
+            raise GlmflowError(
+                f"{where}: the response {design.response!r} is a factor; R's lm needs a number "
+                "(use family: binomial for a two-level response)"
+            )
         return _fit_lm(design, spec, name)
     return _fit_glm(design, spec, name, chosen, rows)
 
@@ -456,7 +462,7 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         separation={t: ("Inf" if s > 0 else "-Inf") for t, s in separation.infinite.items()} if separation else None,
         dispersion=dispersion,
         fit_weights=None if np.all(weights == 1) else weights,
-        fit_y=None if np.all(weights == 1) else y,
+        fit_y=None if np.all(weights == 1) and not design.coded_response else y,
         offset=spec.get("offset"),
         working_weights=fit.working_weights,
     )
