@@ -14,6 +14,7 @@ import pytest
 from conftest import ROOT, assert_close
 
 from glmflow.data import load_dataset
+from glmflow.errors import GlmflowError
 from glmflow.interpret import predictions
 from glmflow.io import read_csv, write_csv
 from glmflow.likelihood import likelihood_check
@@ -63,6 +64,21 @@ def test_summary_text_is_rs(datasets, name):
     reference = REFERENCE[name]
     fit = fit_model(datasets[reference["dataset"]], spec_of(reference), name)
     assert summary_text(fit).rstrip("\n") == reference["summary"].rstrip("\n")
+
+
+def test_a_factor_left_with_one_level_is_refused_as_r_refuses_it(datasets):
+    reference = REFERENCE["one_level"]
+    assert "2 or more levels" in reference["error"]  # R's model.matrix stops
+    with pytest.raises(GlmflowError, match=r"g has one level \(A\) in the rows used"):
+        fit_model(datasets["labels_frame"], spec_of(reference), "one_level")
+
+
+def test_lm_of_a_factor_response_is_refused(datasets):
+    """R's lm fits a factor's codes (1, 2) with warnings that this is meaningless; glmflow refuses."""
+    reference = REFERENCE["lm_factor_response"]
+    assert any("factor response" in w for w in reference["warnings"])
+    with pytest.raises(GlmflowError, match="the response 'answer' is a factor"):
+        fit_model(datasets["labels_frame"], spec_of(reference), "lm_factor_response")
 
 
 def test_effect_grid_has_only_the_used_levels(datasets):

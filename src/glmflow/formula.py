@@ -31,6 +31,18 @@ from glmflow.formula_syntax import is_name, tokenize
 from glmflow.rdeparse import r_deparse
 
 
+def _r_identity(values):
+    """R's ``I()``: a logical result (``I(x > 4)``) is a factor in R's model matrix, labelled
+    ``I(x > 4)TRUE``; anything else passes through."""
+    if isinstance(values, pd.Series) and values.dtype == bool:
+        return values.astype("category")
+    return values
+
+
+# What formulas are evaluated with: the allowed functions, and I() as R's model matrix reads it.
+CONTEXT = {**syntax.FORMULA_FUNCTIONS, "I": _r_identity}
+
+
 def _variable_order(rhs: str, expressions: list[str]) -> dict[str, int]:
     """Where each variable (formulaic's factor expression) first appears in ``rhs`` (formulaic's
     syntax), as the rows of R's ``terms()`` factors matrix order them. Only appearances outside
@@ -184,14 +196,16 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
             f"not a column of the data (columns: {', '.join(data.columns)})"
         )
     complete = data[variables].notna().all(axis=1).to_numpy()
-    frame = _drop_unused_levels(data.loc[complete], variables)
     rhs_with_offsets = syntax.fixed_part(syntax.split_formula(formula, where)[1])
     rhs_without, offsets = syntax.split_offsets(rhs_with_offsets)
     rhs = syntax.to_formulaic(rhs_without)
+    predictors = [v for v in variables if v not in syntax.response_columns(response)]
+    frame = _model_frame(data.loc[complete], variables, list(_variable_order(rhs, predictors)))
     try:
-        matrix = model_matrix(rhs, frame, context=syntax.FORMULA_FUNCTIONS, na_action="raise")
+        matrix = model_matrix(rhs, frame, context=CONTEXT, na_action="raise")
     except Exception as error:
         raise GlmflowError(f"{where}: formula {formula!r} cannot be evaluated: {error}") from error
+    _check_levels(matrix.model_spec, f"{where}: formula {formula!r}")
     columns = r_columns(matrix.model_spec, rhs)
     order = np.array([index for index, _ in columns], dtype=int)
     X = np.asarray(matrix, dtype=float)[:, order]
@@ -235,14 +249,29 @@ def _response(frame: pd.DataFrame, response: str, where: str) -> tuple[np.ndarra
     return successes, successes + failures
 
 
-def _drop_unused_levels(frame: pd.DataFrame, variables: list[str]) -> pd.DataFrame:
-    """R's model.frame(drop.unused.levels = TRUE): a level of a factor that no row used keeps
-    has no coefficient, and the first level left is the reference."""
-    factors = [v for v in variables if isinstance(frame[v].dtype, pd.CategoricalDtype)]
-    if not factors:
-        return frame
+def _model_frame(frame: pd.DataFrame, variables: list[str], terms: list[str]) -> pd.DataFrame:
+    """R's model frame: unused levels of factors dropped (``drop.unused.levels = TRUE``: a level
+    no row uses has no coefficient, and the first level left is the reference); a logical
+    variable written as a term (``terms``) is a factor, as R's model matrix codes it (``flagTRUE``)."""
+    changed = {v: frame[v].astype("category") for v in terms if frame[v].dtype == bool}
+    for variable in variables:
+        if isinstance(frame[variable].dtype, pd.CategoricalDtype):
+            changed[variable] = frame[variable].cat.remove_unused_categories()
     # assign: the other columns are not copied (pandas' copy-on-write)
-    return frame.assign(**{variable: frame[variable].cat.remove_unused_categories() for variable in factors})
+    return frame.assign(**changed) if changed else frame
+
+
+def _check_levels(spec: ModelSpec, where: str) -> None:
+    """R's model.matrix refuses a factor with one level ("contrasts can be applied only to
+    factors with 2 or more levels"); here that happens after a filter or NA rows leave one."""
+    for expression, (_, state) in spec.encoder_state.items():
+        if "categories" in state and len(state["categories"]) < 2:
+            left = ", ".join(r_value_label(v) for v in state["categories"])
+            raise GlmflowError(
+                f"{where}: {r_deparse(_r_call(expression))} has one level ({left}) in the rows used (after the "
+                "filters and dropping rows with NA); R's model.matrix refuses a factor with fewer than 2 levels: "
+                "take it out of the formula or change the filter"
+            )
 
 
 def _is_coded(values: pd.Series) -> bool:
@@ -260,4 +289,5 @@ def response_values(values: pd.Series) -> np.ndarray:
 
 def design_for(design: Design, newdata: pd.DataFrame) -> np.ndarray:
     """The model matrix of new rows, with the factor levels of the fitted data."""
-    return np.asarray(design.spec.get_model_matrix(newdata, na_action="raise"), dtype=float)[:, design.column_order]
+    matrix = design.spec.get_model_matrix(newdata, context=CONTEXT, na_action="raise")
+    return np.asarray(matrix, dtype=float)[:, design.column_order]

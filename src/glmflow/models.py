@@ -356,21 +356,27 @@ def _fit_lm(design: Design, spec: dict, name: str) -> ModelFit:
     tss = float(np.sum((design.y - centre) ** 2))
     # logLik.lm: the ML estimate of sigma, and sigma counts as a parameter.
     loglik = -n / 2 * (math.log(2 * math.pi) + 1 - math.log(n) + math.log(rss))
+    # summary.lm's, from the formula's intercept: statsmodels would centre R^2 whenever the
+    # columns span a constant (y ~ 0 + flag), where R does not.
+    fitted = np.asarray(result.fittedvalues)
+    explained = float(np.sum((fitted - fitted.mean()) ** 2) if design.has_intercept else fitted @ fitted)
+    r_squared = explained / (explained + rss)
+    numerator_df = p - int(design.has_intercept)
     statistics = {
-        "r_squared": float(result.rsquared),
-        "adj_r_squared": float(result.rsquared_adj),
+        "r_squared": r_squared,
+        "adj_r_squared": 1 - (1 - r_squared) * (n - int(design.has_intercept)) / (n - p),
         "sigma": math.sqrt(rss / (n - p)),
     }
-    numerator_df = p - int(design.has_intercept)
     if numerator_df > 0:
-        statistics["fstatistic"] = [float(result.fvalue), numerator_df, n - p]
-        statistics["f_p_value"] = float(result.f_pvalue)
+        f_value = explained / numerator_df / (rss / (n - p))
+        statistics["fstatistic"] = [f_value, numerator_df, n - p]
+        statistics["f_p_value"] = float(special.fdtrc(numerator_df, n - p, f_value))
     return ModelFit(
         **_common(design, spec, name),
         coef=np.asarray(result.params),
         vcov=np.asarray(result.cov_params()),
-        fitted_link=np.asarray(result.fittedvalues),
-        fitted=np.asarray(result.fittedvalues),
+        fitted_link=fitted,
+        fitted=fitted,
         deviance_residuals=residuals,
         loglik=loglik,
         df_loglik=p + 1,

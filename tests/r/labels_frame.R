@@ -28,7 +28,8 @@ constructed <- data.frame(
               sin(i * 1.3), 5),
   count = round(exp(0.5 + 0.1 * x + 0.3 * (g == "C") + 0.5 * sin(i * 2.1))),
   yb = as.integer(sin(i * 1.7) + 0.1 * x - 0.6 > 0),
-  answer = ifelse(sin(i * 0.9) + 0.15 * x - 1 > 0, "yes", "no")
+  answer = ifelse(sin(i * 0.9) + 0.15 * x - 1 > 0, "yes", "no"),
+  flag = cos(i * 2.3) > 0
 )
 write.csv(constructed, "tests/r/labels_frame_data.csv", row.names = FALSE)
 
@@ -54,7 +55,11 @@ models <- list(
   unused_by_filter = list("labels_frame", yb ~ g + x, "binomial", "keep == 1"),
   unused_by_filter_interaction = list("labels_frame", y ~ g * x, "lm", "keep == 1"),
   unused_reference_by_na = list("labels_frame", count ~ g + xna, "poisson"),
-  factor_response = list("labels_frame", answer ~ x + grp, "binomial")
+  factor_response = list("labels_frame", answer ~ x + grp, "binomial"),
+  # logicals are factors in R's model matrix: flagTRUE, I(x > 7)TRUE; both levels without intercept
+  logical_terms = list("labels_frame", y ~ flag + I(x > 7) + x, "lm"),
+  logical_no_intercept = list("labels_frame", y ~ 0 + flag + x, "lm"),
+  logical_interaction = list("labels_frame", yb ~ flag:x, "binomial")
 )
 
 out <- list(r_version = R.version.string,
@@ -79,6 +84,20 @@ for (name in names(models)) {
     summary = paste(capture.output(print(summary(fit))), collapse = "\n")
   )
 }
+# A filter that leaves one level of a factor: R refuses the model.
+one_level <- tryCatch(lm(y ~ g + x, data = lf, subset = g == "A"), error = conditionMessage)
+out$one_level <- list(dataset = "labels_frame", formula = "y ~ g + x", family = "gaussian", filter = "g == 'A'",
+                      error = one_level)
+
+# lm of a factor response: R fits its codes (1, 2) with warnings that it is meaningless.
+warned <- character()
+invisible(withCallingHandlers(lm(answer ~ x, data = lf), warning = function(w) {
+  warned <<- c(warned, conditionMessage(w))
+  invokeRestart("muffleWarning")
+}))
+out$lm_factor_response <- list(dataset = "labels_frame", formula = "answer ~ x", family = "gaussian", filter = NA,
+                               warnings = warned)
+
 # effects::Effect over a factor with a level no row uses: its grid holds the used levels only.
 effect <- Effect("g", glm(yb ~ g + x, binomial, data = lf, subset = keep == 1))
 out$effect_unused_by_filter <- list(g = as.character(effect$x$g), fit = unname(as.vector(effect$fit)),

@@ -18,8 +18,8 @@ import pandas as pd
 from formulaic import model_matrix
 
 from glmflow.errors import GlmflowError
-from glmflow.formula import Design, build_design, r_columns, r_label
-from glmflow.formula_syntax import FORMULA_FUNCTIONS, RandomTerm, check_random_terms, split_formula, to_formulaic
+from glmflow.formula import CONTEXT, Design, build_design, r_columns, r_label
+from glmflow.formula_syntax import RandomTerm, check_random_terms, split_formula, to_formulaic
 
 
 @dataclass
@@ -157,7 +157,7 @@ def _term_matrix(expression: str, frame: pd.DataFrame, where: str) -> tuple[list
         return ["(Intercept)"], np.ones((len(frame), 1))
     rhs = to_formulaic(expression)
     try:
-        matrix = model_matrix(rhs, frame, context=FORMULA_FUNCTIONS, na_action="raise")
+        matrix = model_matrix(rhs, frame, context=CONTEXT, na_action="raise")
         columns = r_columns(matrix.model_spec, rhs)
     except Exception as error:
         raise GlmflowError(f"{where}: {error}") from error
