@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, assert_close
 
-from glmflow.data import load_dataset
+from glmflow.data import load_dataset, r_label
 from glmflow.errors import GlmflowError
 from glmflow.interpret import predictions
 from glmflow.io import read_csv, write_csv
@@ -88,6 +88,19 @@ def test_effect_grid_has_only_the_used_levels(datasets):
     fit = fit_model(data, spec, "unused_by_filter")
     table = predictions(data, spec, "unused_by_filter", fit.tidy(), fit.vcov_frame(), {"g": []})
     assert list(table["g"].astype(str)) == expected["g"]
+    assert_close(table["link"], expected["fit"], RTOL, "effect fit")
+    assert_close(table["se_link"], expected["se"], RTOL, "effect se")
+
+
+def test_effect_grid_of_a_logical_predictor(datasets):
+    """effects::Effect crosses a logical predictor's two values, as a factor's levels."""
+    expected = REFERENCE["effect_logical"]
+    data = datasets["labels_frame"]
+    spec = {"dataset": "labels_frame", "formula": expected["formula"], "family": "binomial"}
+    fit = fit_model(data, spec, "effect_logical")
+    table = predictions(data, spec, "effect_logical", fit.tidy(), fit.vcov_frame(), {"flag": [], "x": [2, 8]})
+    assert [r_label(v) for v in table["flag"]] == expected["flag"]
+    assert list(table["x"]) == expected["x"]
     assert_close(table["link"], expected["fit"], RTOL, "effect fit")
     assert_close(table["se_link"], expected["se"], RTOL, "effect se")
 

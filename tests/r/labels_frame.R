@@ -102,5 +102,9 @@ out$lm_factor_response <- list(dataset = "labels_frame", formula = "answer ~ x",
 effect <- Effect("g", glm(yb ~ g + x, binomial, data = lf, subset = keep == 1))
 out$effect_unused_by_filter <- list(g = as.character(effect$x$g), fit = unname(as.vector(effect$fit)),
                                     se = unname(effect$se))
+# effects::Effect treats a logical predictor as a factor: both values on the grid.
+effect <- Effect(c("flag", "x"), glm(yb ~ flag * x + z, binomial, data = lf), xlevels = list(x = c(2, 8)))
+out$effect_logical <- list(formula = "yb ~ flag * x + z", flag = effect$x$flag, x = effect$x$x,
+                           fit = unname(as.vector(effect$fit)), se = unname(effect$se))
 
 write_json(out, "tests/r/labels_frame_reference.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)
