@@ -101,18 +101,20 @@ def r_columns(spec: ModelSpec, rhs: str) -> list[tuple[int, tuple[str, ...]]]:
         for scoped_term in structure.scoped_terms:
             factors = list(scoped_term.factors)
             encoded = [_factor_columns(spec, f) for f in factors]
+            names = [r_deparse(_r_call(f.factor.expr)) for f in factors]
             r_order = sorted(range(len(factors)), key=lambda i: order.get(factors[i].factor.expr, len(order)))
             # formulaic's product: the first factor varies fastest
             combos = [c[::-1] for c in itertools.product(*reversed(encoded))]
             keyed = []
             for offset, combo in enumerate(combos):
-                parts = tuple(r_deparse(_r_call(factors[i].factor.expr)) + combo[i][1] for i in r_order)
+                parts = tuple(names[i] + combo[i][1] for i in r_order)
                 key = tuple(combo[i][0] for i in reversed(r_order))  # R's first factor fastest
                 keyed.append((key, start + len(block) + offset, parts))
             block += [(index, parts) for _, index, parts in sorted(keyed, key=lambda k: k[0])]
         if len(block) != len(structure.columns):
             raise GlmflowError(
-                f"term {structure.term}: formulaic gives columns {structure.columns}, which glmflow cannot label as R"
+                f"term {structure.term}: formulaic gives the columns {structure.columns}, which glmflow cannot "
+                "label as R does; write the term another way (factor(x), I(...), a:b)"
             )
         columns += block
         start += len(block)
@@ -206,7 +208,10 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
     except Exception as error:
         raise GlmflowError(f"{where}: formula {formula!r} cannot be evaluated: {error}") from error
     _check_levels(matrix.model_spec, f"{where}: formula {formula!r}")
-    columns = r_columns(matrix.model_spec, rhs)
+    try:
+        columns = r_columns(matrix.model_spec, rhs)
+    except GlmflowError as error:
+        raise GlmflowError(f"{where}: formula {formula!r}: {error}") from None
     order = np.array([index for index, _ in columns], dtype=int)
     X = np.asarray(matrix, dtype=float)[:, order]
     if not np.isfinite(X).all():
