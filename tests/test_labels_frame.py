@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, assert_close
 
+from glmflow.comparisons import compare_models
 from glmflow.data import load_dataset, r_label
 from glmflow.errors import GlmflowError
 from glmflow.interpret import predictions
@@ -117,3 +118,20 @@ def test_likelihood_check_of_a_factor_response(datasets, tmp_path):
     check = likelihood_check("factor_response", "binomial", augment, "answer", fit.glance())
     assert check["ok"], check
     assert_close(check["by_hand"]["logLik"], reference["logLik"], RTOL, "logLik by hand")
+
+
+def test_rao_test_of_a_factor_response(datasets, tmp_path):
+    """anova(test = "Rao") from the augment files as written: the working residuals of a yes/no
+    response are of its 0/1 coding."""
+    expected = REFERENCE["rao_factor_response"]
+    data = datasets["labels_frame"]
+    specs = {f"m{i}": {"formula": f, "family": "binomial"} for i, f in enumerate(expected["formulas"])}
+    fits = [fit_model(data, spec, name) for name, spec in specs.items()]
+    augments = []
+    for fit in fits:
+        write_csv(tmp_path / f"{fit.name}.csv", fit.augment(data))
+        augments.append(read_csv(tmp_path / f"{fit.name}.csv"))
+    spec = {"models": list(specs), "test": "Rao"}
+    table = compare_models(spec, specs, [f.glance() for f in fits], augments, data)
+    assert_close(table["Rao"][1], expected["Rao"], RTOL, "Rao")
+    assert_close(table["p_value"][1], expected["p_value"], RTOL, "p")

@@ -106,5 +106,9 @@ out$effect_unused_by_filter <- list(g = as.character(effect$x$g), fit = unname(a
 effect <- Effect(c("flag", "x"), glm(yb ~ flag * x + z, binomial, data = lf), xlevels = list(x = c(2, 8)))
 out$effect_logical <- list(formula = "yb ~ flag * x + z", flag = effect$x$flag, x = effect$x$x,
                            fit = unname(as.vector(effect$fit)), se = unname(effect$se))
+# anova(test = "Rao") of models with a yes/no factor response: the score test reads it as 0/1.
+rao <- anova(glm(answer ~ x, binomial, lf), glm(answer ~ x + grp, binomial, lf), test = "Rao")
+out$rao_factor_response <- list(formulas = c("answer ~ x", "answer ~ x + grp"), Rao = rao$Rao[2],
+                                p_value = rao[["Pr(>Chi)"]][2])
 
 write_json(out, "tests/r/labels_frame_reference.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)
