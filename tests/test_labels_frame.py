@@ -1,9 +1,10 @@
 """R's coefficient labels and model frame, against R 4.2 (tests/r/labels_frame.R ->
 tests/r/labels_frame_reference.json): ``names(coef(fit))`` character for character (interaction
 variables in the formula's order, levels with brackets, colons, dots and spaces, function terms
-as deparse() writes them), unused factor levels dropped as model.frame drops them, and the
-likelihood check of a yes/no factor response. Estimates and SEs to 1e-6 relative, summary()
-character for character."""
+as deparse() writes them, logical predictors as factors), unused factor levels dropped as
+model.frame drops them (effects grids too), a factor left with one level refused, and the
+likelihood check and Rao test of a yes/no factor response. Estimates and SEs to 1e-6 relative,
+summary() character for character."""
 
 from __future__ import annotations
 
