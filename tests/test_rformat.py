@@ -1,6 +1,7 @@
 """R's number formatting, on values whose R output was checked in R 4.2."""
 
-from glmflow.rformat import deparse_call, format_c, format_pval, format_real, r_round, zapsmall
+from glmflow.rdeparse import deparse_call
+from glmflow.rformat import format_c, format_pval, format_real, r_round, zapsmall
 
 
 def test_format_real_common_decimals_and_scientific():

@@ -46,32 +46,32 @@ def tokenize(formula: str) -> list[str]:
     return tokens
 
 
-_TIGHT = {":", "^", "("}
-
-
-def deparse_formula(formula: str) -> str:
-    """The formula spaced as R's ``deparse()`` prints it: ``survived ~ 1 + sex * fare``."""
-    return _render(tokenize(formula))
+_TIGHT = {":", "^", "/", "("}
 
 
 def _render(tokens: list[str]) -> str:
+    """Tokens as formulaic reads them (R's spacing, which ``glmflow.rdeparse`` writes exactly)."""
     out: list[str] = []
     for i, token in enumerate(tokens):
         previous = tokens[i - 1] if i else None
-        unary = token in "+-!" and (previous is None or previous in {"~", "(", ",", "+", "-", "*", "/"})
+        unary = token in ("+", "-", "!") and (previous is None or previous in _BEFORE_UNARY)
         if token == ",":
             out.append(", ")
         elif token == ")":
             out.append(")")
-        elif token in _TIGHT or (previous in {":", "^"} and token not in "()"):
+        elif token in _TIGHT or (previous in _TIGHT - {"("} and token not in "()"):
             out.append(token)
         elif unary:
-            out.append(token if previous in {None, "("} else " " + token)
+            out.append(token if previous in {None, "(", *_TIGHT} else " " + token)
         elif _is_operator(token):
             out.append(f" {token} ")
         else:
             out.append(token)
     return "".join(out).replace("  ", " ").strip()
+
+
+# After these a + - or ! is unary (``-x``, ``a * -b``, ``x^-1``).
+_BEFORE_UNARY = {"~", "(", ",", "+", "-", "*", "/", "^", ":", "==", "!=", "<", ">", "<=", ">=", "&", "|", "!"}
 
 
 def _is_operator(token: str) -> bool:
@@ -145,7 +145,7 @@ def check_formula_text(formula: str, where: str) -> None:
         following = tokens[i + 1] if i + 1 < len(tokens) else None
         if token[0] in "\"'":
             raise GlmflowError(f"{where}: formula {formula!r}: text {token} is not allowed in a formula")
-        if not _is_name(token):
+        if not is_name(token):
             continue
         if "." in token:
             raise GlmflowError(
@@ -238,7 +238,7 @@ def to_formulaic(rhs: str) -> str:
     for i, token in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else None
         if token == "(":
-            is_call = bool(out) and _is_name(out[-1])
+            is_call = bool(out) and is_name(out[-1])
             depth_stack.append(is_call)
             call_depth += is_call
         elif token == ")" and depth_stack:
@@ -251,7 +251,7 @@ def to_formulaic(rhs: str) -> str:
     return _render(out)
 
 
-def _is_name(token: str) -> bool:
+def is_name(token: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z.][A-Za-z0-9._]*", token))
 
 

@@ -91,8 +91,9 @@ def effect_grid(design: Design, frame: pd.DataFrame, at: dict, where: str) -> tu
         columns = design.spec.term_indices[term]
         if involved and len(term.factors) == 1 and set(variables) & factors:
             X[:, columns] = design.X[:, columns].mean(axis=0)
-    for index, name in enumerate(design.terms):
-        components = [design.terms.index(c) for c in name.split(":") if c in design.terms]
+    single = {parts[0]: index for index, parts in enumerate(design.column_parts) if len(parts) == 1}
+    for index, parts in enumerate(design.column_parts):
+        components = [single[part] for part in parts if part in single]
         if len(components) > 1:
             X[:, index] = np.prod(X[:, components], axis=1)
     return grid[focal], X
@@ -113,7 +114,7 @@ def predictions(
     design = build_design(model_spec["formula"], rows, where, model_spec.get("offset"))
     if list(tidy["term"]) != design.terms:
         raise GlmflowError(f"{where}: the model's terms {list(tidy['term'])} do not match its formula's {design.terms}")
-    grid, X = effect_grid(design, data.loc[design.rows], at or {}, where)
+    grid, X = effect_grid(design, design.frame, at or {}, where)
     offsets = design.offsets
     offset = None
     if offsets:

@@ -51,8 +51,14 @@ def likelihood_check(model: str, family: str, augment: pd.DataFrame, response: s
                 "max_abs_difference": 0.0, "tolerance": LIKELIHOOD_TOLERANCE, "ok": True,
                 "note": "quasi-likelihood: R's logLik, AIC and BIC are NA"}  # fmt: skip
     weights = augment[".weights"] if ".weights" in augment else None
-    loglik = float(np.sum(loglik_by_hand(family, augment[".y"] if ".y" in augment else augment[response],
-                                         augment[".prob"], weights)))  # fmt: skip
+    # .y is the response as the fit used it, where the column is not that (a factor's 0/1, proportions).
+    y = augment[".y"] if ".y" in augment else augment[response]
+    if not pd.api.types.is_numeric_dtype(y.dtype):
+        raise GlmflowError(
+            f"model {model!r}: the response {response!r} in the augment table is not numeric and it has no .y "
+            "column (the response as fitted); refit the model to write it"
+        )
+    loglik = float(np.sum(loglik_by_hand(family, y, augment[".prob"], weights)))
     by_hand = {"logLik": loglik, "AIC": -2 * loglik + 2 * k, "BIC": -2 * loglik + math.log(n) * k}
     differences = {key: by_hand[key] - glance[key] for key in by_hand}
     worst = max(abs(v) for v in differences.values())

@@ -225,7 +225,7 @@ class ModelFit(FittedModel):
     dispersion: float = 1.0  # summary.glm's: 1 for binomial and poisson, else Pearson's estimate
     weights: str | None = None  # the column of prior weights, as the config names it
     fit_weights: np.ndarray | None = None  # the prior weights glm.fit used, where not all 1
-    fit_y: np.ndarray | None = None  # the response glm.fit used (proportions for binomial)
+    fit_y: np.ndarray | None = None  # the response glm.fit used (proportions for binomial, 0/1 for a factor)
     offset: str | None = None  # the config's offset expression (formula offsets are in the formula)
     working_weights: np.ndarray | None = None  # glm: the last IRLS step's weights (R's fit$weights)
     xlevels: dict[str, list[str]] = field(default_factory=dict)  # R's fit$xlevels: each factor's levels used
@@ -295,8 +295,9 @@ class ModelFit(FittedModel):
         frame[".resid"] = self.deviance_residuals
         if self.working_weights is not None:  # R's fit$weights: of the last IRLS step (the Rao test uses them)
             frame[".working_weight"] = self.working_weights
-        if self.fit_weights is not None:  # prior weights (binomial: times the trials) and the response as fitted
+        if self.fit_weights is not None:  # prior weights (binomial: times the trials)
             frame[".weights"] = self.fit_weights
+        if self.fit_y is not None:  # the response as fitted, where the column is not it (proportions, factors)
             frame[".y"] = self.fit_y
         return frame.reset_index(drop=True)
 
@@ -389,11 +390,15 @@ def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
     if len(design.y) == 0:
         raise GlmflowError(f"{where}: no rows left after dropping missing values")
     lm = is_lm(spec)
+    if lm and isinstance(design.frame[design.response].dtype, pd.CategoricalDtype):
+        raise GlmflowError(
+            f"{where}: the response {design.response!r} is a factor; R's lm needs a number "
+            "(use family: binomial for a two-level response)"
+        )
     prior = rows.loc[design.rows, spec["weights"]].to_numpy(dtype=float) if spec.get("weights") else None
     # lm.fit's qr(tol = 1e-7); glm.fit's Cdqrls at min(1e-7, epsilon / 1000)
     kept = ~aliased_columns(design.X, 1e-7 if lm else 1e-11, prior)
-    fit = _fit_lm(design, spec, name, rows, kept) if lm else _fit_glm(design, spec, name, chosen, rows, kept)
-    return fit
+    return _fit_lm(design, spec, name, rows, kept) if lm else _fit_glm(design, spec, name, chosen, rows, kept)
 
 
 def _common(design: Design, spec: dict, name: str, rows: pd.DataFrame) -> dict:
@@ -422,22 +427,28 @@ def _fit_lm(design: Design, spec: dict, name: str, rows: pd.DataFrame, kept: np.
     tss = float(np.sum((design.y - centre) ** 2))
     # logLik.lm: the ML estimate of sigma, and sigma counts as a parameter.
     loglik = -n / 2 * (math.log(2 * math.pi) + 1 - math.log(n) + math.log(rss))
+    # summary.lm's, from the formula's intercept: statsmodels would centre R^2 whenever the
+    # columns span a constant (y ~ 0 + flag), where R does not.
+    fitted = np.asarray(result.fittedvalues)
+    explained = float(np.sum((fitted - fitted.mean()) ** 2) if design.has_intercept else fitted @ fitted)
+    r_squared = explained / (explained + rss)
+    numerator_df = p - int(design.has_intercept)
     statistics = {
-        "r_squared": float(result.rsquared),
-        "adj_r_squared": float(result.rsquared_adj),
+        "r_squared": r_squared,
+        "adj_r_squared": 1 - (1 - r_squared) * (n - int(design.has_intercept)) / (n - p),
         "sigma": math.sqrt(rss / (n - p)),
     }
-    numerator_df = p - int(design.has_intercept)
     if numerator_df > 0 and n > p:
-        statistics["fstatistic"] = [float(result.fvalue), numerator_df, n - p]
-        statistics["f_p_value"] = float(result.f_pvalue)
+        f_value = explained / numerator_df / (rss / (n - p))
+        statistics["fstatistic"] = [f_value, numerator_df, n - p]
+        statistics["f_p_value"] = float(special.fdtrc(numerator_df, n - p, f_value))
     coef, vcov = _expand(kept, np.asarray(result.params), np.asarray(result.cov_params()))
     return ModelFit(
         **_common(design, spec, name, rows),
         coef=coef,
         vcov=vcov,
-        fitted_link=np.asarray(result.fittedvalues),
-        fitted=np.asarray(result.fittedvalues),
+        fitted_link=fitted,
+        fitted=fitted,
         deviance_residuals=residuals,
         loglik=loglik,
         df_loglik=p + 1,
@@ -531,7 +542,7 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         separation={t: ("Inf" if s > 0 else "-Inf") for t, s in separation.infinite.items()} if separation else None,
         dispersion=dispersion,
         fit_weights=None if np.all(weights == 1) else weights,
-        fit_y=None if np.all(weights == 1) else y,
+        fit_y=None if np.all(weights == 1) and not design.coded_response else y,
         offset=spec.get("offset"),
         working_weights=fit.working_weights,
     )

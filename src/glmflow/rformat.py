@@ -1,7 +1,7 @@
 """R's rules for printing numbers, ported so that summaries read exactly as R prints them.
 
 No Python library reproduces R's ``format()``/``formatReal``, ``format.pval``,
-``printCoefmat`` or ``deparse`` line breaking, so they are written here by hand from
+or ``printCoefmat``, so they are written here by hand from
 R 4.2's sources (src/main/format.c, src/library/stats/R/lm.R, base/R/format.R).
 R's ``options(digits = 7)`` and ``scipen = 0`` are assumed throughout.
 """
@@ -278,20 +278,6 @@ def coefficient_table(
         colnames = colnames + [""]
     text = print_matrix(cells, colnames, list(terms))
     return text + (SIGNIF_LEGEND if show_stars else "")
-
-
-def deparse_call(function: str, arguments: list[tuple[str, str]], cutoff: int = 60) -> str:
-    """R's ``deparse()`` of a call: a line break after an argument once a line passes 60 bytes."""
-    lines, line = [], f"{function}("
-    for i, (name, value) in enumerate(arguments):
-        line += f"{name} = {value}" if name else value
-        if i < len(arguments) - 1:
-            line += ", "
-            if len(line) > cutoff:
-                lines.append(line)
-                line = "    "
-    lines.append(line + ")")
-    return "\n".join(lines)
 
 
 def r_label(value) -> str:

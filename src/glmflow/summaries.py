@@ -6,13 +6,12 @@ import math
 
 import numpy as np
 
-from glmflow.formula_syntax import deparse_formula
 from glmflow.io import write_csv, write_json, write_text
 from glmflow.models import ModelFit
+from glmflow.rdeparse import deparse_call, deparse_formula
 from glmflow.rformat import (
     abbreviate,
     coefficient_table,
-    deparse_call,
     format_c,
     format_number,
     format_pval,

@@ -51,8 +51,9 @@ for (name in names(filters)) out$filters[[name]] <- list(filter = filter_texts[[
 
 # --- Models: collation order of a text factor, explicit levels, zero weights -----------------
 tidy_of <- function(fit) {
-  cf <- coef(summary(fit))
-  list(term = rownames(cf), estimate = unname(cf[, 1]), std_error = unname(cf[, 2]),
+  cf <- coef(summary(fit))  # without the aliased (NA) coefficients, which coef() has
+  list(term = names(coef(fit)), estimate = unname(coef(fit)),
+       std_error = unname(cf[, 2][match(names(coef(fit)), rownames(cf))]),
        nobs = nobs(fit), df_residual = df.residual(fit), logLik = as.numeric(logLik(fit)),
        AIC = AIC(fit), BIC = BIC(fit), xlevels = lapply(fit$xlevels, identity))
 }
@@ -67,6 +68,15 @@ out$models$levels <- c(list(formula = "y ~ dose + x + race", family = "binomial"
                        tidy_of(glm(y ~ dose + x + race, binomial, d_levels)))
 out$models$zero_weights <- c(list(formula = "count ~ x + dose", family = "poisson", weights = "w"),
                              tidy_of(glm(count ~ x + dose, poisson, d, weights = w)))
+# Aliased columns: R keeps the earlier column (dqrdc2's pivoting) and reports NA.
+out$models$aliased_glm <- c(list(formula = "y ~ x + I(2 * x) + dose", family = "binomial"),
+                            tidy_of(glm(y ~ x + I(2 * x) + dose, binomial, d)))
+out$models$aliased_glm$summary <- paste(capture.output(print(summary(glm(y ~ x + I(2 * x) + dose, "binomial", d)))),
+                                        collapse = "\n")
+out$models$aliased_lm <- c(list(formula = "pos ~ I(x + 1) + x + race", family = "gaussian"),
+                           tidy_of(lm(pos ~ I(x + 1) + x + race, d)))
+out$models$aliased_lm$summary <- paste(capture.output(print(summary(lm(pos ~ I(x + 1) + x + race, d)))),
+                                       collapse = "\n")
 out$models$zero_weights_gamma <- c(list(formula = "pos ~ x", family = "Gamma", link = "log", weights = "w"),
                                    tidy_of(glm(pos ~ x, Gamma(link = "log"), d, weights = w)))
 

@@ -2,6 +2,7 @@
 
 from glmflow.datafile import read_dataset
 from glmflow.figures import fit_figure
+from glmflow.formula import response_values
 from glmflow.interpret import fitted_curve
 from glmflow.io import logged, read_csv, write_text
 from glmflow.models import model_data
@@ -14,6 +15,8 @@ with logged(snakemake):
     curve = fitted_curve(data, spec, params.model, tidy, vcov, figure["x"], figure.get("by"))
     points = model_data(data, spec, params.model)
     response = spec["formula"].split("~")[0].strip()
+    # A factor or logical response is drawn as the fit codes it (0/1), on the scale of the curve.
+    points = points.assign(**{response: response_values(points[response])})
     svg = fit_figure(
         points,
         figure["x"],

@@ -19,8 +19,8 @@ from formulaic import model_matrix
 
 from glmflow.data import r_sorted
 from glmflow.errors import GlmflowError
-from glmflow.formula import Design, build_design, r_label
-from glmflow.formula_syntax import FORMULA_FUNCTIONS, RandomTerm, check_random_terms, split_formula, to_formulaic
+from glmflow.formula import CONTEXT, Design, build_design, r_columns, r_label
+from glmflow.formula_syntax import RandomTerm, check_random_terms, split_formula, to_formulaic
 
 
 @dataclass
@@ -157,11 +157,14 @@ def _term_matrix(expression: str, frame: pd.DataFrame, where: str) -> tuple[list
     ones: 30 ms of formulaic's overhead saved per intercept term on verbagg's 7584 rows)."""
     if expression.replace(" ", "") == "1":
         return ["(Intercept)"], np.ones((len(frame), 1))
+    rhs = to_formulaic(expression)
     try:
-        matrix = model_matrix(to_formulaic(expression), frame, context=FORMULA_FUNCTIONS, na_action="raise")
+        matrix = model_matrix(rhs, frame, context=CONTEXT, na_action="raise")
+        columns = r_columns(matrix.model_spec, rhs)
     except Exception as error:
         raise GlmflowError(f"{where}: {error}") from error
-    return [r_label(str(c)) for c in matrix.columns], np.asarray(matrix, dtype=float)
+    order = [index for index, _ in columns]
+    return [r_label(parts) for _, parts in columns], np.asarray(matrix, dtype=float)[:, order]
 
 
 def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str | None = None,
@@ -177,7 +180,7 @@ def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str
     if weights is not None:
         data = data[data[weights].notna()]
     design = build_design(formula, data, where, offset)
-    frame = data.loc[design.rows]
+    frame = design.frame  # unused levels dropped, as lme4's model frame
     terms = []
     for expression, columns in expand_terms(written):
         names, matrix = _term_matrix(expression, frame, f"{where}: random term ({expression} | {':'.join(columns)})")
