@@ -18,7 +18,7 @@ from glmflow.rank import r_qr_rank
 from glmflow.summaries import summary_text
 
 REFERENCE = json.loads((ROOT / "tests" / "r" / "glmm_user_reference.json").read_text())
-CASES = [name for name in REFERENCE if name != "notes"]
+CASES = [name for name in REFERENCE if name not in ("notes", "qr")]
 ALIASED = [name for name in CASES if REFERENCE[name]["dropped"]]
 
 
@@ -121,3 +121,12 @@ def test_binomial_fits_without_separation_say_so(fits):
     assert fits["binomial_duplicate"].glance()["separation"] == {}
     assert "separation" not in fits["poisson_combination"].glance()
     assert not any(w.startswith("separation:") for w in fits["binomial_duplicate"].warnings)
+
+
+@pytest.mark.parametrize("name", list(REFERENCE["qr"]))
+def test_rank_and_pivot_equal_rs_qr(name):
+    reference = REFERENCE["qr"][name]
+    X = numbers(reference["X"]).reshape(reference["nrow"], -1, order="F")
+    rank, pivot = r_qr_rank(X, 1e-7)
+    assert rank == reference["rank"]
+    assert list(pivot + 1) == reference["pivot"]

@@ -83,6 +83,22 @@ for (name in names(models)) {
   default <- fit_with_messages(m[[1]], rows, fam, glmerControl())
   out[[name]] <- c(list(formula = m[[1]], family = m[[2]], link = m[[3]], rows = m[[4]]), describe(run, default))
 }
+# R's qr(X, tol = 1e-7), the rank test lme4 uses, on matrices where near-aliasing, scale and
+# the order of the columns decide what is kept
+set.seed(7)
+z <- matrix(round(rnorm(20 * 4), 6), 20, 4)
+one <- rep(1, 20)
+matrices <- list(
+  near_duplicate = cbind(one, z[, 1], z[, 1] + 1e-9 * z[, 2]),           # dropped: below 1e-7
+  close_but_independent = cbind(one, z[, 1], z[, 1] + 1e-5 * z[, 2]),     # kept: above 1e-7
+  scales = cbind(one, 1e8 * z[, 1], z[, 1], z[, 2]),                      # each column against its own norm
+  zero_and_sums = cbind(z[, 1], z[, 2], z[, 1] + z[, 2], z[, 3], 0, z[, 3] - z[, 1], z[, 4]),
+  reduced_norms = cbind(one, z[, 1], z[, 1] + 1e-4 * z[, 2], z[, 1] + 2e-4 * z[, 2] + 1e-10 * z[, 3])
+)
+out$qr <- lapply(matrices, function(X) {
+  q <- qr(X, tol = 1e-7)
+  list(X = exact(as.vector(X)), nrow = nrow(X), rank = q$rank, pivot = q$pivot)
+})
 out$notes <- paste("glmer, bobyqa rhoend 1e-10 maxfun 1e5, tolPwrss 1e-12 (default: glmerControl());",
                    R.version.string, "lme4", as.character(packageVersion("lme4")))
 writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE, null = "null", na = "null", digits = NA),
