@@ -5,6 +5,7 @@ them (with its message), and separation, warned of as for GLMs; checked against 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from glmflow.rank import r_qr_rank
 from glmflow.summaries import summary_text
 
 REFERENCE = json.loads((ROOT / "tests" / "r" / "glmm_user_reference.json").read_text())
-CASES = [name for name in REFERENCE if name not in ("notes", "qr")]
+CASES = [name for name in REFERENCE if name not in ("notes", "qr", "workflow")]
 ALIASED = [name for name in CASES if REFERENCE[name]["dropped"]]
 
 
@@ -130,3 +131,25 @@ def test_rank_and_pivot_equal_rs_qr(name):
     rank, pivot = r_qr_rank(X, 1e-7)
     assert rank == reference["rank"]
     assert list(pivot + 1) == reference["pivot"]
+
+
+def _layout(text):
+    """A summary with every number replaced by #, and the numbers."""
+    pattern = r"-?\d+\.?\d*(?:e[-+]\d+)?"
+    return re.sub(pattern, "#", text), [float(v) for v in re.findall(pattern, text)]
+
+
+@pytest.mark.parametrize("name", ALIASED)
+def test_summary_ends_as_lme4s(fits, name):
+    """From the fixed effects to the end, "fit warnings:" and lme4's message included: layout
+    to the character, numbers to 1e-3 (lme4's finite-difference SEs)."""
+    ours = summary_text(fits[name]).rstrip("\n").splitlines()
+    theirs = REFERENCE[name]["summary"].splitlines()
+    ours = ours[ours.index("Fixed effects:") :]
+    theirs = theirs[theirs.index("Fixed effects:") :]
+    assert theirs[-2:] == ["fit warnings:", REFERENCE[name]["messages"][0]]
+    for line, target in zip(ours, theirs, strict=True):
+        layout, values = _layout(line)
+        target_layout, target_values = _layout(target)
+        assert layout == target_layout, (line, target)
+        assert np.allclose(values, target_values, rtol=1e-3, atol=1e-6), (line, target)

@@ -83,6 +83,16 @@ for (name in names(models)) {
   default <- fit_with_messages(m[[1]], rows, fam, glmerControl())
   out[[name]] <- c(list(formula = m[[1]], family = m[[2]], link = m[[3]], rows = m[[4]]), describe(run, default))
 }
+# the workflow's small run (tests/config/small.yaml) fits this aliased model to titanic
+titanic <- read.csv("resources/titanic_train.csv")
+titanic <- data.frame(survived = titanic$Survived, sex = factor(titanic$Sex), fare = titanic$Fare,
+                      pclass = factor(titanic$Pclass))
+titanic <- titanic[titanic$fare >= 0, ]
+formula <- "survived ~ sex + fare + I(2 * fare) + (1 | pclass)"
+run <- fit_with_messages(formula, titanic, binomial(), tight)
+out$workflow <- list(glmm_aliased = c(list(formula = formula, family = "binomial", link = "logit", rows = NULL),
+                                      describe(run, fit_with_messages(formula, titanic, binomial(), glmerControl()))))
+
 # R's qr(X, tol = 1e-7), the rank test lme4 uses, on matrices where near-aliasing, scale and
 # the order of the columns decide what is kept
 set.seed(7)
