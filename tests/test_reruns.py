@@ -46,7 +46,7 @@ def test_editing_the_figure_code_reruns_the_figures_only(run):
         planned = planned_jobs(run)
         assert rules(planned) == {"figure_fit", "figure_proportions", "figure_study", "figure_caterpillar",
                                   "report", "provenance"}  # fmt: skip
-        assert len(planned) == 7  # 5 figures (two fitted curves, bars, study, caterpillar), report, provenance
+        assert len(planned) == 8  # 6 figures (two fitted curves, bars, study, two caterpillars), report, provenance
     finally:
         path.write_text(original)
     assert planned_jobs(run) == set()
@@ -60,6 +60,9 @@ def test_editing_the_mixed_model_code_reruns_the_mixed_models_only(run):
             ("fit_glmm", "model=glmm_class"),
             ("glmm_likelihood_check", "model=glmm_class"),
             ("figure_caterpillar", "model=glmm_class"),
+            ("fit_glmm", "model=glmm_aliased"),
+            ("glmm_likelihood_check", "model=glmm_aliased"),
+            ("figure_caterpillar", "model=glmm_aliased"),
             ("report", ""),
             ("provenance", ""),
         }

@@ -226,7 +226,7 @@ def test_snakemake_report_holds_every_figure(small_run, tmp_path):
     snakemake(directory, "--report", "results/workflow-report.html")
     page = (directory / "results" / "workflow-report.html").read_text()
     figures = sorted((directory / "results" / "figures").glob("*.svg"))
-    assert len(figures) == 5
+    assert len(figures) == 6  # two fits, a proportions figure, a study figure, a caterpillar per mixed model
     for figure in figures:
         assert f'"results/figures/{figure.name}": {{"name": "{figure.name}"' in page, figure.name
     for category in ["1 Data", "2 Models", "3 Interpretation", "4 Likelihood", "5 Simulation", "6 Mixed models"]:

@@ -118,6 +118,25 @@ def test_small_run_writes_every_output(small_run):
     assert "INFO threads 1 (OPENBLAS_NUM_THREADS=1)" in (small_run / "logs" / "models" / "glm_fare.log").read_text()
 
 
+def test_an_aliased_mixed_model_is_fitted_as_lme4_fits_it(small_run):
+    """I(2 * fare) dropped with lme4's message, which reaches glance.json, summary.txt and the
+    report; the estimates those of lme4 (tests/r/glmm_user.R), checked independently too."""
+    reference = json.loads((ROOT / "tests" / "r" / "glmm_user_reference.json").read_text())["workflow"]
+    reference = reference["glmm_aliased"]
+    folder, message = small_run / "results" / "models" / "glmm_aliased", reference["messages"][0]
+    glance = json.loads((folder / "glance.json").read_text())
+    assert glance["warnings"][0] == message and glance["dropped_columns"] == reference["dropped"]
+    assert glance["separation"] == {}
+    tidy = pd.read_csv(folder / "tidy.csv")
+    assert list(tidy["term"]) == reference["term"]
+    assert_close(tidy["estimate"], [float(v) for v in reference["beta"]], 1e-5, "aliased estimates")
+    assert_close(glance["logLik"], float(reference["logLik"]), 1e-6, "aliased logLik")
+    assert list(pd.read_csv(folder / "vcov.csv").columns[1:]) == reference["term"]
+    assert f"fit warnings:\n{message}\n" in (folder / "summary.txt").read_text()
+    assert message in (small_run / "results" / "report.html").read_text()
+    assert json.loads((small_run / "results" / "checks" / "likelihood_glmm_aliased.json").read_text())["ok"]
+
+
 def test_second_run_does_nothing(small_run):
     assert planned_jobs(small_run) == set()
 

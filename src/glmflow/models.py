@@ -24,6 +24,7 @@ from glmflow.errors import GlmflowError
 from glmflow.families import Family, family
 from glmflow.formula import Design, build_design
 from glmflow.formula_syntax import factor_call_variables
+from glmflow.rank import r_qr_rank
 from glmflow.separation import detect_separation
 
 
@@ -308,29 +309,21 @@ def model_data(data: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
     if spec.get("filter"):
         data = apply_filter(data, spec["filter"], f"models.{name}.filter")
     if spec.get("weights"):
+        if spec["weights"] not in data.columns:
+            raise GlmflowError(f"model {name!r}: weights column {spec['weights']!r} is not in the data")
         data = data[data[spec["weights"]].notna()]
     return data
 
 
 def aliased_columns(X: np.ndarray, tol: float, prior: np.ndarray | None = None) -> np.ndarray:
-    """The columns R's QR (LINPACK dqrdc2, with its limited pivoting) sets aside as aliased:
-    in order, a column whose part orthogonal to the columns kept before it has a norm below
-    ``tol`` times its own; R reports their coefficients as NA. Rows of zero prior weight are
-    not used, as in glm.fit."""
+    """The columns R's QR (``glmflow.rank``: dqrdc2 and its limited pivoting) sets aside as
+    aliased with earlier ones; R reports their coefficients as NA. Rows of zero prior weight
+    are not used, as in glm.fit."""
     if prior is not None:
         X = X[prior > 0] * np.sqrt(prior[prior > 0])[:, None]
+    rank, pivot = r_qr_rank(X, tol)
     aliased = np.zeros(X.shape[1], dtype=bool)
-    basis = np.empty((X.shape[0], 0))
-    for j in range(X.shape[1]):
-        column = X[:, j]
-        norm = np.linalg.norm(column)
-        residual = column - basis @ (basis.T @ column)
-        residual -= basis @ (basis.T @ residual)  # twice is enough (Gram-Schmidt, Kahan)
-        left = np.linalg.norm(residual)
-        if norm == 0 or left < tol * norm:
-            aliased[j] = True
-        else:
-            basis = np.column_stack([basis, residual / left])
+    aliased[pivot[rank:]] = True
     return aliased
 
 

@@ -151,8 +151,12 @@ def glmm_summary_text(fit) -> str:
     )  # fmt: skip
     if len(fit.terms) > 1:
         text += "\nCorrelation of Fixed Effects:\n" + _correlation_text(fit.correlation(), fit.terms)
+    design_messages = fit.glmm_design.messages  # lme4 keeps these apart, under "fit warnings:"
+    if design_messages:
+        text += "fit warnings:\n" + "".join(f"{message}\n" for message in design_messages)
     for warning in fit.warnings:
-        text += f"{warning}\n"
+        if warning not in design_messages:
+            text += f"{warning}\n"
     return text
 
 

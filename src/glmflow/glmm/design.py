@@ -11,7 +11,7 @@ by column, diagonal entries bounded below by 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from glmflow.data import r_sorted
 from glmflow.errors import GlmflowError
 from glmflow.formula import CONTEXT, Design, build_design, r_columns, r_label
 from glmflow.formula_syntax import RandomTerm, check_random_terms, split_formula, to_formulaic
+from glmflow.rank import r_qr_rank
+
+RANK_TOL = 1e-7  # lme4's chkRank.drop.cols: qr(X, tol = 1e-7)
 
 
 @dataclass
@@ -53,6 +56,8 @@ class GlmmDesign:
     terms: list[ReTerm]  # sorted by decreasing number of levels, as lme4
     prior: np.ndarray  # prior weights: binomial trials per row (1 for 0/1 data)
     offset: np.ndarray  # the offset on every row used (0 without one)
+    dropped: list[str] = field(default_factory=list)  # aliased fixed-effect columns, not fitted
+    messages: list[str] = field(default_factory=list)  # lme4's messages from building the design
 
     @property
     def n_theta(self) -> int:
@@ -179,7 +184,7 @@ def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str
         raise GlmflowError(f"{where}: weights column {weights!r} is not in the data")
     if weights is not None:
         data = data[data[weights].notna()]
-    design = build_design(formula, data, where, offset)
+    design, dropped, messages = drop_aliased_columns(build_design(formula, data, where, offset), where)
     frame = design.frame  # unused levels dropped, as lme4's model frame
     terms = []
     for expression, columns in expand_terms(written):
@@ -216,4 +221,24 @@ def build_glmm_design(formula: str, data: pd.DataFrame, where: str, weights: str
     else:
         prior = np.ones(len(design.y))
     offset_values = np.zeros(len(design.y)) if design.offset is None else design.offset
-    return GlmmDesign(design=design, terms=terms, prior=prior, offset=offset_values)
+    return GlmmDesign(design=design, terms=terms, prior=prior, offset=offset_values, dropped=dropped, messages=messages)
+
+
+def drop_aliased_columns(design: Design, where: str) -> tuple[Design, list[str], list[str]]:
+    """lme4's ``chkRank.drop.cols`` (glmer's default ``check.rankX = "message+drop.cols"``):
+    where the fixed-effect matrix is rank deficient, keep the columns R's ``qr(X, tol = 1e-7)``
+    keeps (the earliest independent ones) and say so with lme4's message. Fitting all of them
+    leaves a flat direction the optimiser wanders along (estimates of 1e14, or NaN)."""
+    rank, pivot = r_qr_rank(design.X, RANK_TOL)
+    p = design.X.shape[1]
+    if rank == p:
+        return design, [], []
+    keep = pivot[:rank]  # in their order: dqrdc2 moves only the dropped columns
+    dropped = [design.terms[j] for j in sorted(pivot[rank:])]
+    X = design.X[:, keep]
+    if r_qr_rank(X, RANK_TOL)[0] < rank:  # lme4 checks the kept columns again (rankMatrix)
+        raise GlmflowError(f"{where}: the fixed effects will be jointly unidentifiable; simplify the formula")
+    count = p - rank
+    noun = "column / coefficient" if count == 1 else "columns / coefficients"
+    message = f"fixed-effect model matrix is rank deficient so dropping {count} {noun}"
+    return replace(design, X=X, terms=[design.terms[j] for j in keep]), dropped, [message]

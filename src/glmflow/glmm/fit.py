@@ -17,6 +17,7 @@ from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minim
 from glmflow.glmm.result import CHECK_CONV_TOL, GlmmFit
 from glmflow.glmm.scalar import ScalarDeviance, conditional_vcov
 from glmflow.models import model_data
+from glmflow.separation import detect_separation
 
 
 def check_response(family: str, y: np.ndarray, prior: np.ndarray) -> str | None:
@@ -64,6 +65,9 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     except GlmflowError as error:
         raise GlmflowError(f"{where}: {error}") from None
     fit.name, fit.formula, fit.dataset = name, spec["formula"], spec.get("dataset", "data")
+    fit.warnings[:0] = gd.messages  # lme4's design messages (dropped columns) come first, as it prints them
+    if family.is_binomial:
+        _check_separation(fit, gd)
     check = fit.convergence_check()
     if not check["check_passed"]:
         fit.warnings.append(
@@ -72,6 +76,16 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     if fit.singular:
         fit.warnings.append("boundary (singular) fit: see help('isSingular')")
     return fit
+
+
+def _check_separation(fit: GlmmFit, gd: GlmmDesign) -> None:
+    """The GLMs' linear-programming separation check on the fixed effects (X, y, prior weights):
+    glmer, like glm, reports converged with huge estimates and SEs where the fixed effects
+    separate the 0s from the 1s, whatever the random effects."""
+    separation = detect_separation(gd.design.X, gd.design.y, gd.design.terms, gd.prior)
+    fit.separation = {t: ("Inf" if s > 0 else "-Inf") for t, s in separation.infinite.items()}
+    if separation.separated:
+        fit.warnings.append(separation.message())
 
 
 def _fit_scalar(gd: GlmmDesign, family, nAGQ: int) -> GlmmFit:

@@ -41,6 +41,7 @@ class GlmmFit(FittedModel):
     optimizer_message: str
     warnings: list[str] = field(default_factory=list)
     sigma: float = 1.0  # lme4's sigma(): 1, or sqrt(pwrss / n) for a family with a dispersion
+    separation: dict | None = None  # binomial: term -> "Inf"/"-Inf" where the MLE does not exist
 
     @property
     def design(self):
@@ -154,6 +155,10 @@ class GlmmFit(FittedModel):
         }
         values.update(self.convergence_check())
         values["warnings"] = list(self.warnings)
+        if self.separation is not None:  # as a binomial GLM's glance
+            values["separation"] = self.separation
+        if self.glmm_design.dropped:
+            values["dropped_columns"] = list(self.glmm_design.dropped)
         return values
 
     def scaled_residuals(self) -> np.ndarray:
