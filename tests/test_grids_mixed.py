@@ -5,7 +5,9 @@ lme4 1.1.31)."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,7 @@ from glmflow.errors import GlmflowError
 from glmflow.glmm import fit_glmm
 from glmflow.interpret import predictions
 from glmflow.models import fit_model
+from glmflow.report import lrt_table
 
 REFERENCE = json.loads((ROOT / "tests" / "r" / "grids_mixed_reference.json").read_text())
 # A grid from the same coefficients and covariance is arithmetic: R's numbers to 1e-6.
@@ -282,6 +285,26 @@ def test_anova_of_mixed_models_is_lme4s(mixed_data, comparison):
     exact = mixed_anova_table([(name, glance, rows) for name, glance in zip(reference["models"], glances, strict=True)])
     assert_close(exact["Chisq"][1:], reference["Chisq"][1:], 1e-9, "Chisq")
     assert_close(exact["p_value"][1:], reference["p_value"][1:], 1e-9, "p")
+
+
+def test_report_prints_the_anova_of_mixed_models_as_lme4(cbpp):
+    """The report's table has print(anova(...))'s columns and digits (lme4's own numbers in)."""
+    reference = REFERENCE["anova_ticks"]
+    rows = pd.DataFrame({".row": [1, 2, 3]})
+    table = mixed_anova_table([
+        (name, {"df": npar, "logLik": loglik, "AIC": aic, "BIC": bic, "nAGQ": 1}, rows)
+        for name, npar, loglik, aic, bic in zip(reference["models"], reference["npar"], reference["logLik"],
+                                                reference["AIC"], reference["BIC"], strict=True)
+    ])  # fmt: skip
+    page = html.unescape(lrt_table(table, "anova"))
+    headers = re.findall(r"<th>(.*?)</th>", page)
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
+    printed = REFERENCE["anova_ticks_print"]
+    header = next(i for i, line in enumerate(printed) if line.split()[:1] == ["npar"])
+    assert headers == ["model", *printed[header].split()]
+    for line, cells in zip(printed[header + 1 :], [r for r in rows if r], strict=True):
+        # R's significance stars are not in the report
+        assert [c for c in cells if c] == line.replace("***", "").split()
 
 
 def test_anova_refuses_what_lme4_refuses(cbpp):

@@ -103,8 +103,9 @@ out$anova_glm_glmer <- anova_of(anova(cbpp_binomial, cbpp_glm, model.names = c("
 ticks_year <- glmer(ticks ~ year + (1 | brood), family = poisson, data = ticks_f, control = tight)
 ticks_location <- glmer(ticks ~ year + height_z + (1 | brood) + (1 | location), family = poisson,
                         data = ticks_f, control = tight)
-out$anova_ticks <- anova_of(anova(ticks_year, ticks_poisson, ticks_location,
-                                  model.names = c("year", "height", "location")))
+ticks_anova <- anova(ticks_year, ticks_poisson, ticks_location, model.names = c("year", "height", "location"))
+out$anova_ticks <- anova_of(ticks_anova)
+out$anova_ticks_print <- capture.output(print(ticks_anova, signif.legend = FALSE))
 # What lme4 refuses: a glm with a quadrature (nAGQ > 1) fit, and models fitted to different rows.
 cbpp_agq <- update(cbpp_binomial, nAGQ = 5)
 out$refused_agq_glm <- conditionMessage(tryCatch(anova(cbpp_agq, cbpp_glm), error = identity))
