@@ -214,6 +214,16 @@ def test_mixed_grid_from_lme4s_coefficients_is_effects(mixed_data, model):
         assert_effect(table, REFERENCE[name])
 
 
+def test_mixed_grid_with_a_dispersion_uses_t_quantiles_on_the_fixed_parts_df(bdf):
+    """Gamma(log): effects' interval uses qt on the fixed-part refit's df.residual (lme4's own
+    fixef and vcov; lme4 does not converge on this model, which does not matter here)."""
+    spec = {"formula": "lang_post ~ ses + iq_verb + (1 | school_nr)", "family": "Gamma", "link": "log"}
+    reference = REFERENCE["glmm_gamma_fixed"]
+    tidy = pd.DataFrame({"term": reference["term"], "estimate": reference["estimate"]})
+    vcov = pd.DataFrame(reference["vcov"], index=reference["term"], columns=reference["term"])
+    assert_effect(predictions(bdf, spec, "m", tidy, vcov, {"ses": [10, 30, 50]}), REFERENCE["glmm_gamma_ses"])
+
+
 @pytest.mark.parametrize("model", list(MIXED))
 def test_mixed_grid_from_glmflows_fit_is_effects_within_lme4s_accuracy(mixed_data, model):
     data_name, spec, fixed, grids = MIXED[model]
