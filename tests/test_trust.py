@@ -9,7 +9,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import SMALL_CONFIG, copy_workflow, edit_config, result_hashes, snakemake
+from conftest import ROOT, SMALL_CONFIG, copy_workflow, edit_config, result_hashes, snakemake
 
 from glmflow.errors import GlmflowError
 from glmflow.filters import evaluate_filter, parse_filter
@@ -205,12 +205,13 @@ def test_yaml_syntax_error_names_line_and_column(broken):
     assert ", column " in result.stdout + result.stderr
 
 
-def test_filters_keep_what_pandas_query_kept():
+def test_filters_keep_what_r_subset_keeps():
+    """Missing values through R's logic, every operator, True/False (tests/r/user_factors.R)."""
+    reference = json.loads((ROOT / "tests" / "r" / "user_factors_reference.json").read_text())["small_filters"]
     data = pd.DataFrame({"a": [1.0, None, 3.0, 4.0], "s": pd.Categorical(["x", "y", None, "x"])})
-    for text in ["a != 3", "a >= 1 and s == 'x'", "s in ['y', 'x'] or a > 3", "not (a < 2)", "~(a < 2) & (a < 4)",
-                 "(a * 2 - 1 > 4) | (a == 1)", "1 < a <= 3", "s not in ['x']"]:  # fmt: skip
-        assert evaluate_filter(data, text).tolist() == data.eval(text, engine="python").fillna(False).tolist(), text
-    assert evaluate_filter(data, "isna(a) | notna(s) & (a > 3)").tolist() == [False, True, False, True]
+    for case in reference:
+        kept = [i + 1 for i, keep in enumerate(evaluate_filter(data, case["filter"])) if keep]
+        assert kept == case["rows"], (case["filter"], case["r"])
 
 
 def test_filter_refusals_name_the_token():

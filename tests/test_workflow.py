@@ -297,3 +297,42 @@ def test_a_gamma_mixed_model_runs_in_the_workflow(finished_run):
     assert "Residual" in (folder / "summary.txt").read_text()
     check = json.loads((finished_run / "results" / "checks" / "likelihood_glmm_language_gamma.json").read_text())
     assert check["ok"] and abs(check["difference"]) < 1e-8
+
+
+def test_predict_and_compare_run_for_a_mixed_model(tmp_path):
+    """The predict job reads a mixed model's tidy.csv and vcov.csv (fit_glmm's), the compare job
+    its glance and augment: one targeted run of the small config, against the same calls in
+    process (their numbers are checked against R in tests/test_grids_mixed.py)."""
+    from glmflow.comparisons import compare_models
+    from glmflow.datafile import read_dataset
+    from glmflow.interpret import predictions
+
+    directory = copy_workflow(tmp_path / "mixed", SMALL_CONFIG)
+    glm = {"dataset": "titanic", "formula": "survived ~ sex", "family": "binomial"}
+    prediction = {"model": "glmm_class", "at": {"sex": []}}
+
+    def change(config):
+        config["models"]["glm_sex"] = glm
+        config["comparisons"]["class_effect"] = {"models": ["glm_sex", "glmm_class"]}
+        config["interpretation"]["predictions"]["class_sex"] = prediction
+
+    edit_config(directory, change)
+    grid, anova = "results/interpretation/predictions/class_sex.csv", "results/comparisons/class_effect.json"
+    snakemake(directory, grid, anova)
+    config = yaml.safe_load((directory / "config.yaml").read_text())
+    data = read_dataset(directory / "results" / "data" / "titanic.parquet")
+    model = directory / "results" / "models" / "glmm_class"
+    expected = predictions(data, config["models"]["glmm_class"], "glmm_class", pd.read_csv(model / "tidy.csv"),
+                           pd.read_csv(model / "vcov.csv", index_col="term"), prediction["at"])  # fmt: skip
+    written = pd.read_csv(directory / grid)
+    assert written["sex"].tolist() == ["female", "male"]
+    assert_close(written["link"], expected["link"], 1e-12, "link")
+    table = json.loads((directory / anova).read_text())
+    names = ["glm_sex", "glmm_class"]
+    folders = [directory / "results" / "models" / name for name in names]
+    again = compare_models(config["comparisons"]["class_effect"], config["models"],
+                           [json.loads((f / "glance.json").read_text()) for f in folders],
+                           [pd.read_csv(f / "augment.csv") for f in folders], data)  # fmt: skip
+    assert table["models"] == names and table["npar"] == [2, 3] and table["Df"] == [None, 1]
+    assert_close(table["Chisq"][1], again["Chisq"][1], 1e-12, "Chisq")
+    assert table["Chisq"][1] > 0 and 0 <= table["p_value"][1] <= 1

@@ -1,5 +1,6 @@
 """Comparisons of nested models: R's ``anova(m1, m2, ..., test = ...)`` (``anova.glmlist``, and
-``anova.lmlist`` for lm fits) from the models' written results."""
+``anova.lmlist`` for lm fits), and lme4's ``anova.merMod`` where a mixed model is among them,
+from the models' written results."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from glmflow.errors import GlmflowError
 from glmflow.families import family
 from glmflow.formula import build_design
 from glmflow.models import model_data
+from glmflow.plan import is_mixed
 
 TESTS = ("LRT", "Chisq", "F", "Rao")
 
@@ -27,13 +29,7 @@ def anova_table(models: list[tuple[str, dict, pd.DataFrame]], test: str = "LRT",
     if test not in TESTS:
         raise GlmflowError(f"test {test!r} is not one of {', '.join(TESTS)}")
     names = [name for name, _, _ in models]
-    first_rows = models[0][2][".row"].to_numpy()
-    for name, _, rows in models[1:]:
-        if len(rows) != len(first_rows) or not np.array_equal(rows[".row"].to_numpy(), first_rows):
-            raise GlmflowError(
-                f"models {names[0]!r} ({len(first_rows)} rows) and {name!r} ({len(rows)} rows) were not fitted to "
-                "the same rows (as R's anova: 'models were not all fitted to the same size of dataset')"
-            )
+    _check_same_rows(models)
     families = {(g["family"], g.get("link")) for _, g, _ in models}
     if len(families) > 1:
         raise GlmflowError(f"models {', '.join(map(repr, names))} have different families or links")
@@ -84,6 +80,60 @@ def anova_table(models: list[tuple[str, dict, pd.DataFrame]], test: str = "LRT",
     return table
 
 
+def _check_same_rows(models: list[tuple[str, dict, pd.DataFrame]]) -> None:
+    names = [name for name, _, _ in models]
+    first_rows = models[0][2][".row"].to_numpy()
+    for name, _, rows in models[1:]:
+        if len(rows) != len(first_rows) or not np.array_equal(rows[".row"].to_numpy(), first_rows):
+            raise GlmflowError(
+                f"models {names[0]!r} ({len(first_rows)} rows) and {name!r} ({len(rows)} rows) were not fitted to "
+                "the same rows (as R's anova: 'models were not all fitted to the same size of dataset')"
+            )
+
+
+def mixed_anova_table(models: list[tuple[str, dict, pd.DataFrame]]) -> dict:
+    """lme4's ``anova.merMod`` of mixed models (and glm fits among them), from each model's
+    glance and augment: per model ``npar`` (logLik's df), AIC, BIC, logLik and deviance
+    (-2 logLik), the models ordered by npar (stably, as R's order()); per step ``Chisq`` =
+    2 max(0, diff(logLik)), ``Df`` = diff(npar) and ``p_value`` (R's Pr(>Chisq); NA where
+    Df is 0). The first entries are None (R's NA). glmer fits are ML fits already. As lme4,
+    models fitted to different rows are refused, and so are glm fits with a quadrature
+    (nAGQ > 1) fit, whose log-likelihoods are on another scale."""
+    _check_same_rows(models)
+    names = [name for name, _, _ in models]
+    glm_fits = [name for name, glance, _ in models if "nAGQ" not in glance]
+    quadrature = [name for name, glance, _ in models if glance.get("nAGQ", 1) > 1]
+    if glm_fits and quadrature:
+        raise GlmflowError(
+            f"models {', '.join(map(repr, quadrature))} (nAGQ > 1) and the glm fits {', '.join(map(repr, glm_fits))} "
+            "cannot be compared (lme4: 'GLMMs with nAGQ>1 have log-likelihoods incommensurate with glm() objects'); "
+            "fit the mixed models with nAGQ: 1"
+        )
+    order = sorted(range(len(models)), key=lambda i: models[i][1]["df"])
+    glances = [models[i][1] for i in order]
+    npar = [g["df"] for g in glances]
+    loglik = [g["logLik"] for g in glances]
+    chisq: list[float | None] = [None] + [2 * max(0.0, loglik[i] - loglik[i - 1]) for i in range(1, len(order))]
+    df: list[int | None] = [None] + [npar[i] - npar[i - 1] for i in range(1, len(order))]
+    p_value: list[float | None] = [None]
+    for i in range(1, len(order)):
+        # pchisq(chisq, df, lower.tail = FALSE); a negative df (never after the ordering) is NaN in R
+        p_value.append(None if df[i] == 0 else float(special.chdtrc(df[i], chisq[i])))
+    return {
+        "models": [names[i] for i in order],
+        "test": "Chisq",
+        "npar": npar,
+        "AIC": [g["AIC"] for g in glances],
+        "BIC": [g["BIC"] for g in glances],
+        "logLik": loglik,
+        "deviance": [-2 * value for value in loglik],
+        "Chisq": chisq,
+        "Df": df,
+        "p_value": p_value,
+        "warnings": [],
+    }
+
+
 def rao_scores(steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[float | None]:
     """R's score statistics for anova(test = "Rao"): for each step, the smaller model's working
     residuals ``r`` and weights ``w`` regressed (weighted least squares, with an intercept) on
@@ -103,9 +153,13 @@ def rao_scores(steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[f
 def compare_models(spec: dict, models: dict, glances: list[dict], augments: list, data: pd.DataFrame) -> dict:
     """A configured comparison (``compact``/``augmented`` or ``models``) from the models' glance
     and augment files, in the comparison's order. The two-model form keeps its scalar fields
-    (``df``, ``deviance``, ``p_value`` of the one step)."""
+    (``df``, ``deviance``, ``p_value`` of the one step). With a mixed model among them, lme4's
+    ``anova.merMod`` table (``mixed_anova_table``), in both forms."""
     names = list(spec["models"]) if "models" in spec else [spec["compact"], spec["augmented"]]
     frames = [pd.read_csv(path) if not isinstance(path, pd.DataFrame) else path for path in augments]
+    if any(is_mixed(models[name]) for name in names):
+        # lme4's table in both forms: it has no test argument, and orders the models itself.
+        return mixed_anova_table(list(zip(names, glances, frames, strict=True)))
     test = spec.get("test", "LRT")
     rao = None
     if test == "Rao":

@@ -32,7 +32,7 @@ from glmflow.data import (
 from glmflow.errors import GlmflowError
 from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS, mixed_model_family_problem
 from glmflow.filters import FilterError, expression_columns, filter_columns
-from glmflow.formula import required_variables
+from glmflow.formula import predictor_variables, required_variables
 from glmflow.formula_syntax import (
     cbind_parts,
     check_random_terms,
@@ -198,7 +198,8 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             problems.add(f"{key}.nAGQ", "nAGQ applies to mixed models (a ( | ) term) only")
 
     for name, comparison in config.get("comparisons", {}).items():
-        _check_comparison(problems, f"comparisons.{name}", comparison_models(comparison), models, variables)
+        _check_comparison(problems, f"comparisons.{name}", comparison_models(comparison), models, variables,
+                          comparison.get("test", "LRT"))  # fmt: skip
 
     interpretation = config.get("interpretation", {})
     for name, prediction in interpretation.get("predictions", {}).items():
@@ -206,12 +207,8 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         key = f"interpretation.predictions.{name}"
         if model not in models:
             problems.add(f"{key}.model", f"no model {model!r} in models")
-        elif is_mixed(models[model]):
-            problems.add(f"{key}.model", f"predictions of mixed model {model!r} are not supported")
         elif model in variables:
-            unknown = [v for v in prediction.get("at", {}) if v not in predictors(model)]
-            if unknown:
-                problems.add(f"{key}.at", f"{', '.join(map(repr, unknown))} not a predictor of model {model!r}")
+            _check_grid_variables(problems, f"{key}.at", prediction.get("at", {}), model, models[model])
     counts = interpretation.get("counts", {})
     for name, table in counts.items():
         key = f"interpretation.counts.{name}"
@@ -251,12 +248,51 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         raise GlmflowError("config.yaml has problems (nothing was run):\n  - " + "\n  - ".join(dict.fromkeys(problems)))
 
 
+def _check_grid_variables(problems: _Problems, key: str, at: dict, name: str, model: dict) -> None:
+    """A grid's focal variables are the fixed part's predictors (effects::Effect's): not a
+    grouping factor, not a column only in an offset (held at its mean)."""
+    fixed = predictor_variables(model["formula"], f"models.{name}")
+    offsets = split_offsets(fixed_part(split_formula(model["formula"], key)[1]))[1] + (
+        [model["offset"]] if model.get("offset") else [])  # fmt: skip
+    in_offset = {c for text in offsets for c in expression_columns(text)}
+    for variable in at:
+        if variable in fixed:
+            continue
+        if variable in in_offset:
+            message = (f"{variable!r} is only in the offset of model {name!r}, which a grid holds at its mean over "
+                       "the rows used (as effects::Effect); it is not a predictor: leave it out of at")  # fmt: skip
+            problems.add(key, message)
+        else:
+            problems.add(key, f"{variable!r} is not a predictor of model {name!r} (predictors of its fixed part: "
+                         f"{', '.join(fixed) or 'none'})")  # fmt: skip
+
+
 def _model_terms(formula: str) -> set[str]:
     rhs = split_offsets(fixed_part(split_formula(formula, "formula")[1]))[0]
     return {str(term) for term in Formula(to_formulaic(rhs))}
 
 
-def _check_comparison(problems: _Problems, key: str, names: list[str], models: dict, variables: dict) -> None:
+def _mixed_comparison_ok(problems: _Problems, key: str, names: list[str], models: dict, test: str) -> bool:
+    """lme4's anova.merMod: a likelihood-ratio (Chisq) test only, and no glm fit beside a
+    quadrature (nAGQ > 1) fit, whose log-likelihood is on another scale."""
+    if test not in ("LRT", "Chisq"):
+        problems.add(f"{key}.test", f"{test!r}: anova of mixed models (lme4's anova.merMod) is a likelihood-ratio "
+                     "test only; use LRT or Chisq")  # fmt: skip
+        return False
+    quadrature = [name for name in names if is_mixed(models[name]) and models[name].get("nAGQ", 1) > 1]
+    glm_fits = [name for name in names if not is_mixed(models[name])]
+    if quadrature and glm_fits:
+        message = (f"{', '.join(map(repr, quadrature))} (nAGQ > 1) and the glm fits {', '.join(map(repr, glm_fits))} "
+                   "cannot be compared (lme4: 'GLMMs with nAGQ>1 have log-likelihoods incommensurate with glm() "
+                   "objects'); fit the mixed models with nAGQ: 1")  # fmt: skip
+        problems.add(key, message)
+        return False
+    return True
+
+
+def _check_comparison(
+    problems: _Problems, key: str, names: list[str], models: dict, variables: dict, test: str = "LRT"
+) -> None:
     roles = ["compact", "augmented"] if len(names) == 2 else [f"models[{i}]" for i in range(len(names))]
     unknown = [(role, name) for role, name in zip(roles, names, strict=True) if name not in models]
     for role, name in unknown:
@@ -267,8 +303,7 @@ def _check_comparison(problems: _Problems, key: str, names: list[str], models: d
     if len(set(names)) < len(names):
         problems.add(key, "a model is listed twice")
         return
-    if any(is_mixed(models[name]) for name in names):
-        problems.add(key, "comparisons of mixed models are not supported")
+    if any(is_mixed(models[name]) for name in names) and not _mixed_comparison_ok(problems, key, names, models, test):
         return
     first = models[names[0]]
     for name in names[1:]:
@@ -360,14 +395,14 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
         for variable, values in prediction.get("at", {}).items():
             key = f"interpretation.predictions.{name}.at.{variable}"
             column = data[variable]
-            if isinstance(column.dtype, pd.CategoricalDtype) or variable in factor_calls:
+            # Text is a factor, as in R's model frame (its levels in R's collation).
+            text = not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+            if isinstance(column.dtype, pd.CategoricalDtype) or variable in factor_calls or text:
                 levels = [r_label(v) for v in (column.cat.categories if column.dtype == "category" else
                                                r_sorted(pd.unique(column.dropna())))]  # fmt: skip
                 unknown = [v for v in values if factor_level(v, levels) is None]
                 if unknown:
                     problems.add(key, f"no level {', '.join(map(repr, unknown))} (levels: {', '.join(levels)})")
-            elif not pd.api.types.is_numeric_dtype(column):
-                problems.add(key, f"{variable!r} is text, not a factor: declare it under datasets.*.factors")
             else:
                 bad = [v for v in values if isinstance(v, str | bool)]
                 if bad:

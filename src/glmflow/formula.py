@@ -301,6 +301,20 @@ def response_values(values: pd.Series) -> np.ndarray:
 
 
 def design_for(design: Design, newdata: pd.DataFrame) -> np.ndarray:
-    """The model matrix of new rows, with the factor levels of the fitted data."""
+    """The model matrix of new rows, with the factor levels of the fitted data (and the
+    formula's functions, ``sqrt()``, ``log1p()`` and the rest, as the fit evaluated them)."""
     matrix = design.spec.get_model_matrix(newdata, context=CONTEXT, na_action="raise")
     return np.asarray(matrix, dtype=float)[:, design.column_order]
+
+
+def predictor_variables(formula: str, where: str) -> list[str]:
+    """The columns the fixed part's model matrix reads, in the formula's order: not the
+    response, not a column only in an offset, not a grouping factor or a variable only in a
+    random-effect term (what ``effects::Effect`` takes as predictors)."""
+    rhs = syntax.split_offsets(syntax.fixed_part(syntax.split_formula(formula, where)[1]))[0]
+    try:
+        needed = {str(v) for v in Formula(syntax.to_formulaic(rhs)).required_variables}
+    except Exception as error:
+        raise GlmflowError(f"{where}: formula {formula!r} cannot be parsed: {error}") from error
+    needed -= set(syntax.FORMULA_FUNCTIONS) | {"C"}
+    return [t for t in dict.fromkeys(syntax.tokenize(rhs)) if t in needed]

@@ -10,9 +10,10 @@ import pandas as pd
 from glmflow.data import factor_level, r_label, r_sorted
 from glmflow.errors import GlmflowError
 from glmflow.families import family
-from glmflow.filters import evaluate_expression, expression_columns
-from glmflow.formula import Design, build_design, design_for
+from glmflow.formula import Design, build_design, design_for, predictor_variables
+from glmflow.formula_syntax import fixed_part, split_formula
 from glmflow.models import model_data, predict_from, residual_df
+from glmflow.plan import is_mixed
 
 
 def factor_predictors(design: Design, data: pd.DataFrame) -> set[str]:
@@ -58,15 +59,18 @@ def _focal_values(variable: str, values: list, column: pd.Series, is_factor: boo
     return chosen
 
 
-def effect_grid(design: Design, frame: pd.DataFrame, at: dict, where: str) -> tuple[pd.DataFrame, np.ndarray]:
+def effect_grid(
+    design: Design, frame: pd.DataFrame, at: dict, where: str, predictors: list[str]
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The grid and model matrix of ``effects::Effect(names(at), fit, xlevels = at)``.
 
     The variables named in ``at`` are crossed (the first varies fastest); every other numeric
     predictor is held at its mean over the model frame, every other factor at the
     proportional distribution of its levels there (the means of its columns in the model
     matrix), and interaction columns of such terms are the products of their parts, exactly
-    as effects' ``Fixup.model.matrix``. ``frame`` holds the model frame's rows."""
-    predictors = [v for v in design.variables if v not in design.response_columns]
+    as effects' ``Fixup.model.matrix``. A focal value goes through the formula's functions
+    (``sqrt(size)`` at ``size = 4`` is 2), a held one too (``sqrt`` of the mean). ``frame``
+    holds the model frame's rows; ``predictors`` are the fixed part's columns."""
     if not at:
         raise GlmflowError(f"{where}.at: name at least one predictor (the focal predictors of the effect)")
     unknown = [v for v in at if v not in predictors]
@@ -84,11 +88,12 @@ def effect_grid(design: Design, frame: pd.DataFrame, at: dict, where: str) -> tu
     for variable in predictors:
         if isinstance(frame[variable].dtype, pd.CategoricalDtype):
             grid[variable] = pd.Categorical(grid[variable], categories=frame[variable].cat.categories)
-    X = design_for(design, grid)
+    X = _grid_matrix(design, grid, where)
     # Fixup.model.matrix: columns of the terms that involve a non-focal predictor.
     for term, variables in design.spec.term_variables.items():
         involved = set(variables) & set(excluded)
-        columns = design.spec.term_indices[term]
+        # formulaic's column indices, as placed in R's column order
+        columns = [int(np.flatnonzero(design.column_order == c)[0]) for c in design.spec.term_indices[term]]
         if involved and len(term.factors) == 1 and set(variables) & factors:
             X[:, columns] = design.X[:, columns].mean(axis=0)
     single = {parts[0]: index for index, parts in enumerate(design.column_parts) if len(parts) == 1}
@@ -97,6 +102,30 @@ def effect_grid(design: Design, frame: pd.DataFrame, at: dict, where: str) -> tu
         if len(components) > 1:
             X[:, index] = np.prod(X[:, components], axis=1)
     return grid[focal], X
+
+
+def _grid_matrix(design: Design, grid: pd.DataFrame, where: str) -> np.ndarray:
+    """The grid's model matrix; a value the formula's functions cannot take (``sqrt`` of a
+    negative number, where R gives NaN with a warning) is refused."""
+    problem = "a value is outside the domain of the formula's functions (NaN or Inf in the model matrix)"
+    try:
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            X = design_for(design, grid)
+    except ValueError as error:  # formulaic refuses a NaN it computed
+        raise GlmflowError(f"{where}.at: {problem}: {error}") from None
+    if not np.isfinite(X).all():
+        raise GlmflowError(f"{where}.at: {problem}")
+    return X
+
+
+def _fixed_effects_model(model_spec: dict, where: str) -> dict:
+    """What ``effects::Effect`` refits for a glmer fit (``Effect.default``): the fixed part of
+    the formula with the data, subset and offset of the call, and no weights (the refit's
+    call does not carry them; they do not change a mean). Its rows are those complete in the
+    fixed part's columns, so a row missing only its grouping factor counts in the means."""
+    response, rhs = split_formula(model_spec["formula"], where)
+    spec = {key: value for key, value in model_spec.items() if key != "weights"}
+    return {**spec, "formula": f"{response} ~ {fixed_part(rhs)}"}
 
 
 def predictions(
@@ -109,26 +138,32 @@ def predictions(
     where: str = "interpretation.predictions",
 ) -> pd.DataFrame:
     """A fitted model's effect (its coefficients and covariance as written) on a grid, as
-    ``effects::Effect``: the link with its SE, and the 95% interval transformed."""
-    rows = model_data(data, model_spec, model)
-    design = build_design(model_spec["formula"], rows, where, model_spec.get("offset"))
+    ``effects::Effect``: the link with its SE, and the 95% interval transformed. A mixed
+    model's effect is that of its fixed part with ``vcov(fit)``. An offset (``offset()`` in the
+    formula or the ``offset`` key alike) is held at its mean over the rows used, as effects'
+    default ``offset = mean``; a column only in the offset is not a predictor of the grid."""
+    mixed = is_mixed(model_spec)
+    spec = _fixed_effects_model(model_spec, where) if mixed else model_spec
+    rows = model_data(data, spec, model)
+    design = build_design(spec["formula"], rows, where, spec.get("offset"))
     if list(tidy["term"]) != design.terms:
         raise GlmflowError(f"{where}: the model's terms {list(tidy['term'])} do not match its formula's {design.terms}")
-    grid, X = effect_grid(design, design.frame, at or {}, where)
-    offsets = design.offsets
-    offset = None
-    if offsets:
-        # An offset is part of the prediction: its columns must be given on the grid.
-        missing = [c for text in offsets for c in expression_columns(text) if c not in at]
-        if missing:
-            needed = ", ".join(map(repr, missing))
-            raise GlmflowError(f"{where}.at: the model has the offset {' + '.join(offsets)}; give {needed} in at")
-        offset = np.sum([evaluate_expression(grid, text) for text in offsets], axis=0)
+    predictors = predictor_variables(spec["formula"], where)
+    offset_only = [v for v in at or {} if v not in predictors and v in design.variables
+                   and v not in design.response_columns]  # fmt: skip
+    if offset_only:
+        raise GlmflowError(
+            f"{where}.at: {', '.join(map(repr, offset_only))} is only in the offset {' + '.join(design.offsets)}, "
+            "which a grid holds at its mean over the rows used (as effects::Effect); it is not a predictor"
+        )
+    grid, X = effect_grid(design, design.frame, at or {}, where, predictors)
+    offset = None if design.offset is None else np.full(len(grid), design.offset.mean())
     vcov_matrix = vcov.loc[design.terms, design.terms].to_numpy()
     chosen = family(model_spec["family"], model_spec.get("link"))
     # effects::Effect: t quantiles on df.residual wherever the dispersion is estimated (lm,
-    # gaussian, Gamma, inverse.gaussian, the quasi families); normal ones for binomial and Poisson.
-    df_residual = None if chosen.fixed_dispersion else residual_df(design, model_spec, rows)
+    # gaussian, Gamma, inverse.gaussian, the quasi families; for a mixed model those of its
+    # fixed-part refit); normal ones for binomial and Poisson.
+    df_residual = None if chosen.fixed_dispersion else residual_df(design, spec, rows)
     return predict_from(
         X, tidy["estimate"].to_numpy(), vcov_matrix, chosen, grid, df_residual=df_residual, offset=offset
     )

@@ -106,6 +106,8 @@ class ModelView:
 
 def lrt_table(test: dict, table_id: str) -> str:
     """``anova(m1, m2, ..., test = ...)`` as a table, with R's digits; both comparison forms."""
+    if "npar" in test:
+        return _mixed_anova_html(test, table_id)
     if "models" in test:
         models, steps = test["models"], test
     else:  # compact/augmented: one step, scalar entries
@@ -128,6 +130,21 @@ def lrt_table(test: dict, table_id: str) -> str:
         frame[test["test"]] = cells(steps[test["test"]], lambda v: format_number(v, 5).strip())
     label = "Pr(>F)" if test["test"] == "F" else "Pr(>Chi)"
     frame[label] = cells(steps["p_value"], lambda v: format_pval([v], 4)[0])
+    return table_html(frame, table_id)
+
+
+def _mixed_anova_html(test: dict, table_id: str) -> str:
+    """lme4's ``anova.merMod`` table, each column as R prints it (5 significant digits)."""
+
+    def column(values):
+        shown = iter(format_real([v for v in values if v is not None], 5))
+        return ["" if v is None else next(shown).strip() for v in values]
+
+    frame = pd.DataFrame({"model": test["models"], "npar": [str(n) for n in test["npar"]]})
+    for name in ["AIC", "BIC", "logLik", "deviance", "Chisq"]:
+        frame[name] = column(test[name])
+    frame["Df"] = ["" if d is None else str(d) for d in test["Df"]]
+    frame["Pr(>Chisq)"] = ["" if p is None else format_pval([p], 4)[0] for p in test["p_value"]]
     return table_html(frame, table_id)
 
 

@@ -49,6 +49,21 @@ filter_texts <- c(ne_number = "race != 3", eq_number = "race == 1", in_numbers =
                   not_eq = "not (x > 0)", or_na = "x > 1 or race == 1", and_na = "x > 1 and race == 1")
 for (name in names(filters)) out$filters[[name]] <- list(filter = filter_texts[[name]], rows = out$filters[[name]])
 
+# The same on four rows with missing values in a number and a factor, R's logic through
+# not/and/or (glmflow's syntax, R's, then the rows subset() keeps).
+small <- data.frame(a = c(1, NA, 3, 4), s = factor(c("x", "y", NA, "x")))
+small_filters <- list(
+  c("a != 3", "a != 3"), c("a >= 1 and s == 'x'", "a >= 1 & s == 'x'"),
+  c("s in ['y', 'x'] or a > 3", "s %in% c('y', 'x') | a > 3"), c("not (a < 2)", "!(a < 2)"),
+  c("~(a < 2) & (a < 4)", "!(a < 2) & (a < 4)"), c("(a * 2 - 1 > 4) | (a == 1)", "(a * 2 - 1 > 4) | (a == 1)"),
+  c("1 < a <= 3", "1 < a & a <= 3"), c("s not in ['x']", "!(s %in% c('x'))"),
+  c("isna(a) | notna(s) & (a > 3)", "is.na(a) | !is.na(s) & (a > 3)"), c("a // 2 == 1", "a %/% 2 == 1"),
+  c("a % 2 == 1", "a %% 2 == 1"), c("a ** 2 > 5", "a^2 > 5"), c("a / 2 + 1 >= 2.5", "a / 2 + 1 >= 2.5"),
+  c("(a > 1) == True", "(a > 1) == TRUE"), c("(a > 3) != False", "(a > 3) != FALSE")
+)
+out$small_filters <- lapply(small_filters, function(f)
+  list(filter = f[[1]], r = f[[2]], rows = I(which(with(small, eval(str2lang(f[[2]]))) %in% TRUE))))
+
 # --- Models: collation order of a text factor, explicit levels, zero weights -----------------
 tidy_of <- function(fit) {
   cf <- coef(summary(fit))  # without the aliased (NA) coefficients, which coef() has
