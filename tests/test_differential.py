@@ -94,6 +94,7 @@ def close(actual, expected, rtol: float, what: str, atol: float = 0.0) -> None:
     assert actual.shape == expected.shape, f"{what}: {actual.shape} values, R has {expected.shape}"
     assert np.array_equal(np.isnan(actual), np.isnan(expected)), f"{what}: NA at {np.isnan(expected)}, ours {actual}"
     ok = ~np.isnan(expected)
+    atol = np.broadcast_to(np.asarray(atol, dtype=float), expected.shape)[ok]
     error = np.abs(actual[ok] - expected[ok]) - rtol * np.abs(expected[ok]) - atol
     assert error.size == 0 or error.max() <= 0, f"{what}: ours {actual} vs R {expected}"
 
@@ -103,9 +104,16 @@ def vector(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def check_glm(fit, expected: dict) -> None:
+def check_glm(fit, expected: dict, warnings: list[str]) -> None:
     tidy = fit.tidy()
     assert list(tidy["term"]) == vector(expected["term"])
+    if "glm.fit: algorithm did not converge" in warnings:
+        # 25 iterations along a direction where the likelihood keeps rising (separation): where
+        # they stop is rounding, in R as here; the deviance, the NA pattern and the warning are not
+        assert not fit.converged and "glm.fit: algorithm did not converge" in fit.warnings
+        assert np.array_equal(tidy["estimate"].isna(), [e is None for e in vector(expected["estimate"])])
+        close(fit.glance()["deviance"], expected["deviance"], RTOL, "deviance", atol=1e-8)
+        return
     se = np.asarray([np.nan if s is None else s for s in vector(expected["std_error"])], dtype=float)
     # A coefficient that is 0 in theory (a balanced design's, a perfect fit's) is R's and our
     # rounding noise, where a relative error means nothing: there, within 1e-6 of its SE, and
@@ -157,7 +165,7 @@ def test_case_matches_r(case):
     elif case["kind"] == "glmm":
         check_glmm(result, expected["fit"])
     else:
-        check_glm(result, expected["fit"])
+        check_glm(result, expected["fit"], vector(expected.get("warnings") or []))
         if case["kind"] == "grid":
             assert "effect_error" not in expected, expected.get("effect_error")
             check_grid(result, data, case, expected["effect"])

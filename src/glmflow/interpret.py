@@ -163,10 +163,31 @@ def predictions(
     # effects::Effect: t quantiles on df.residual wherever the dispersion is estimated (lm,
     # gaussian, Gamma, inverse.gaussian, the quasi families; for a mixed model those of its
     # fixed-part refit); normal ones for binomial and Poisson.
-    df_residual = None if chosen.fixed_dispersion else residual_df(design, spec, rows)
-    return predict_from(
-        X, tidy["estimate"].to_numpy(), vcov_matrix, chosen, grid, df_residual=df_residual, offset=offset
-    )
+    estimate = tidy["estimate"].to_numpy(dtype=float)
+    rank = int(np.sum(~np.isnan(estimate)))
+    df_residual = None if chosen.fixed_dispersion else residual_df(design, spec, rows, rank)
+    table = predict_from(X, estimate, vcov_matrix, chosen, grid, df_residual=df_residual, offset=offset)
+    unknown = ~estimable(design.X, np.isnan(estimate), X)
+    table.loc[unknown, ["link", "se_link", "prob", "conf_low", "conf_high"]] = np.nan
+    return table
+
+
+def estimable(X: np.ndarray, aliased: np.ndarray, rows: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+    """Which rows' linear predictors a rank-deficient fit determines, as effects (through the
+    estimability package) decides them: a row is estimable when its part in the null space of
+    the model matrix (the directions of the aliased columns) is below ``tol`` of its square norm;
+    effects gives NA for the others."""
+    if not aliased.any():
+        return np.ones(len(rows), dtype=bool)
+    # each aliased column is a combination of the kept ones: (-b, 1) spans the null space
+    b = np.linalg.lstsq(X[:, ~aliased], X[:, aliased], rcond=None)[0]
+    basis = np.zeros((X.shape[1], int(aliased.sum())))
+    basis[~aliased] = -b
+    basis[aliased] = np.eye(int(aliased.sum()))
+    basis = np.linalg.qr(basis)[0]
+    check = rows @ basis
+    size = np.sum(rows**2, axis=1)
+    return np.sum(check**2, axis=1) < tol * np.where(size < tol, 1.0, size)
 
 
 def fitted_curve(

@@ -24,7 +24,7 @@ from glmflow.errors import GlmflowError
 from glmflow.families import Family, family
 from glmflow.formula import Design, build_design
 from glmflow.formula_syntax import factor_call_variables
-from glmflow.rank import r_qr_rank
+from glmflow.rank import CLEAR_MARGIN, r_qr_rank
 from glmflow.separation import detect_separation
 
 
@@ -57,25 +57,16 @@ def glm_fit(
     positive prior weight and a non-zero d mu / d eta, step-halving when the deviance is not
     finite or eta/mu leave their valid range, and R's convergence rule. ``y`` is the response
     after the family's ``initialize`` (proportions for binomial), ``weights`` the prior
-    weights after it (trials for binomial proportions)."""
+    weights after it (trials for binomial proportions). Columns aliased in the last step's
+    weighted QR have NaN (R's NA) coefficients and covariances."""
     n = len(y)
     weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     offset = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
     if mustart is None:
         mustart = family.initialize(y, weights).mustart
-    if len(y) >= LARGE_ROWS:
-        # Imported here, not at the top: numba's import costs every GLM job 0.4-0.6 s of
-        # start-up on this machine (issue 12), and only fits of 200,000 rows or more use it.
-        from glmflow import glm_large  # noqa: PLC0415
-
-    if len(y) >= LARGE_ROWS and glm_large.applies(X, family):
-        try:
-            coef, cov, eta, mu, mu_eta, dev, iterations, converged, working = glm_large.glm_fit_large(
-                X, y, family, weights, offset, mustart, epsilon, maxit
-            )
-            return IrlsResult(coef, cov, eta, mu, dev, iterations, converged, False, working, (y - mu) / mu_eta)
-        except glm_large.NotForLargePath:
-            pass  # glm.fit's own path below, with its step-halving and messages
+    large = _large_fit(X, y, family, weights, offset, mustart, epsilon, maxit)
+    if large is not None:
+        return large
     eta = family.linkfun(mustart)
     mu = family.linkinv(eta)
     if not (family.validmu(mu) and family.link.valideta(eta)):
@@ -96,46 +87,12 @@ def glm_fit(
             break
         z = (eta - offset)[good] + (y - mu)[good] / mu_eta[good]
         w = np.sqrt(weights[good] * mu_eta[good] ** 2 / variance[good])
-        # R of [sqrt(w) X | sqrt(w) z]: its last column is Q'z, so Q is never formed (forming it
-        # was 74-86% of a fit's time at n = 1e6, and a second copy of X)
-        augmented = np.linalg.qr(np.column_stack([X[good] * w[:, None], z * w]), mode="r")
-        r = augmented[:-1, :-1]
-        start = linalg.solve_triangular(r, augmented[:-1, -1])
+        start, r, kept = weighted_least_squares(X[good], z, w, min(1e-7, epsilon / 1000))
         if not np.all(np.isfinite(start)):
             warnings.append(f"glm.fit: non-finite coefficients at iteration {iterations}")
             break
-        eta = X @ start + offset
-        mu = family.linkinv(eta)
-        dev = float(np.sum(family.dev_resids(y, mu, weights)))
-        boundary = False
-        if not math.isfinite(dev):
-            if coef_old is None:
-                raise GlmflowError("no valid set of coefficients has been found: please supply starting values")
-            warnings.append("step size truncated due to divergence")
-            for _ in range(maxit + 1):
-                if math.isfinite(dev):
-                    break
-                start = (start + coef_old) / 2
-                eta = X @ start + offset
-                mu = family.linkinv(eta)
-                dev = float(np.sum(family.dev_resids(y, mu, weights)))
-            else:
-                raise GlmflowError("inner loop 1; cannot correct step size")
-            boundary = True
-        if not (family.link.valideta(eta) and family.validmu(mu)):
-            if coef_old is None:
-                raise GlmflowError("no valid set of coefficients has been found: please supply starting values")
-            warnings.append("step size truncated: out of bounds")
-            for _ in range(maxit + 1):
-                if family.link.valideta(eta) and family.validmu(mu):
-                    break
-                start = (start + coef_old) / 2
-                eta = X @ start + offset
-                mu = family.linkinv(eta)
-            else:
-                raise GlmflowError("inner loop 2; cannot correct step size")
-            boundary = True
-            dev = float(np.sum(family.dev_resids(y, mu, weights)))
+        step = _Step(family, X, y, weights, offset)
+        start, eta, mu, dev, boundary = step.valid(start, coef_old, maxit, warnings)
         coef = start
         if abs(dev - dev_old) / (abs(dev) + 0.1) < epsilon:
             converged = True
@@ -144,10 +101,95 @@ def glm_fit(
     r_inv = linalg.solve_triangular(r, np.eye(r.shape[0]))
     working_weights = np.zeros(n)
     working_weights[good] = w**2
+    coef, cov = _expand(kept, coef[kept], r_inv @ r_inv.T)
     return IrlsResult(
-        coef, r_inv @ r_inv.T, eta, mu, dev, iterations, converged, boundary, working_weights,
+        coef, cov, eta, mu, dev, iterations, converged, boundary, working_weights,
         (y - mu) / family.mu_eta(eta), warnings,
     )  # fmt: skip
+
+
+def _large_fit(X, y, family, weights, offset, mustart, epsilon, maxit) -> IrlsResult | None:
+    """The compiled path for 200,000 rows or more, where it applies (``glmflow.glm_large``)."""
+    if len(y) < LARGE_ROWS:
+        return None
+    # Imported here, not at the top: numba's import costs every GLM job 0.4-0.6 s of start-up
+    # on this machine, and only fits of 200,000 rows or more use it.
+    from glmflow import glm_large  # noqa: PLC0415
+
+    if not glm_large.applies(X, family):
+        return None
+    try:
+        coef, cov, eta, mu, mu_eta, dev, iterations, converged, working = glm_large.glm_fit_large(
+            X, y, family, weights, offset, mustart, epsilon, maxit
+        )
+    except glm_large.NotForLargePath:
+        return None  # glm.fit's own path, with its step-halving and messages
+    return IrlsResult(coef, cov, eta, mu, dev, iterations, converged, False, working, (y - mu) / mu_eta)
+
+
+def weighted_least_squares(X: np.ndarray, z: np.ndarray, w: np.ndarray, tol: float):
+    """One step of glm.fit, as R's ``Cdqrls``: the least-squares coefficients of ``w z`` on
+    ``w X`` (0 for a column aliased in R's pivoted QR at ``tol``), the R factor of the kept
+    columns and which columns were kept."""
+    Xw = X * w[:, None]
+    # R of [sqrt(w) X | sqrt(w) z]: its last column is Q'z, so Q is never formed (forming it
+    # was 74-86% of a fit's time at n = 1e6, and a second copy of X)
+    augmented = np.linalg.qr(np.column_stack([Xw, z * w]), mode="r")
+    p = X.shape[1]
+    kept = np.ones(p, dtype=bool)
+    norms = np.linalg.norm(Xw, axis=0)
+    residuals = np.abs(np.diag(augmented)[:p]) if augmented.shape[0] >= p else np.zeros(p)
+    if not (np.all(norms > 0) and np.all(residuals >= CLEAR_MARGIN * tol * norms)):
+        # near a dependence: dqrdc2's pivoting decides, as R's
+        rank, pivot = r_qr_rank(Xw, tol)
+        kept[:] = False
+        kept[pivot[:rank]] = True
+        augmented = np.linalg.qr(np.column_stack([Xw[:, kept], z * w]), mode="r")
+    q = int(kept.sum())
+    coef = np.zeros(p)
+    coef[kept] = linalg.solve_triangular(augmented[:q, :q], augmented[:q, -1])
+    return coef, augmented[:q, :q], kept
+
+
+@dataclass
+class _Step:
+    """glm.fit's checks of a new coefficient vector: a non-finite deviance, then an eta or mu
+    outside the family's range, each halves the step towards the previous coefficients."""
+
+    family: Family
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray
+    offset: np.ndarray
+
+    def at(self, coef):
+        eta = self.X @ coef + self.offset
+        mu = self.family.linkinv(eta)
+        return eta, mu, float(np.sum(self.family.dev_resids(self.y, mu, self.weights)))
+
+    def valid(self, start, coef_old, maxit: int, warnings: list[str]):
+        eta, mu, dev = self.at(start)
+        boundary = False
+        if not math.isfinite(dev):
+            start, eta, mu, dev = self._halve(start, coef_old, maxit, lambda e, m, d: math.isfinite(d), 1)
+            warnings.append("step size truncated due to divergence")
+            boundary = True
+        if not (self.family.link.valideta(eta) and self.family.validmu(mu)):
+            inside = lambda e, m, d: self.family.link.valideta(e) and self.family.validmu(m)  # noqa: E731
+            start, eta, mu, dev = self._halve(start, coef_old, maxit, inside, 2)
+            warnings.append("step size truncated: out of bounds")
+            boundary = True
+        return start, eta, mu, dev, boundary
+
+    def _halve(self, start, coef_old, maxit: int, ok, loop: int):
+        if coef_old is None:
+            raise GlmflowError("no valid set of coefficients has been found: please supply starting values")
+        for _ in range(maxit + 1):
+            eta, mu, dev = self.at(start)
+            if ok(eta, mu, dev):
+                return start, eta, mu, dev
+            start = (start + coef_old) / 2
+        raise GlmflowError(f"inner loop {loop}; cannot correct step size")
 
 
 def wald_table(terms, estimate, vcov, df_residual: int | None = None, conf_level: float = 0.95) -> pd.DataFrame:
@@ -315,12 +357,9 @@ def model_data(data: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
     return data
 
 
-def aliased_columns(X: np.ndarray, tol: float, prior: np.ndarray | None = None) -> np.ndarray:
+def aliased_columns(X: np.ndarray, tol: float) -> np.ndarray:
     """The columns R's QR (``glmflow.rank``: dqrdc2 and its limited pivoting) sets aside as
-    aliased with earlier ones; R reports their coefficients as NA. Rows of zero prior weight
-    are not used, as in glm.fit."""
-    if prior is not None:
-        X = X[prior > 0] * np.sqrt(prior[prior > 0])[:, None]
+    aliased with earlier ones; R reports their coefficients as NA."""
     rank, pivot = r_qr_rank(X, tol)
     aliased = np.zeros(X.shape[1], dtype=bool)
     aliased[pivot[rank:]] = True
@@ -358,15 +397,15 @@ def model_xlevels(design: Design, data: pd.DataFrame, formula: str) -> dict[str,
     return xlevels
 
 
-def residual_df(design: Design, spec: dict, data: pd.DataFrame) -> int:
+def residual_df(design: Design, spec: dict, data: pd.DataFrame, rank: int | None = None) -> int:
     """R's ``df.residual``: the rows with a positive prior weight (and trials, for a cbind()
-    response) less the columns of the model matrix."""
+    response) less the rank (the columns of the model matrix less the aliased ones)."""
     used = np.ones(len(design.rows), dtype=bool)
     if spec.get("weights"):
         used &= data.loc[design.rows, spec["weights"]].to_numpy(dtype=float) > 0
     if design.trials is not None:
         used &= design.trials > 0
-    return int(used.sum()) - design.X.shape[1]
+    return int(used.sum()) - (design.X.shape[1] if rank is None else rank)
 
 
 def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
@@ -388,10 +427,9 @@ def fit_model(data: pd.DataFrame, spec: dict, name: str) -> ModelFit:
             f"{where}: the response {design.response!r} is a factor; R's lm needs a number "
             "(use family: binomial for a two-level response)"
         )
-    prior = rows.loc[design.rows, spec["weights"]].to_numpy(dtype=float) if spec.get("weights") else None
-    # lm.fit's qr(tol = 1e-7); glm.fit's Cdqrls at min(1e-7, epsilon / 1000)
-    kept = ~aliased_columns(design.X, 1e-7 if lm else 1e-11, prior)
-    return _fit_lm(design, spec, name, rows, kept) if lm else _fit_glm(design, spec, name, chosen, rows, kept)
+    if lm:  # lm.fit's qr(tol = 1e-7); glm.fit pivots in each step (weighted_least_squares)
+        return _fit_lm(design, spec, name, rows, ~aliased_columns(design.X, 1e-7))
+    return _fit_glm(design, spec, name, chosen, rows)
 
 
 def _common(design: Design, spec: dict, name: str, rows: pd.DataFrame) -> dict:
@@ -456,8 +494,8 @@ def _fit_lm(design: Design, spec: dict, name: str, rows: pd.DataFrame, kept: np.
     )
 
 
-def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.DataFrame, kept: np.ndarray) -> ModelFit:
-    n, p = len(design.y), int(kept.sum())
+def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.DataFrame) -> ModelFit:
+    n = len(design.y)
     prior = np.ones(n) if not spec.get("weights") else rows.loc[design.rows, spec["weights"]].to_numpy(dtype=float)
     if np.any(prior < 0):
         raise GlmflowError(f"model {name!r}: weights {spec['weights']!r}: negative weights not allowed")
@@ -470,13 +508,15 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
     y, weights = start.y, start.weights
     offset = design.offset if design.offset is not None else np.zeros(n)
     try:
-        fit = glm_fit(design.X[:, kept], y, chosen, weights, offset, mustart=start.mustart)
+        fit = glm_fit(design.X, y, chosen, weights, offset, mustart=start.mustart)
     except GlmflowError as error:
         raise GlmflowError(
             f"model {name!r} ({chosen.name}, {chosen.link.name} link): R's glm.fit stops here too: {error}; "
             "glmflow takes no starting values, so choose another link (or family) for these data"
         ) from None
     mu = fit.mu
+    kept = ~np.isnan(fit.coef)
+    p = int(kept.sum())  # the rank
     n_ok = int(n - np.sum(weights == 0))
     df_residual = n_ok - p
     if design.has_intercept and design.offset is not None:
@@ -514,11 +554,10 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         dispersion = float("nan")
     rank_df = p + int(chosen.dispersion_in_loglik)
     aic = chosen.aic(y, start.n, mu, weights, fit.deviance) + 2 * p
-    coef, vcov = _expand(kept, fit.coef, fit.cov_unscaled * dispersion)
     return ModelFit(
         **_common(design, spec, name, rows),
-        coef=coef,
-        vcov=vcov,
+        coef=fit.coef,
+        vcov=fit.cov_unscaled * dispersion,
         fitted_link=fit.eta,
         fitted=mu,
         # + 0.0: a zero-weight row's residual is 0, not -0 (which would print as -0.000)
