@@ -28,20 +28,38 @@ CHECKS = Path(__file__).with_name("config.py")
 
 
 def load_config_yaml(path: str | Path) -> dict:
-    """A YAML file, or an error that names its line and column (Snakemake's does not)."""
+    """A YAML file, or an error that names its line and column (Snakemake's does not). Read here
+    before Snakemake's ``configfile:`` reads it, so that what Snakemake would do with it is
+    refused first: YTE templating (code)."""
     path = Path(path)
     text = path.read_text()
     try:
         # libyaml's loader where PyYAML was built with it: 0.9 ms for config.yaml, against 7.9 ms
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        config = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
-        pass
-    try:  # the same error again from PyYAML's own loader, whose words are clearer (it names a tab)
+        config = _yaml_error(path, text)
+    _refuse_templating(path, config)
+    return config
+
+
+def _yaml_error(path: Path, text: str) -> dict:
+    """The error again from PyYAML's own loader, whose words are clearer (it names a tab)."""
+    try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
         raise GlmflowError(f"{path}: YAML syntax error at {where}: {error.problem or error}") from None
+
+
+def _refuse_templating(path: Path, config) -> None:
+    """Snakemake reads a config file with YTE, which evaluates ``?expr`` values as Python when the
+    file says ``__use_yte__: true`` at its top: config would be code. Refused, whatever its value."""
+    if isinstance(config, dict) and "__use_yte__" in config:
+        raise GlmflowError(
+            f"{path}: __use_yte__: YTE templating is refused (nothing was run): Snakemake would run "
+            "its ?expressions as Python code, and config is data; remove __use_yte__ and write the values out"
+        )
 
 
 def is_mixed(model: dict) -> bool:
