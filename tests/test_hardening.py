@@ -47,3 +47,30 @@ def test_yte_templating_is_refused_before_it_runs(broken, tmp_path):
     assert "config.yaml: __use_yte__: YTE templating is refused (nothing was run)" in output
     assert "remove __use_yte__" in output
     assert not marker.exists()
+
+
+CALLS_OF_EXPRESSIONS = {
+    "poly_in_i": ("survived ~ I((poly)(fare, 2))", "'(poly)'"),
+    "lag": ("survived ~ (lag)(fare)", "'(lag)'"),
+    "nested_parentheses": ("survived ~ ((lag))(fare)", "'((lag))'"),
+    "call_of_a_call": ("survived ~ I(fare)(2)", "'I(fare)'"),
+    "number": ("survived ~ 2(fare)", "'2'"),
+    "random_term": ("survived ~ fare + ((lag)(fare) | pclass)", "'(lag)'"),
+}
+
+
+def test_a_call_needs_a_bare_allowed_name(broken):
+    """A parenthesised callee slipped past the allow-list (formulaic looked `poly` up and ran it).
+    Every case is a model of its own, in one run: each is named under its key."""
+
+    def change(config):
+        for name, (formula, _) in CALLS_OF_EXPRESSIONS.items():
+            config["models"][name] = {"dataset": "titanic", "formula": formula, "family": "binomial"}
+
+    output = refused(broken, change)
+    for name, (formula, callee) in CALLS_OF_EXPRESSIONS.items():
+        expected = (
+            f"models.{name}.formula: formula {formula!r}: a call of {callee} is not allowed: call a formula "
+            "function by its bare name (allowed: C, I, abs"
+        )
+        assert expected in output, name
