@@ -4,10 +4,16 @@ Snakemake on a copy of a finished run of tests/config/small.yaml."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
-from conftest import edit_config, result_hashes, snakemake
+from conftest import ROOT, edit_config, result_hashes, snakemake
+
+from glmflow.rrandom import RRandom
+
+# R's draws and messages (tests/r/simulation.R)
+DRAWS = json.loads((ROOT / "tests" / "r" / "simulation_reference.json").read_text())
 
 
 @pytest.fixture
@@ -74,3 +80,36 @@ def test_a_call_needs_a_bare_allowed_name(broken):
             "function by its bare name (allowed: C, I, abs"
         )
         assert expected in output, name
+
+
+def test_seeds_beyond_r_integers_are_refused(broken):
+    """R's set.seed() stops beyond +-(2^31 - 1); glmflow's draws wrapped at 2^32 (seed 2^32 + 1
+    drew seed 1's data). Both seeds in one run, each under its key, with R's own words."""
+    r_message = DRAWS["seed_beyond_max"]
+
+    def change(config):
+        config["simulation"]["demo"]["seed"] = 2**32 + 1
+        config["simulation"]["study"]["seed"] = -(2**31)
+
+    output = refused(broken, change)
+    assert r_message == "supplied seed is not a valid integer"
+    for key, value, bound in [
+        ("demo", 2**32 + 1, "greater than the maximum of"),
+        ("study", -(2**31), "less than the minimum of"),
+    ]:
+        assert f"simulation.{key}.seed: {value} is {bound} " in output
+    assert output.count(f"within +-2147483647 (2^31 - 1), as set.seed() takes it (beyond, R stops: '{r_message}')") == 2
+
+
+def test_a_negative_seed_for_numpy_is_refused(broken):
+    def change(config):
+        config["simulation"]["demo"].update(seed=-5, rng="numpy")
+
+    assert "simulation.demo.seed: -5: numpy's generator takes a seed >= 0" in refused(broken, change)
+
+
+@pytest.mark.parametrize("end", ["max", "min"])
+def test_the_ends_of_the_seed_range_draw_rs_numbers(end):
+    """The seeds the schema lets through draw R's numbers, bit for bit, up to its ends."""
+    seed = 2147483647 if end == "max" else -2147483647
+    assert RRandom(seed).rnorm(20).tolist() == [float(v) for v in DRAWS[f"rnorm_seed_{end}"]]

@@ -66,7 +66,8 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
             choices = ", ".join(map(str, error.validator_value))
             problems.append(f"{key}: {error.instance!r} is not one of {choices}")
         else:
-            problems.append(f"{key}: {error.message}")
+            hint = error.schema.get("x-hint")
+            problems.append(f"{key}: {error.message}" + (f": {hint}" if hint else ""))
     return problems
 
 
@@ -248,10 +249,19 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             if figure[role] not in by:
                 problems.add(f"{key}.{role}", f"{figure[role]!r} is not one of the table's columns {by}")
 
+    _check_simulation(problems, config.get("simulation", {}))
     if not problems:
         _check_data(problems, config, base, variables)
     if problems:
         raise GlmflowError("config.yaml has problems (nothing was run):\n  - " + "\n  - ".join(dict.fromkeys(problems)))
+
+
+def _check_simulation(problems: _Problems, simulation: dict) -> None:
+    """What the schema cannot say of the simulations (it holds seeds to R's integers)."""
+    demo = simulation.get("demo")
+    if demo and demo.get("rng") == "numpy" and demo["seed"] < 0:
+        problems.add("simulation.demo.seed", f"{demo['seed']}: numpy's generator takes a seed >= 0; choose one, "
+                     "or rng: r (R's set.seed takes negative seeds)")  # fmt: skip
 
 
 def _model_terms(formula: str) -> set[str]:
