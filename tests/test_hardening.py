@@ -5,11 +5,14 @@ Snakemake on a copy of a finished run of tests/config/small.yaml."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
 from conftest import ROOT, edit_config, result_hashes, snakemake
 
+from glmflow.errors import GlmflowError
+from glmflow.plan import load_config_yaml
 from glmflow.rrandom import RRandom
 
 # R's draws and messages (tests/r/simulation.R)
@@ -113,3 +116,50 @@ def test_the_ends_of_the_seed_range_draw_rs_numbers(end):
     """The seeds the schema lets through draw R's numbers, bit for bit, up to its ends."""
     seed = 2147483647 if end == "max" else -2147483647
     assert RRandom(seed).rnorm(20).tolist() == [float(v) for v in DRAWS[f"rnorm_seed_{end}"]]
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(broken):
+    """YAML keeps the last of two equal keys, silently: a model given twice lost the first."""
+    lines = {}
+
+    def text(config):
+        out = config.replace(
+            "\nmodels:\n", '\nmodels:\n  glm_fare: {dataset: titanic, formula: "survived ~ sex", family: binomial}\n', 1
+        )
+        numbered = out.splitlines()
+        lines["first"] = (
+            numbered.index('  glm_fare: {dataset: titanic, formula: "survived ~ sex", family: binomial}') + 1
+        )
+        lines["second"] = next(
+            i for i, line in enumerate(numbered, 1) if i > lines["first"] and line.startswith("  glm_fare:")
+        )
+        return out
+
+    output = refused(broken, text=text)
+    assert (
+        f"config.yaml: models.glm_fare: the key is given twice, at lines {lines['first']} and {lines['second']} "
+        "(nothing was run): YAML would keep the last one silently; remove one or rename it"
+    ) in output
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: {b: 1, c: 2, b: 3}\n", "a.b: the key is given twice, on line 1"),
+        ("a: [{k: 1}, {k: 2,\n  k: 3}]\n", "a[1].k: the key is given twice, at lines 1 and 2"),
+        ("base: &b {x: 1}\na: {<<: *b, x: 2}\nc: {<<: {y: 1, y: 2}}\n", "c.y: the key is given twice, on line 3"),
+        ("a: {1: x, 1.0: y}\n", "a.1.0: the key is given twice, on line 1"),
+    ],
+)
+def test_duplicate_keys_anywhere(tmp_path, text, message):
+    """Nested, in lists, equal as Python keys, inside merges; a merge's keys may be overridden."""
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(GlmflowError, match=re.escape(f"{path}: {message}")):
+        load_config_yaml(path)
+
+
+def test_a_merge_overrides_without_a_duplicate(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("base: &b {x: 1, y: 2}\na: {<<: *b, x: 3}\n")
+    assert load_config_yaml(path)["a"] == {"x": 3, "y": 2}
