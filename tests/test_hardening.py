@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 
+import pandas as pd
 import pytest
 from conftest import ROOT, edit_config, result_hashes, snakemake
 
@@ -163,3 +164,33 @@ def test_a_merge_overrides_without_a_duplicate(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("base: &b {x: 1, y: 2}\na: {<<: *b, x: 3}\n")
     assert load_config_yaml(path)["a"] == {"x": 3, "y": 2}
+
+
+def test_a_value_listed_twice_in_the_study_grid_is_refused(broken):
+    def change(config):
+        config["simulation"]["study"]["b1"] = [0, 1, 1.0]
+        config["simulation"]["study"]["n"] = [50, 100, 50]
+
+    output = refused(broken, change)
+    for key, values in [("b1", "[0, 1, 1.0]"), ("n", "[50, 100, 50]")]:
+        assert (
+            f"simulation.study.{key}: {values} has non-unique elements: each value of the grid makes cells "
+            "(jobs, files) of its own; list it once"
+        ) in output
+
+
+def test_close_study_values_get_cells_of_their_own(broken):
+    """``:g`` labelled b1 = 0.5 and 0.5000001 alike, and one cell stood for both. A label now
+    reads back as its number; the ordinary values' labels, jobs and files stay as they were."""
+    cells = broken / "results" / "simulation" / "cells"
+    before = {path.name: path.read_bytes() for path in cells.iterdir()}
+    assert "n50_b00_b11.json" in before
+    edit_config(broken, lambda c: c["simulation"]["study"].update(b1=[0, 1, 0.5, 0.5000001]))
+    output = snakemake(broken, "results/simulation/summary.csv").stderr
+    assert output.count("rule simulate_cell:") == 4  # the new cells only
+    after = {path.name: path.read_bytes() for path in cells.iterdir()}
+    assert {name: after[name] for name in before} == before
+    assert set(after) - set(before) == {f"n{n}_b00_b1{b1}.json" for n in (50, 100) for b1 in ("0.5", "0.5000001")}
+    summary = pd.read_csv(broken / "results" / "simulation" / "summary.csv")
+    assert sorted(summary["b1"].tolist()) == [0, 0, 0.5, 0.5, 0.5000001, 0.5000001, 1, 1]
+    assert summary["cell"].is_unique

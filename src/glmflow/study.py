@@ -10,6 +10,14 @@ from dataclasses import dataclass
 DEMO_MODEL = {"dataset": "simulated", "formula": "response ~ 1 + x", "family": "binomial"}
 
 
+def number_label(value: float) -> str:
+    """``value`` as text that reads back as the same number, so that two cells never share a label
+    (a job, a file): ``:g`` where its 6 significant digits are exact, as labels always were
+    (0.5, 8, 1e-07), else the shortest text that round-trips (Python's repr: 0.5000001)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
 @dataclass(frozen=True)
 class Cell:
     n: int
@@ -18,7 +26,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"n{self.n}_b0{self.b0:g}_b1{self.b1:g}"
+        return f"n{self.n}_b0{number_label(self.b0)}_b1{number_label(self.b1)}"
 
     def key(self, master_seed: int) -> list[int]:
         """Philox's 128-bit key, from the master seed and the cell's parameters (not its position)."""
