@@ -194,3 +194,19 @@ def test_close_study_values_get_cells_of_their_own(broken):
     summary = pd.read_csv(broken / "results" / "simulation" / "summary.csv")
     assert sorted(summary["b1"].tolist()) == [0, 0, 0.5, 0.5, 0.5000001, 0.5000001, 1, 1]
     assert summary["cell"].is_unique
+
+
+def test_built_in_names_are_refused(broken):
+    """A model or fitted-curve figure named as the simulated data's replaced the built-in figure
+    (the same file) or duplicated its report ids. Both in one run, each under its key."""
+
+    def change(config):
+        config["models"]["simulation_demo"] = dict(config["models"]["glm_fare"])
+        config["figures"]["fits"]["simulation_demo"] = dict(config["figures"]["fits"]["glm_sex_fare"])
+
+    output = refused(broken, change)
+    for key in ["models", "figures.fits"]:
+        assert (
+            f"{key}.simulation_demo: the name 'simulation_demo' is built in (the simulated data's fit and its "
+            "figure): a second one would replace it or share its files and report ids; choose another name"
+        ) in output

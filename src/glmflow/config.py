@@ -44,6 +44,7 @@ from glmflow.formula_syntax import (
     tokenize,
 )
 from glmflow.plan import comparison_models, is_mixed
+from glmflow.study import RESERVED_NAMES
 
 
 def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
@@ -133,6 +134,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
     """Raise one GlmflowError that lists every problem, each under its config key."""
     base = Path(base)
     problems = _Problems()
+    _check_reserved_names(problems, config)
     datasets = config.get("datasets", {})
     columns: dict[str, list[str]] = {}
     for name, spec in datasets.items():
@@ -254,6 +256,19 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         _check_data(problems, config, base, variables)
     if problems:
         raise GlmflowError("config.yaml has problems (nothing was run):\n  - " + "\n  - ".join(dict.fromkeys(problems)))
+
+
+def _check_reserved_names(problems: _Problems, config: dict) -> None:
+    for section, name in RESERVED_NAMES.items():
+        node = config
+        for part in section.split("."):
+            node = node.get(part, {})
+        if name in node:
+            problems.add(
+                f"{section}.{name}",
+                f"the name {name!r} is built in (the simulated data's fit and its figure): a second one would "
+                "replace it or share its files and report ids; choose another name",
+            )
 
 
 def _check_simulation(problems: _Problems, simulation: dict) -> None:

@@ -8,6 +8,11 @@ from dataclasses import dataclass
 # The chapter's fit of its simulated data set, glm(response ~ 1 + x, binomial): defined once,
 # for the fit, its figure and the report (here, as this module is light enough for the Snakefile).
 DEMO_MODEL = {"dataset": "simulated", "formula": "response ~ 1 + x", "family": "binomial"}
+# Its name as a model (the report's section and table ids) and as a fitted-curve figure
+# (fit_simulation_demo.svg and its id): built in, so a configured model or figure of that name
+# would replace or duplicate it. glmflow.config refuses these names, whether or not a demo runs.
+DEMO_NAME = "simulation_demo"
+RESERVED_NAMES = {"models": DEMO_NAME, "figures.fits": DEMO_NAME}
 
 
 def number_label(value: float) -> str:
