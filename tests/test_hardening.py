@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, edit_config, result_hashes, snakemake
 
 from glmflow.errors import GlmflowError
+from glmflow.models import fit_model
 from glmflow.plan import load_config_yaml
 from glmflow.rrandom import RRandom
 
@@ -210,3 +211,57 @@ def test_built_in_names_are_refused(broken):
             f"{key}.simulation_demo: the name 'simulation_demo' is built in (the simulated data's fit and its "
             "figure): a second one would replace it or share its files and report ids; choose another name"
         ) in output
+
+
+# What R says of Inf in a response or a predictor (tests/r/nonfinite.R)
+NONFINITE = json.loads((ROOT / "tests" / "r" / "nonfinite_reference.json").read_text())
+
+
+def test_inf_in_a_model_s_columns_is_refused_as_r_stops(broken):
+    """R's lm.fit and glm.fit stop on Inf in y or x; glmflow's lm gave Inf estimates. Refused
+    before any job by model, column and data row; an Inf on a row that na.omit drops is no problem."""
+    (broken / "resources" / "inf.csv").write_text(
+        "y,x,x_inf,w\n1,1,1,1\n2,2,-Inf,1\nInf,3,3,2\n4,4,4,1\n5,5,5,1\n3,NA,Inf,1\n"
+    )
+
+    def change(config):
+        config["datasets"]["inf"] = {"path": "resources/inf.csv"}
+        config["models"]["inf_y"] = {"dataset": "inf", "formula": "y ~ x", "family": "gaussian"}
+        config["models"]["inf_x"] = {"dataset": "inf", "formula": "x ~ x_inf", "family": "gaussian"}
+        config["models"]["inf_x_glm"] = {"dataset": "inf", "formula": "w ~ x_inf", "family": "poisson"}
+        config["models"]["inf_weights"] = {
+            "dataset": "inf",
+            "formula": "x ~ y",
+            "family": "gaussian",
+            "weights": "x_inf",
+            "filter": "y < 5",
+        }
+
+    output = refused(broken, change)
+    assert NONFINITE["lm_y"] == NONFINITE["glm_gaussian_y"] and NONFINITE["lm_x"] == NONFINITE["glm_gaussian_x"]
+    for model, column, rows, role in [
+        ("inf_y", "y", "3", "y"),
+        ("inf_x", "x_inf", "2", "x"),
+        ("inf_x_glm", "x_inf", "2, 6", "x"),
+    ]:
+        assert (
+            f"models.{model}.formula: column {column!r} holds Inf or -Inf in data rows {rows} (R's lm and glm stop: "
+            f"{NONFINITE[f'lm_{role}']}); filter those rows out or correct the data"
+        ) in output, model
+    assert (
+        "models.inf_weights.weights: column 'x_inf' holds Inf or -Inf in data rows 2 (weights must be finite)" in output
+    )
+
+
+def test_a_transformed_column_that_is_not_finite_stops_the_fit_as_r():
+    """What the config check cannot see without building the design (log(0)): the fit says it,
+    in R's words, naming the model matrix's column and the data row."""
+    data = pd.DataFrame({"x": [1.0, 2, 3, 4, 5, 7], "y": [1.0, 2, float("inf"), 4, 5, 3]})
+    spec = {"dataset": "d", "formula": "x ~ log(x - 1)", "family": "gaussian"}
+    with pytest.raises(
+        GlmflowError, match=re.escape(f"{NONFINITE['glm_log_of_zero_x']} (R's lm.fit and glm.fit stop")
+    ) as error:
+        fit_model(data, spec, "m")
+    assert "'log(x - 1)' not finite in data rows 1; filter those rows out" in str(error.value)
+    with pytest.raises(GlmflowError, match=re.escape(f"{NONFINITE['glm_gaussian_y']} (R's lm.fit")):
+        fit_model(data, {**spec, "formula": "y ~ x", "family": "gaussian", "link": "log"}, "m")

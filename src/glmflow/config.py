@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 from formulaic import Formula
@@ -31,7 +32,7 @@ from glmflow.data import (
 from glmflow.errors import GlmflowError
 from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS, mixed_model_family_problem
 from glmflow.filters import FilterError, expression_columns, filter_columns
-from glmflow.formula import required_variables
+from glmflow.formula import data_rows, required_variables
 from glmflow.formula_syntax import (
     cbind_parts,
     check_random_terms,
@@ -338,7 +339,7 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
     needed: dict[str, set[str]] = {name: set() for name in config["datasets"]}
     for name, model in models.items():
         response = required_variables(model["formula"], name)[0]
-        needed[model["dataset"]] |= set(response_columns(response))
+        needed[model["dataset"]] |= set(response_columns(response)) | set(_finite_roles(model, name))
         needed[model["dataset"]] |= {c for term in random_effect_terms(model["formula"]) for c in term.group_columns}
         if model.get("filter"):
             needed[model["dataset"]] |= set(filter_columns(model["filter"]))
@@ -362,6 +363,7 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
             except GlmflowError as error:
                 problems.append(str(error))
                 continue
+        _check_finite(problems, key, data, _finite_roles(model, name))
         for term in random_effect_terms(model["formula"]):
             for group in term.group_columns:
                 if data[group].nunique() < 2:
@@ -400,6 +402,49 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
                 bad = [v for v in values if isinstance(v, str | bool)]
                 if bad:
                     problems.add(key, f"{variable!r} is numeric; {', '.join(map(repr, bad))} is not a number")
+
+
+def _finite_roles(model: dict, name: str) -> dict[str, str]:
+    """The columns a model computes with (not its grouping factors), by role: "y" (the response's),
+    "x" (the model matrix's), "formula offset", "offset" (config's), "weights"."""
+    response, variables = required_variables(model["formula"], name)
+    offsets = split_offsets(fixed_part(split_formula(model["formula"], name)[1]))[1] + [model.get("offset") or "0"]
+    groups = {c for term in random_effect_terms(model["formula"]) for c in term.group_columns}
+    roles = {c: "x" for c in variables if c not in groups}
+    roles.update({c: "formula offset" for text in offsets[:-1] for c in expression_columns(text)})
+    roles.update({c: "offset" for c in expression_columns(offsets[-1])})
+    roles.update({c: "y" for c in response_columns(response)})
+    if model.get("weights"):
+        roles[model["weights"]] = "weights"
+    return roles
+
+
+# Where each role's problem is said (the config key under the model) and why it stops the fit.
+_NOT_FINITE = {
+    "y": ("formula", "R's lm and glm stop: NA/NaN/Inf in 'y'"),
+    "x": ("formula", "R's lm and glm stop: NA/NaN/Inf in 'x'"),
+    "formula offset": ("formula", "an offset must be finite"),
+    "offset": ("offset", "an offset must be finite"),
+    "weights": ("weights", "weights must be finite"),
+}
+
+
+def _check_finite(problems: _Problems, key: str, data: pd.DataFrame, roles: dict[str, str]) -> None:
+    """Inf in a column a model computes with, on a row na.omit keeps: R's lm and glm stop ("NA/NaN/Inf
+    in 'y'", "... in 'x'"), so the fit would; said here, before any job, by column and data row."""
+    used = data[list(roles)]
+    kept = used.notna().all(axis=1)
+    for column, role in roles.items():
+        values = used[column][kept]
+        if not pd.api.types.is_float_dtype(values) or np.isfinite(values.to_numpy()).all():
+            continue
+        rows = data_rows(values.index[~np.isfinite(values.to_numpy())].to_numpy())
+        where, stop = _NOT_FINITE[role]
+        problems.add(
+            f"{key}.{where}",
+            f"column {column!r} holds Inf or -Inf in data rows {rows} ({stop}); filter those rows out or correct "
+            "the data",
+        )
 
 
 def _binary_response_problem(response: pd.Series) -> str | None:

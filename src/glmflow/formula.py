@@ -124,8 +124,8 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
     except Exception as error:
         raise GlmflowError(f"{where}: formula {formula!r} cannot be evaluated: {error}") from error
     X = np.asarray(matrix, dtype=float)
-    if not np.isfinite(X).all():
-        raise GlmflowError(f"{where}: formula {formula!r} gives NaN or Inf in the model matrix")
+    rows = frame.index.to_numpy()
+    _refuse_nonfinite(f"{where}: formula {formula!r}", "x", X, [r_label(str(c)) for c in matrix.columns], rows)
     offsets = offsets + ([offset] if offset else [])
     offset_values = np.sum([evaluate_expression(frame, text) for text in offsets], axis=0) if offsets else None
     if offset_values is not None and not np.all(np.isfinite(offset_values)):
@@ -139,6 +139,8 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
         if np.any(successes < 0) or np.any(failures < 0):
             raise GlmflowError(f"{where}: {response}: successes and failures must be non-negative")
         y, trials = successes, successes + failures
+    _refuse_nonfinite(f"{where}: formula {formula!r}", "y", y if trials is None else np.column_stack([y, trials]),
+                      [response] * (1 if trials is None else 2), rows)  # fmt: skip
     return Design(
         response=response,
         y=y,
@@ -148,11 +150,31 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
         response_columns=syntax.response_columns(response),
         X=X,
         terms=[r_label(str(c)) for c in matrix.columns],
-        rows=frame.index.to_numpy(),
+        rows=rows,
         n_dropped=int((~complete).sum()),
         variables=variables,
         spec=matrix.model_spec,
     )
+
+
+def _refuse_nonfinite(where: str, what: str, values: np.ndarray, names: list[str], rows: np.ndarray) -> None:
+    """R's lm.fit and glm.fit stop on a response (``what`` = "y") or model-matrix entry ("x")
+    that is Inf or NaN, which na.omit keeps: so does the fit, naming the columns and data rows
+    (``rows``: each row's position in the dataset)."""
+    bad = ~np.isfinite(values.reshape(len(rows), -1))
+    if not bad.any():
+        return
+    columns = list(dict.fromkeys(name for name, any_bad in zip(names, bad.any(axis=0), strict=True) if any_bad))
+    raise GlmflowError(
+        f"{where}: NA/NaN/Inf in '{what}' (R's lm.fit and glm.fit stop here too): {', '.join(map(repr, columns))} "
+        f"not finite in data rows {data_rows(rows[bad.any(axis=1)])}; filter those rows out or correct the data"
+    )
+
+
+def data_rows(rows: np.ndarray, shown: int = 5) -> str:
+    """Row positions as the data rows a user counts (1 = the first row after the header)."""
+    text = ", ".join(str(int(row) + 1) for row in rows[:shown])
+    return text + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
 
 
 def _numeric_response(values: pd.Series, where: str, response: str) -> np.ndarray:
