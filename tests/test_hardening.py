@@ -5,6 +5,7 @@ Snakemake on a copy of a finished run of tests/config/small.yaml."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 
@@ -265,3 +266,63 @@ def test_a_transformed_column_that_is_not_finite_stops_the_fit_as_r():
     assert "'log(x - 1)' not finite in data rows 1; filter those rows out" in str(error.value)
     with pytest.raises(GlmflowError, match=re.escape(f"{NONFINITE['glm_gaussian_y']} (R's lm.fit")):
         fit_model(data, {**spec, "formula": "y ~ x", "family": "gaussian", "link": "log"}, "m")
+
+
+def test_data_paths_outside_the_project_and_odd_files_are_refused(broken, tmp_path):
+    """A config could make the workflow read any file (and its errors echoed the first line):
+    paths that resolve outside the project are refused unless the dataset opts in, and only a
+    regular file is read. All in one run, each under its dataset's key, no content printed."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("SECRET_TOKEN_1234,x\n1,2\n")
+    (broken / "resources" / "link.csv").symlink_to(secret)
+    os.mkfifo(broken / "resources" / "pipe.csv")  # reading it would wait for ever
+    (broken / "resources" / "empty.csv").write_text("")
+    (broken / "resources" / "binary.csv").write_bytes(b"y,\xff\xfex\n1,2\n")
+    up = "../" * len(broken.resolve().parts)
+    paths = {
+        "passwd": f"{up}etc/passwd",
+        "environ": "/proc/self/environ",
+        "link": "resources/link.csv",
+        "null": "/dev/null",
+        "pipe": "resources/pipe.csv",
+        "folder": "resources",
+        "empty": "resources/empty.csv",
+        "binary": "resources/binary.csv",
+    }
+
+    def change(config):
+        for name, path in paths.items():
+            config["datasets"][name] = {"path": path, "allow_outside_project": name == "null"}
+            config["models"][f"model_{name}"] = {"dataset": name, "formula": "y ~ x", "family": "gaussian"}
+
+    output = refused(broken, change)
+    project = broken.resolve()
+    outside = (
+        "copy the file into the project, or set allow_outside_project: true for this dataset to read it where it is"
+    )
+    expected = {
+        "passwd": f"{paths['passwd']} is outside the project directory {project}: {outside}",
+        "environ": f"/proc/self/environ is outside the project directory {project} (it resolves to /proc/",
+        "link": f"resources/link.csv is outside the project directory {project} (it resolves to {secret}): {outside}",
+        "null": "/dev/null is not a regular file (a character device): give the path of a CSV file",
+        "pipe": "resources/pipe.csv is not a regular file (a pipe): give the path of a CSV file",
+        "folder": "resources is not a regular file (a directory): give the path of a CSV file",
+        "empty": "resources/empty.csv: the file is empty: a CSV file needs a header line",
+        "binary": "resources/binary.csv: not a UTF-8 text file: give a CSV file",
+    }
+    for name, message in expected.items():
+        assert f"datasets.{name}.path: {message}" in output, name
+    for content in ["SECRET_TOKEN", "secret_token", "root:", "root_x", "PATH=", "HOME="]:
+        assert content not in output
+
+
+def test_a_dataset_may_opt_in_to_a_path_outside_the_project(small_run, tmp_path):
+    directory = tmp_path / "opted-in"
+    shutil.copytree(small_run, directory, symlinks=True)
+    outside = tmp_path / "outside.csv"
+    outside.write_text("y,x\n1,2\n3,4\n")
+    edit_config(
+        directory, lambda c: c["datasets"].update(outside={"path": str(outside), "allow_outside_project": True})
+    )
+    snakemake(directory, "results/data/outside.parquet")
+    assert pd.read_parquet(directory / "results" / "data" / "outside.parquet")["x"].tolist() == [2, 4]

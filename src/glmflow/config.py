@@ -25,9 +25,12 @@ from glmflow.data import (
     apply_filter,
     as_factor,
     clean_names,
+    csv_errors,
+    data_path_problem,
     factor_level,
     parse_column,
     r_label,
+    read_csv_header,
 )
 from glmflow.errors import GlmflowError
 from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS, mixed_model_family_problem
@@ -80,7 +83,7 @@ def check_schema(config: dict, schema_path: str | Path) -> None:
 
 
 def dataset_columns(spec: dict, base: Path) -> list[str]:
-    header = list(pd.read_csv(base / spec["path"], nrows=0).columns)
+    header = read_csv_header(base / spec["path"])
     return clean_names(header) if spec.get("clean_names", True) else header
 
 
@@ -88,11 +91,12 @@ def read_columns(spec: dict, base: Path, columns: set[str], key: str = "filter")
     """Only the named (cleaned) columns of a data set, typed, factored and filtered as the
     data job does it: what the data-dependent checks need, without reading the rest."""
     path = base / spec["path"]
-    header = list(pd.read_csv(path, nrows=0).columns)
+    header = read_csv_header(path)
     names = clean_names(header) if spec.get("clean_names", True) else header
     wanted = set(columns) | (set(filter_columns(spec["filter"])) if spec.get("filter") else set())
     positions = [i for i, name in enumerate(names) if name in wanted]
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=positions)
+    with csv_errors(path):
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=positions)
     raw.columns = [names[i] for i in positions]
     data = pd.DataFrame({column: parse_column(raw[column]) for column in raw.columns})
     for factor in spec.get("factors", []):
@@ -140,10 +144,15 @@ def check_config(config: dict, base: str | Path = ".") -> None:
     columns: dict[str, list[str]] = {}
     for name, spec in datasets.items():
         key = f"datasets.{name}"
-        if not (base / spec["path"]).is_file():
-            problems.add(f"{key}.path", f"file {spec['path']} does not exist (paths are relative to {base.resolve()})")
+        problem = data_path_problem(spec["path"], base, spec.get("allow_outside_project", False))
+        if problem:
+            problems.add(f"{key}.path", problem)
             continue
-        columns[name] = dataset_columns(spec, base)
+        try:
+            columns[name] = dataset_columns(spec, base)
+        except GlmflowError as error:
+            problems.add(f"{key}.path", str(error))
+            continue
         for factor in spec.get("factors", []):
             if factor not in columns[name]:
                 problems.add(f"{key}.factors", f"{factor!r} is not a column of {spec['path']}")
