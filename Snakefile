@@ -9,7 +9,8 @@ min_version("9.0")
 # SIGTERM without a deadlock in Snakemake's handler (glmflow/snakemake_fixes.py)
 apply_snakemake_fixes()
 
-# A YAML syntax error is reported with its line and column (Snakemake's message has neither).
+# A YAML syntax error is reported with its line and column (Snakemake's message has neither);
+# YTE templating (`__use_yte__`: Python in config) is refused before `configfile:` would run it.
 load_config_yaml("config.yaml")
 
 

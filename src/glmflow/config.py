@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 from formulaic import Formula
@@ -24,15 +25,18 @@ from glmflow.data import (
     apply_filter,
     as_factor,
     clean_names,
+    csv_errors,
+    data_path_problem,
     factor_level,
     parse_column,
     r_label,
     r_sorted,
+    read_csv_header,
 )
 from glmflow.errors import GlmflowError
 from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS, mixed_model_family_problem
 from glmflow.filters import FilterError, expression_columns, filter_columns
-from glmflow.formula import predictor_variables, required_variables
+from glmflow.formula import data_rows, predictor_variables, required_variables
 from glmflow.formula_syntax import (
     cbind_parts,
     check_random_terms,
@@ -45,6 +49,7 @@ from glmflow.formula_syntax import (
     to_formulaic,
 )
 from glmflow.plan import comparison_models, is_mixed
+from glmflow.study import RESERVED_NAMES
 
 
 def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
@@ -67,7 +72,8 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
             choices = ", ".join(map(str, error.validator_value))
             problems.append(f"{key}: {error.instance!r} is not one of {choices}")
         else:
-            problems.append(f"{key}: {error.message}")
+            hint = error.schema.get("x-hint")
+            problems.append(f"{key}: {error.message}" + (f": {hint}" if hint else ""))
     return problems
 
 
@@ -78,7 +84,7 @@ def check_schema(config: dict, schema_path: str | Path) -> None:
 
 
 def dataset_columns(spec: dict, base: Path) -> list[str]:
-    header = list(pd.read_csv(base / spec["path"], nrows=0).columns)
+    header = read_csv_header(base / spec["path"])
     return clean_names(header) if spec.get("clean_names", True) else header
 
 
@@ -86,11 +92,12 @@ def read_columns(spec: dict, base: Path, columns: set[str], key: str = "filter")
     """Only the named (cleaned) columns of a data set, typed, factored and filtered as the
     data job does it: what the data-dependent checks need, without reading the rest."""
     path = base / spec["path"]
-    header = list(pd.read_csv(path, nrows=0).columns)
+    header = read_csv_header(path)
     names = clean_names(header) if spec.get("clean_names", True) else header
     wanted = set(columns) | (set(filter_columns(spec["filter"])) if spec.get("filter") else set())
     positions = [i for i, name in enumerate(names) if name in wanted]
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=positions)
+    with csv_errors(path):
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, usecols=positions)
     raw.columns = [names[i] for i in positions]
     data = pd.DataFrame({column: parse_column(raw[column]) for column in raw.columns})
     levels = spec.get("levels", {})
@@ -128,12 +135,19 @@ def check_config(config: dict, base: str | Path = ".") -> None:
     """Raise one GlmflowError that lists every problem, each under its config key."""
     base = Path(base)
     problems = _Problems()
+    _check_reserved_names(problems, config)
     datasets = config.get("datasets", {})
     columns: dict[str, list[str]] = {}
     for name, spec in datasets.items():
         key = f"datasets.{name}"
-        if not (base / spec["path"]).is_file():
-            problems.add(f"{key}.path", f"file {spec['path']} does not exist (paths are relative to {base.resolve()})")
+        problem = data_path_problem(spec["path"], base, spec.get("allow_outside_project", False))
+        if problem:
+            problems.add(f"{key}.path", problem)
+            continue
+        try:
+            columns[name] = dataset_columns(spec, base)
+        except GlmflowError as error:
+            problems.add(f"{key}.path", str(error))
             continue
         columns[name] = dataset_columns(spec, base)
         for role in ("factors", "levels"):
@@ -242,6 +256,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             if figure[role] not in by:
                 problems.add(f"{key}.{role}", f"{figure[role]!r} is not one of the table's columns {by}")
 
+    _check_simulation(problems, config.get("simulation", {}))
     if not problems:
         _check_data(problems, config, base, variables)
     if problems:
@@ -265,6 +280,27 @@ def _check_grid_variables(problems: _Problems, key: str, at: dict, name: str, mo
         else:
             problems.add(key, f"{variable!r} is not a predictor of model {name!r} (predictors of its fixed part: "
                          f"{', '.join(fixed) or 'none'})")  # fmt: skip
+
+
+def _check_reserved_names(problems: _Problems, config: dict) -> None:
+    for section, name in RESERVED_NAMES.items():
+        node = config
+        for part in section.split("."):
+            node = node.get(part, {})
+        if name in node:
+            problems.add(
+                f"{section}.{name}",
+                f"the name {name!r} is built in (the simulated data's fit and its figure): a second one would "
+                "replace it or share its files and report ids; choose another name",
+            )
+
+
+def _check_simulation(problems: _Problems, simulation: dict) -> None:
+    """What the schema cannot say of the simulations (it holds seeds to R's integers)."""
+    demo = simulation.get("demo")
+    if demo and demo.get("rng") == "numpy" and demo["seed"] < 0:
+        problems.add("simulation.demo.seed", f"{demo['seed']}: numpy's generator takes a seed >= 0; choose one, "
+                     "or rng: r (R's set.seed takes negative seeds)")  # fmt: skip
 
 
 def _model_terms(formula: str) -> set[str]:
@@ -345,7 +381,7 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
     needed: dict[str, set[str]] = {name: set(spec.get("levels", {})) for name, spec in config["datasets"].items()}
     for name, model in models.items():
         response = required_variables(model["formula"], name)[0]
-        needed[model["dataset"]] |= set(response_columns(response))
+        needed[model["dataset"]] |= set(response_columns(response)) | set(_finite_roles(model, name))
         needed[model["dataset"]] |= {c for term in random_effect_terms(model["formula"]) for c in term.group_columns}
         if model.get("filter"):
             needed[model["dataset"]] |= set(filter_columns(model["filter"]))
@@ -369,6 +405,7 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
             except GlmflowError as error:
                 problems.append(str(error))
                 continue
+        _check_finite(problems, key, data, _finite_roles(model, name))
         for term in random_effect_terms(model["formula"]):
             for group in term.group_columns:
                 if data[group].nunique() < 2:
@@ -407,6 +444,49 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
                 bad = [v for v in values if isinstance(v, str | bool)]
                 if bad:
                     problems.add(key, f"{variable!r} is numeric; {', '.join(map(repr, bad))} is not a number")
+
+
+def _finite_roles(model: dict, name: str) -> dict[str, str]:
+    """The columns a model computes with (not its grouping factors), by role: "y" (the response's),
+    "x" (the model matrix's), "formula offset", "offset" (config's), "weights"."""
+    response, variables = required_variables(model["formula"], name)
+    offsets = split_offsets(fixed_part(split_formula(model["formula"], name)[1]))[1] + [model.get("offset") or "0"]
+    groups = {c for term in random_effect_terms(model["formula"]) for c in term.group_columns}
+    roles = {c: "x" for c in variables if c not in groups}
+    roles.update({c: "formula offset" for text in offsets[:-1] for c in expression_columns(text)})
+    roles.update({c: "offset" for c in expression_columns(offsets[-1])})
+    roles.update({c: "y" for c in response_columns(response)})
+    if model.get("weights"):
+        roles[model["weights"]] = "weights"
+    return roles
+
+
+# Where each role's problem is said (the config key under the model) and why it stops the fit.
+_NOT_FINITE = {
+    "y": ("formula", "R's lm and glm stop: NA/NaN/Inf in 'y'"),
+    "x": ("formula", "R's lm and glm stop: NA/NaN/Inf in 'x'"),
+    "formula offset": ("formula", "an offset must be finite"),
+    "offset": ("offset", "an offset must be finite"),
+    "weights": ("weights", "weights must be finite"),
+}
+
+
+def _check_finite(problems: _Problems, key: str, data: pd.DataFrame, roles: dict[str, str]) -> None:
+    """Inf in a column a model computes with, on a row na.omit keeps: R's lm and glm stop ("NA/NaN/Inf
+    in 'y'", "... in 'x'"), so the fit would; said here, before any job, by column and data row."""
+    used = data[list(roles)]
+    kept = used.notna().all(axis=1)
+    for column, role in roles.items():
+        values = used[column][kept]
+        if not pd.api.types.is_float_dtype(values) or np.isfinite(values.to_numpy()).all():
+            continue
+        rows = data_rows(values.index[~np.isfinite(values.to_numpy())].to_numpy())
+        where, stop = _NOT_FINITE[role]
+        problems.add(
+            f"{key}.{where}",
+            f"column {column!r} holds Inf or -Inf in data rows {rows} ({stop}); filter those rows out or correct "
+            "the data",
+        )
 
 
 def _binary_response_problem(response: pd.Series) -> str | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -63,6 +65,59 @@ def clean_names(columns: list[str]) -> list[str]:
     return cleaned
 
 
+def data_path_problem(path: str, base: str | Path = ".", allow_outside: bool = False) -> str | None:
+    """Why a dataset's ``path`` may not be read, or None. Config is data: it may not make the
+    workflow read (and its errors show) files outside the project directory ``base``, symlinks
+    followed, unless the dataset says ``allow_outside_project: true``; and only a regular file is
+    read (a directory, a device such as /dev/null or /dev/zero, a pipe: nothing, or for ever)."""
+    full, project = Path(base, path), Path(base).resolve()
+    try:
+        resolved = full.resolve()
+    except (OSError, RuntimeError) as error:  # a symlink loop
+        return f"{path} cannot be resolved ({type(error).__name__}): give the path of a CSV file"
+    if not allow_outside and not resolved.is_relative_to(project):
+        via = "" if resolved == Path(os.path.normpath(full.absolute())) else f" (it resolves to {resolved})"
+        return (
+            f"{path} is outside the project directory {project}{via}: copy the file into the project, or set "
+            "allow_outside_project: true for this dataset to read it where it is"
+        )
+    if not full.exists():
+        return f"file {path} does not exist (paths are relative to {project})"
+    if not full.is_file():
+        kind = next((kind for kind, test in _NOT_REGULAR if test(full)), "not a file")
+        return f"{path} is not a regular file ({kind}): give the path of a CSV file"
+    return None
+
+
+_NOT_REGULAR = [
+    ("a directory", Path.is_dir),
+    ("a character device", Path.is_char_device),
+    ("a block device", Path.is_block_device),
+    ("a pipe", Path.is_fifo),
+    ("a socket", Path.is_socket),
+]
+
+
+@contextlib.contextmanager
+def csv_errors(path: str | Path):
+    """Errors reading a CSV file as one that names the file and what is wrong with it, but
+    quotes none of its content."""
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise GlmflowError(f"{path}: the file is empty: a CSV file needs a header line") from None
+    except UnicodeDecodeError:
+        raise GlmflowError(f"{path}: not a UTF-8 text file: give a CSV file") from None
+    except pd.errors.ParserError as error:  # pandas' words: a line number and field counts
+        raise GlmflowError(f"{path}: cannot be read as CSV ({str(error).splitlines()[0][:200]})") from None
+
+
+def read_csv_header(path: str | Path) -> list[str]:
+    """The column names of a CSV file (its header line only)."""
+    with csv_errors(path):
+        return list(pd.read_csv(path, nrows=0).columns)
+
+
 def read_csv_like_r(path: str | Path) -> pd.DataFrame:
     """Read a CSV with R's ``read.csv`` typing.
 
@@ -71,7 +126,8 @@ def read_csv_like_r(path: str | Path) -> pd.DataFrame:
     (pandas' nullable ``Int64`` where some are missing, as R's integer NA), ``TRUE``/``FALSE``
     columns logical (``boolean`` where some are missing), the rest text.
     """
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    with csv_errors(path):
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     data = pd.DataFrame({column: parse_column(raw[column]) for column in raw.columns})
     data.attrs["warnings"] = [w for column in raw.columns if (w := text_in_numeric(raw[column], path))]
     return data

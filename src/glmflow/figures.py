@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from glmflow.study import number_label  # noqa: E402
+
 SET1 = ["#E41A1C", "#377EB8", "#4DAF4A", "#984EA3", "#FF7F00"]
 SMOOTH_BLUE = "#3366FF"  # ggplot2's geom_smooth line
 STYLE = {
@@ -96,7 +98,7 @@ def study_figure(summary: pd.DataFrame) -> str:
         colour = SET1[index % len(SET1)]
         for axes, column in ((bias_axes, "bias"), (coverage_axes, "coverage")):
             axes.errorbar(cell["n"], cell[column], yerr=1.96 * cell[f"{column}_mcse"], color=colour, marker="o",
-                          ms=4, capsize=3, label=f"b1 = {b1:g}")  # fmt: skip
+                          ms=4, capsize=3, label=f"b1 = {number_label(b1)}")  # fmt: skip
     bias_axes.axhline(0, color="grey", lw=1)
     coverage_axes.axhline(0.95, color="grey", lw=1)
     for axes, label in ((bias_axes, "bias of the slope"), (coverage_axes, "95% Wald coverage")):

@@ -215,13 +215,16 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
         raise GlmflowError(f"{where}: formula {formula!r}: {error}") from None
     order = np.array([index for index, _ in columns], dtype=int)
     X = np.asarray(matrix, dtype=float)[:, order]
-    if not np.isfinite(X).all():
-        raise GlmflowError(f"{where}: formula {formula!r} gives NaN or Inf in the model matrix")
+    terms = [r_label(parts) for _, parts in columns]
+    rows = frame.index.to_numpy()
+    _refuse_nonfinite(f"{where}: formula {formula!r}", "x", X, terms, rows)
     offsets = offsets + ([offset] if offset else [])
     offset_values = np.sum([evaluate_expression(frame, text) for text in offsets], axis=0) if offsets else None
     if offset_values is not None and not np.all(np.isfinite(offset_values)):
         raise GlmflowError(f"{where}: the offset {' + '.join(offsets)} is not finite on every row")
     y, trials = _response(frame, response, where)
+    _refuse_nonfinite(f"{where}: formula {formula!r}", "y", y if trials is None else np.column_stack([y, trials]),
+                      [response] * (1 if trials is None else 2), rows)  # fmt: skip
     return Design(
         response=response,
         y=y,
@@ -230,8 +233,8 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
         offsets=offsets,
         response_columns=syntax.response_columns(response),
         X=X,
-        terms=[r_label(parts) for _, parts in columns],
-        rows=frame.index.to_numpy(),
+        terms=terms,
+        rows=rows,
         n_dropped=int((~complete).sum()),
         variables=variables,
         spec=matrix.model_spec,
@@ -240,6 +243,26 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
         column_parts=[parts for _, parts in columns],
         coded_response=response in frame and _is_coded(frame[response]),
     )
+
+
+def _refuse_nonfinite(where: str, what: str, values: np.ndarray, names: list[str], rows: np.ndarray) -> None:
+    """R's lm.fit and glm.fit stop on a response (``what`` = "y") or model-matrix entry ("x")
+    that is Inf or NaN, which na.omit keeps: so does the fit, naming the columns and data rows
+    (``rows``: each row's position in the dataset)."""
+    bad = ~np.isfinite(values.reshape(len(rows), -1))
+    if not bad.any():
+        return
+    columns = list(dict.fromkeys(name for name, any_bad in zip(names, bad.any(axis=0), strict=True) if any_bad))
+    raise GlmflowError(
+        f"{where}: NA/NaN/Inf in '{what}' (R's lm.fit and glm.fit stop here too): {', '.join(map(repr, columns))} "
+        f"not finite in data rows {data_rows(rows[bad.any(axis=1)])}; filter those rows out or correct the data"
+    )
+
+
+def data_rows(rows: np.ndarray, shown: int = 5) -> str:
+    """Row positions as the data rows a user counts (1 = the first row after the header)."""
+    text = ", ".join(str(int(row) + 1) for row in rows[:shown])
+    return text + (f" and {len(rows) - shown} more" if len(rows) > shown else "")
 
 
 def _response(frame: pd.DataFrame, response: str, where: str) -> tuple[np.ndarray, np.ndarray | None]:

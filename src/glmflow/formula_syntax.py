@@ -145,6 +145,14 @@ def check_formula_text(formula: str, where: str) -> None:
         following = tokens[i + 1] if i + 1 < len(tokens) else None
         if token[0] in "\"'":
             raise GlmflowError(f"{where}: formula {formula!r}: text {token} is not allowed in a formula")
+        previous = tokens[i - 1] if i else "~"
+        if token == "(" and (previous == ")" or not (_is_operator(previous) or is_name(previous))):
+            # `(poly)(x)`, `I(x)(2)`, `2(x)`: a call of an expression, whose callee the name check
+            # below never sees (formulaic would look `poly` up and call it)
+            raise GlmflowError(
+                f"{where}: formula {formula!r}: a call of {_callee(tokens, i)!r} is not allowed: call a formula "
+                f"function by its bare name (allowed: {', '.join(sorted(_CALLS))})"
+            )
         if not is_name(token):
             continue
         if "." in token:
@@ -157,6 +165,18 @@ def check_formula_text(formula: str, where: str) -> None:
                 f"{where}: formula {formula!r}: {token}() is not a formula function "
                 f"(allowed: {', '.join(sorted(_CALLS))})"
             )
+
+
+def _callee(tokens: list[str], call: int) -> str:
+    """The expression called by the ``(`` at ``tokens[call]``: a number, or a parenthesised
+    expression (with the call it may itself be)."""
+    start, depth = call - 1, 0
+    while start >= 0:
+        depth += (tokens[start] == ")") - (tokens[start] == "(")
+        if depth == 0 and not (start and tokens[start] == "(" and is_name(tokens[start - 1])):
+            break
+        start -= 1
+    return _render(tokens[max(start, 0) : call])
 
 
 @dataclass(frozen=True)

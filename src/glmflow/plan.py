@@ -28,20 +28,81 @@ CHECKS = Path(__file__).with_name("config.py")
 
 
 def load_config_yaml(path: str | Path) -> dict:
-    """A YAML file, or an error that names its line and column (Snakemake's does not)."""
+    """A YAML file, or an error that names its line and column (Snakemake's does not). Read here
+    before Snakemake's ``configfile:`` reads it, so that what Snakemake would do with it is
+    refused first: YTE templating (code) and a key given twice (YAML keeps the last, silently)."""
     path = Path(path)
     text = path.read_text()
     try:
         # libyaml's loader where PyYAML was built with it: 0.9 ms for config.yaml, against 7.9 ms
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _refuse_duplicate_keys(path, loader, node)
+            config = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError:
-        pass
-    try:  # the same error again from PyYAML's own loader, whose words are clearer (it names a tab)
+        config = _yaml_error(path, text)
+    _refuse_templating(path, config)
+    return config
+
+
+def _refuse_duplicate_keys(path: Path, loader, root: yaml.Node) -> None:
+    """A key that a mapping gives twice, with its dotted path and both lines. Each node
+    is visited once (anchors and aliases make a graph, possibly a very large one unfolded)."""
+    seen_nodes, stack = set(), [(root, "")]
+    while stack:
+        node, where = stack.pop()
+        if id(node) in seen_nodes or not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{where}[{i}]") for i, item in reversed(list(enumerate(node.value))))
+            continue
+        lines: dict = {}
+        children = []
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be overridden
+                children.append((value_node, where))
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            dotted = f"{where}.{key}" if where else str(key)
+            line = key_node.start_mark.line + 1
+            try:
+                first = lines.get(key)
+            except TypeError:  # an unhashable key: the constructor refuses it with its line
+                continue
+            if first is not None:
+                where_given = f"at lines {first} and {line}" if first != line else f"on line {line}"
+                raise GlmflowError(
+                    f"{path}: {dotted}: the key is given twice, {where_given} (nothing was run): YAML would "
+                    "keep the last one silently; remove one or rename it"
+                )
+            lines[key] = line
+            children.append((value_node, dotted))
+        stack.extend(reversed(children))  # depth first, in the file's order
+
+
+def _yaml_error(path: Path, text: str) -> dict:
+    """The error again from PyYAML's own loader, whose words are clearer (it names a tab)."""
+    try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown place"
         raise GlmflowError(f"{path}: YAML syntax error at {where}: {error.problem or error}") from None
+
+
+def _refuse_templating(path: Path, config) -> None:
+    """Snakemake reads a config file with YTE, which evaluates ``?expr`` values as Python when the
+    file says ``__use_yte__: true`` at its top: config would be code. Refused, whatever its value."""
+    if isinstance(config, dict) and "__use_yte__" in config:
+        raise GlmflowError(
+            f"{path}: __use_yte__: YTE templating is refused (nothing was run): Snakemake would run "
+            "its ?expressions as Python code, and config is data; remove __use_yte__ and write the values out"
+        )
 
 
 def is_mixed(model: dict) -> bool:

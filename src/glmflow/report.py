@@ -25,7 +25,7 @@ import yaml
 from glmflow.data import sha256_of
 from glmflow.formula_syntax import random_effect_terms
 from glmflow.rformat import format_number, format_pval, format_real, r_round
-from glmflow.study import DEMO_MODEL
+from glmflow.study import DEMO_MODEL, DEMO_NAME
 
 # The chapter's models, in the order its narrative uses them; any other model gets a
 # generic section.
@@ -317,7 +317,7 @@ def build_context(config: dict, files) -> dict:
         simulation = {
             "spec": demo_spec,
             "head": kable(data.head(10), None, "simulation-head"),
-            "model": _model_view(files, "simulation_demo", DEMO_MODEL, prefix="demo_"),  # fmt: skip
+            "model": _model_view(files, DEMO_NAME, DEMO_MODEL, prefix="demo_"),  # fmt: skip
             "likelihood_rows": kable(pd.read_csv(files["demo_likelihood"]).head(10), 2, "likelihood-rows"),
             "check": _read_json(files["demo_check"]),
         }

@@ -8,6 +8,19 @@ from dataclasses import dataclass
 # The chapter's fit of its simulated data set, glm(response ~ 1 + x, binomial): defined once,
 # for the fit, its figure and the report (here, as this module is light enough for the Snakefile).
 DEMO_MODEL = {"dataset": "simulated", "formula": "response ~ 1 + x", "family": "binomial"}
+# Its name as a model (the report's section and table ids) and as a fitted-curve figure
+# (fit_simulation_demo.svg and its id): built in, so a configured model or figure of that name
+# would replace or duplicate it. glmflow.config refuses these names, whether or not a demo runs.
+DEMO_NAME = "simulation_demo"
+RESERVED_NAMES = {"models": DEMO_NAME, "figures.fits": DEMO_NAME}
+
+
+def number_label(value: float) -> str:
+    """``value`` as text that reads back as the same number, so that two cells never share a label
+    (a job, a file): ``:g`` where its 6 significant digits are exact, as labels always were
+    (0.5, 8, 1e-07), else the shortest text that round-trips (Python's repr: 0.5000001)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 @dataclass(frozen=True)
@@ -18,7 +31,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"n{self.n}_b0{self.b0:g}_b1{self.b1:g}"
+        return f"n{self.n}_b0{number_label(self.b0)}_b1{number_label(self.b1)}"
 
     def key(self, master_seed: int) -> list[int]:
         """Philox's 128-bit key, from the master seed and the cell's parameters (not its position)."""

@@ -21,6 +21,11 @@ out <- list(
   runif_seed7 = exact(runif(20)),
   rnorm_seed123 = { set.seed(123); exact(rnorm(20)) },
   rnorm_seed_negative = { set.seed(-5); exact(rnorm(20)) },
+  # the ends of the seeds set.seed() takes, +-(2^31 - 1); one more is "not a valid integer"
+  rnorm_seed_max = { set.seed(2147483647); exact(rnorm(20)) },
+  rnorm_seed_min = { set.seed(-2147483647); exact(rnorm(20)) },
+  seed_beyond_max = tryCatch({ set.seed(2147483648); "accepted" }, error = conditionMessage, warning = function(w) {
+    tryCatch(suppressWarnings(set.seed(2147483648)), error = conditionMessage) }),
   chapter = draw(1, 1000, 0, 1),
   seed42 = draw(42, 500, -1, 2),
   seed2026_steep = draw(2026, 50, 0.5, 8),

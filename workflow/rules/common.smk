@@ -11,7 +11,7 @@ from glmflow.plan import (
     remember_checked,
 )
 from glmflow.report import report_files
-from glmflow.study import DEMO_MODEL, study_cells
+from glmflow.study import DEMO_MODEL, DEMO_NAME, study_cells
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 CONFIG_KEY = check_key(config, SCHEMA)
@@ -181,10 +181,10 @@ def _fit_figures():
             "results": f"results/models/{model}",
         }
     if "demo" in SIMULATION:
-        figures["simulation_demo"] = {
+        figures[DEMO_NAME] = {
             "figure": {"x": "x", "y_label": "p(response)", "point_alpha": 0.1},
             "spec": DEMO_MODEL,
-            "model": "simulation_demo",
+            "model": DEMO_NAME,
             "data": "results/simulation/demo/data.csv",
             "results": "results/simulation/demo",
         }

@@ -1,11 +1,16 @@
 """Load, check and clean one data set; write it with its glimpse and first rows."""
 
-from glmflow.data import glimpse, load_dataset
+from glmflow.data import data_path_problem, glimpse, load_dataset
 from glmflow.datafile import write_dataset
+from glmflow.errors import GlmflowError
 from glmflow.io import logged, write_csv, write_text
 
 with logged(snakemake) as log:
     spec = snakemake.params.spec
+    # checked before any job too; again here, as a symlink may have been pointed elsewhere since
+    problem = data_path_problem(snakemake.input.csv, ".", spec.get("allow_outside_project", False))
+    if problem:
+        raise GlmflowError(f"datasets.{snakemake.wildcards.dataset}.path: {problem}")
     data = load_dataset(
         snakemake.input.csv,
         name=snakemake.wildcards.dataset,
