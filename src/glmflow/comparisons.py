@@ -37,8 +37,8 @@ def anova_table(models: list[tuple[str, dict, pd.DataFrame]], test: str = "LRT",
     resid_dev = [g["deviance"] for _, g, _ in models]
     biggest = models[int(np.argmin(resid_df))][1]
     lm = "sigma" in biggest
-    if lm and test == "Rao":
-        raise GlmflowError("anova of lm fits has no Rao test (R's anova.lmlist): use F or LRT")
+    # R's stat.anova: lm fits have no Rao column, so "Rao" tests their sums of squares as Chisq
+    score = test == "Rao" and not lm
     scale = biggest["sigma"] ** 2 if lm else biggest.get("dispersion", 1.0)
     fixed = biggest["family"] in ("binomial", "poisson") and not lm
     df_scale = math.inf if fixed else min(resid_df)
@@ -58,10 +58,10 @@ def anova_table(models: list[tuple[str, dict, pd.DataFrame]], test: str = "LRT",
             p = special.fdtrc(abs(d), df_scale, value) if ok and math.isfinite(df_scale) else (
                 special.chdtrc(abs(d), value * abs(d)) if ok else None)  # fmt: skip
         else:
-            base = rao[i] if test == "Rao" else dev
+            base = rao[i] if score else dev
             value = None if d == 0 else base / scale * np.sign(d)
             ok = value is not None and value >= 0
-            statistic.append(base if test == "Rao" else None)
+            statistic.append(base if score else None)
             p = special.chdtrc(abs(d), value) if ok else None
         p_value.append(None if p is None else float(p))
     table = {
@@ -75,7 +75,7 @@ def anova_table(models: list[tuple[str, dict, pd.DataFrame]], test: str = "LRT",
         "scale": scale,
         "warnings": warnings,
     }
-    if test in ("F", "Rao"):
+    if test == "F" or score:
         table[test] = statistic
     return table
 
@@ -162,7 +162,7 @@ def compare_models(spec: dict, models: dict, glances: list[dict], augments: list
         return mixed_anova_table(list(zip(names, glances, frames, strict=True)))
     test = spec.get("test", "LRT")
     rao = None
-    if test == "Rao":
+    if test == "Rao" and not all("sigma" in glance for glance in glances):  # lm: R's Chisq (anova_table)
         steps = []
         for i in range(1, len(names)):
             smaller, larger = models[names[i - 1]], models[names[i]]

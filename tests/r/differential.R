@@ -1,5 +1,7 @@
 # R's answers to the differential test's cases (tests/r/differential_cases.json, drawn by
-# tests/differential.py): glm / lm, lme4::glmer (tight bobyqa), effects::Effect and anova.
+# tests/differential.py): glm / lm, lme4::glmer (bobyqa to 1e5 evaluations and PIRLS to 1e-10: at
+# its default 1e-7, lme4 reports a -2 logLik up to 1e-3 above the Laplace value at its own
+# estimates), effects::Effect and anova.
 # Run from the repository root:  Rscript tests/r/differential.R
 # Writes tests/r/differential_reference.json: per case R's numbers, or the error R stops with.
 suppressMessages({library(jsonlite); library(lme4); library(effects)})
@@ -27,7 +29,7 @@ model_call <- function(model, formula, mixed) {
   lm_like <- !mixed && model$family == "gaussian" && identical(link, "identity") && plain
   call <- if (mixed) {
     bquote(glmer(.(formula), family = .(fam), data = d,
-                 control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5))))
+                 control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5), tolPwrss = 1e-10)))
   } else if (lm_like) bquote(lm(.(formula), data = d)) else
     bquote(glm(.(formula), family = .(fam), data = d))
   if (!is.null(model$weights)) call$weights <- as.name(model$weights)
@@ -63,9 +65,23 @@ glm_numbers <- function(fit) {
 glmm_numbers <- function(fit) {
   v <- as.matrix(vcov(fit))
   list(term = names(fixef(fit)), estimate = unname(fixef(fit)), std_error = unname(sqrt(diag(v))),
-       theta = unname(getME(fit, "theta")), deviance = unname(-2 * as.numeric(logLik(fit))),
-       logLik = as.numeric(logLik(fit)), nobs = nobs(fit), singular = isSingular(fit),
-       sigma = sigma(fit))
+       std_error_hessian = hessian_se(fit), theta = unname(getME(fit, "theta")),
+       deviance = unname(-2 * as.numeric(logLik(fit))), logLik = as.numeric(logLik(fit)), nobs = nobs(fit),
+       singular = isSingular(fit), sigma = sigma(fit))
+}
+
+# The fixed effects' SEs from an accurate Hessian of lme4's own objective at its optimum
+# (numDeriv's Richardson extrapolation of devfun(c(theta, beta))), where lme4's vcov() takes a
+# finite-difference Hessian that can be 1e-3 to 1e-1 off (its SEs "wobble").
+hessian_se <- function(fit) {
+  if (getME(fit, "devcomp")$dims[["nAGQ"]] > 1) return(NULL)
+  devfun <- update(fit, devFunOnly = TRUE)
+  theta <- getME(fit, "theta")
+  h <- tryCatch(numDeriv::hessian(devfun, c(theta, fixef(fit))), error = function(e) NULL)
+  v <- if (is.null(h)) NULL else tryCatch(2 * solve(h), error = function(e) NULL)
+  if (is.null(v)) return(NULL)
+  beta <- length(theta) + seq_along(fixef(fit))
+  unname(sqrt(diag(v)[beta]))
 }
 
 effect_numbers <- function(fit, at) {
@@ -118,5 +134,5 @@ fit_case <- function(case) {
 out <- list()
 for (case in cases) out[[case$id]] <- fit_case(case)
 out$r_version <- R.version.string
-writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null", null = "null"),
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "string", null = "null"),
            "tests/r/differential_reference.json")
