@@ -33,10 +33,13 @@ ALL = json.loads(CASES.read_text())
 REFERENCE = json.loads((ROOT / "tests" / "r" / "differential_reference.json").read_text())
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 RTOL = 1e-6
-# Mixed models (-2 logLik absolute): a gap of 1e-5 moves the estimates by about
-# sqrt(2e-5) = 0.5% of an SE along the flattest direction, so within it both are at one optimum
-SAME_OPTIMUM = 1e-5
-BETA_IN_SE = 0.01
+# Mixed models, -2 logLik absolute: lme4's value at its own estimates (PIRLS to 1e-10) and the
+# Laplace value recomputed there by glmflow.glmm_likelihood differ by up to 1.4e-4 (measured:
+# binomial cloglog; 4e-6 to 5e-5 for the others), so gaps below 2e-4 are one optimum. Such a
+# gap moves the estimates by about sqrt(2 * 2e-4) = 2% of an SE along the flattest direction.
+SAME_OPTIMUM = 2e-4
+LOGLIK_AT_LME4 = 1e-4
+BETA_IN_SE = 0.02
 GLMM_SE = 1e-3  # against numDeriv's Hessian at lme4's optimum, which is within SAME_OPTIMUM of ours
 
 
@@ -162,7 +165,7 @@ def check_glmm(fit, expected: dict) -> None:
     if ours < theirs - SAME_OPTIMUM:
         check = glmm_likelihood_check("m", fit.glmm_design, fit.family_object, fit.nAGQ,
                                       vector(expected["theta"]), vector(expected["estimate"]),
-                                      number(expected["logLik"]))  # fmt: skip
+                                      number(expected["logLik"]), LOGLIK_AT_LME4)  # fmt: skip
         assert check["ok"], f"lme4 stopped at {theirs}, ours {ours}; at lme4's estimates ours is {check}"
         return
     se = np.asarray(fit.tidy()["std_error"], dtype=float)
