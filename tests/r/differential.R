@@ -4,7 +4,7 @@
 # estimates), effects::Effect and anova.
 # Run from the repository root:  Rscript tests/r/differential.R
 # Writes tests/r/differential_reference.json: per case R's numbers, or the error R stops with.
-suppressMessages({library(jsonlite); library(lme4); library(effects)})
+suppressMessages({library(jsonlite); library(lme4); library(effects); library(glmmTMB)})
 options(useFancyQuotes = FALSE, warn = 1)
 icuSetCollate(locale = "en_US")  # the level order of an en_US.UTF-8 session
 cases <- fromJSON("tests/r/differential_cases.json", simplifyVector = FALSE)
@@ -62,29 +62,41 @@ glm_numbers <- function(fit) {
   out
 }
 
-glmm_numbers <- function(fit) {
+glmm_numbers <- function(fit, case) {
   v <- as.matrix(vcov(fit))
   list(term = names(fixef(fit)), estimate = unname(fixef(fit)), std_error = unname(sqrt(diag(v))),
-       std_error_hessian = hessian_se(fit), theta = unname(getME(fit, "theta")),
+       std_error_hessian = hessian_se(fit, case), theta = unname(getME(fit, "theta")),
        deviance = unname(-2 * as.numeric(logLik(fit))), logLik = as.numeric(logLik(fit)), nobs = nobs(fit),
        singular = isSingular(fit), sigma = sigma(fit))
 }
 
-# The fixed effects' SEs from an accurate Hessian of lme4's own objective at its optimum
-# (numDeriv's Richardson extrapolation of devfun(c(theta, beta))), where lme4's vcov() takes a
-# finite-difference Hessian that can be 1e-3 to 1e-1 off (its SEs "wobble").
-hessian_se <- function(fit) {
+# The fixed effects' SEs from an accurate Hessian of the Laplace objective, where lme4's vcov()
+# takes finite differences with a fixed step that can be 1-10% off. Binomial and Poisson:
+# glmmTMB's (automatic differentiation of the same Laplace objective). The families with a
+# dispersion, whose objective in lme4 is its own (glmmTMB's differs): numDeriv's Richardson
+# extrapolation of devfun(c(theta, beta)), at two first steps (d = 1e-2, 1e-3) that must agree
+# to 1e-3 (either alone was 2-12% off on some of these models); NULL where they do not.
+hessian_se <- function(fit, case) {
   if (getME(fit, "devcomp")$dims[["nAGQ"]] > 1) return(NULL)
+  if (case$model$family %in% c("binomial", "poisson")) {
+    # the config's offset as glmer's offset argument; one in the formula is in formula(fit)
+    offset <- if (is.null(case$model$offset)) NULL else eval(str2lang(case$model$offset), d)
+    tmb <- tryCatch(suppressWarnings(glmmTMB(formula(fit), family = family(fit), data = d, offset = offset)),
+                    error = function(e) NULL)
+    se <- if (is.null(tmb)) NULL else unname(sqrt(diag(vcov(tmb)$cond)))
+    return(if (is.null(se) || any(!is.finite(se)) || length(se) != length(fixef(fit))) NULL else se)
+  }
   devfun <- update(fit, devFunOnly = TRUE)
   theta <- getME(fit, "theta")
-  # numDeriv's first step is d = 0.1 of each parameter by default: 1.6% off on a slope of a
-  # predictor of size 500 (grouseticks' height); 1e-3 agrees with 1e-2 to 1e-5
-  h <- tryCatch(numDeriv::hessian(devfun, c(theta, fixef(fit)), method.args = list(d = 1e-3)),
-                error = function(e) NULL)
-  v <- if (is.null(h)) NULL else tryCatch(2 * solve(h), error = function(e) NULL)
-  if (is.null(v)) return(NULL)
   beta <- length(theta) + seq_along(fixef(fit))
-  unname(sqrt(diag(v)[beta]))
+  at <- function(step) tryCatch({
+    h <- numDeriv::hessian(devfun, c(theta, fixef(fit)), method.args = list(d = step))
+    unname(sqrt(diag(2 * solve(h))[beta]))
+  }, error = function(e) NULL, warning = function(w) NULL)
+  coarse <- at(1e-2); fine <- at(1e-3)
+  if (is.null(coarse) || is.null(fine) || any(!is.finite(c(coarse, fine)))) return(NULL)
+  if (max(abs(coarse - fine) / fine) > 1e-3) return(NULL)
+  fine
 }
 
 effect_numbers <- function(fit, at) {
@@ -124,7 +136,7 @@ fit_case <- function(case) {
   }
   run <- quietly(eval(model_call(case$model, case$model$formula, mixed), globalenv()))
   if (!is.null(run$error)) return(list(error = run$error, warnings = run$warnings))
-  out <- list(fit = if (mixed) glmm_numbers(run$value) else glm_numbers(run$value),
+  out <- list(fit = if (mixed) glmm_numbers(run$value, case) else glm_numbers(run$value),
               warnings = run$warnings, messages = run$messages)
   if (case$kind == "grid") {
     effect <- quietly(effect_numbers(run$value, case$at))
