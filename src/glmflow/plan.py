@@ -49,6 +49,17 @@ def load_config_yaml(path: str | Path) -> dict:
     return config
 
 
+def read_config_yaml(workflow) -> bool:
+    """Whether the Snakefile reads ``config.yaml`` of the working directory: not when it runs as
+    a module given its importer's ``config:`` (Snakemake skips ``configfile:`` then), nor under
+    ``--configfile`` (those files alone are the config, so a user's config runs without the
+    chapter's models; Snakemake would merge them into config.yaml). Cluster jobs get the same
+    ``--configfile`` arguments, so they decide the same way."""
+    if getattr(workflow.modifier, "skip_configfile", False):
+        return False
+    return not workflow.overwrite_configfiles
+
+
 def _refuse_duplicate_keys(path: Path, loader, root: yaml.Node) -> None:
     """A key that a mapping gives twice, with its dotted path and both lines. Each node
     is visited once (anchors and aliases make a graph, possibly a very large one unfolded)."""
