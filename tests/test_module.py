@@ -4,6 +4,7 @@ every result from the project where ``snakemake`` runs."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -44,6 +45,9 @@ def project(tmp_path_factory):
     shutil.copy(ROOT / "resources" / "titanic_train.csv", directory / "data" / "passengers.csv")
     (directory / "config" / "config.yaml").write_text(yaml.safe_dump(USER_CONFIG, sort_keys=False))
     (directory / "Snakefile").write_text(USER_SNAKEFILE.format(snakefile=ROOT / "Snakefile"))
+    # Reruns by content: the project's own default profile, a copy of glmflow's (README)
+    (directory / "profiles" / "default").mkdir(parents=True)
+    shutil.copy(ROOT / "workflow" / "profiles" / "default" / "config.yaml", directory / "profiles" / "default")
     result = snakemake(directory)
     return directory, result.stdout + result.stderr
 
@@ -111,6 +115,23 @@ def test_second_run_does_nothing(project):
     directory, _ = project
     assert planned_jobs(directory) == set()
     assert "Nothing to be done" in snakemake(directory).stderr
+
+
+def test_the_projects_profile_is_used_and_touching_inputs_reruns_nothing(project):
+    """The project's copy of glmflow's default profile (reruns by content) is read, and newer
+    data, config and Snakefile than the results rerun nothing."""
+    directory, log = project
+    assert "Using workflow specific profile profiles/default" in log
+    for path in [directory / "data" / "passengers.csv", directory / "config" / "config.yaml", directory / "Snakefile"]:
+        os.utime(path)
+    assert planned_jobs(directory) == set()
+
+
+def test_a_missing_config_yaml_says_how_to_give_one(tmp_path):
+    result = snakemake(tmp_path, "--snakefile", str(ROOT / "Snakefile"), "--dry-run", check=False)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert f"config.yaml: not found in {tmp_path}" in message and "--configfile my.yaml" in message
 
 
 def test_configfile_alone_runs_only_the_users_config(tmp_path):
