@@ -134,14 +134,19 @@ def test_a_missing_config_yaml_says_how_to_give_one(tmp_path):
     assert f"config.yaml: not found in {tmp_path}" in message and "--configfile my.yaml" in message
 
 
-def test_configfile_alone_runs_only_the_users_config(tmp_path):
-    """At the top level, ``--configfile`` replaces config.yaml (README: Your own data): the
-    chapter's datasets and models are not planned."""
-    directory = copy_workflow(tmp_path / "checkout")
-    (directory / "data").mkdir()
+@pytest.mark.parametrize("where", ["checkout", "own_directory"])
+def test_configfile_alone_runs_only_the_users_config(tmp_path, where):
+    """``--configfile`` replaces config.yaml (README: Your own data), in a copy of the checkout
+    and from a directory of one's own with ``--snakefile``: the chapter's datasets and models
+    are not planned."""
+    if where == "checkout":
+        directory, arguments = copy_workflow(tmp_path / "checkout"), []
+    else:
+        directory, arguments = tmp_path / "mine", ["--snakefile", str(ROOT / "Snakefile")]
+    (directory / "data").mkdir(parents=True)
     shutil.copy(ROOT / "resources" / "titanic_train.csv", directory / "data" / "passengers.csv")
     (directory / "mine.yaml").write_text(yaml.safe_dump(USER_CONFIG, sort_keys=False))
-    planned = planned_jobs(directory, "--configfile", "mine.yaml")
+    planned = planned_jobs(directory, *arguments, "--configfile", "mine.yaml")
     assert ("clean_data", "dataset=passengers") in planned
     assert ("fit_glmm", "model=survival_by_class") in planned
     values = {pair.split("=", 1)[1] for _, wildcards in planned for pair in wildcards.split(", ") if pair}
