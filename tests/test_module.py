@@ -14,6 +14,9 @@ import pytest
 import yaml
 from conftest import ROOT, copy_workflow, planned_jobs, snakemake
 
+from glmflow import jobserver
+from glmflow.report import digits
+
 # The user's project: their own names, so that nothing here can be the chapter's outputs.
 USER_CONFIG = yaml.safe_load("""
 datasets:
@@ -83,7 +86,10 @@ def test_results_are_in_the_project_not_in_the_checkout(project):
         assert not (ROOT / "results" / "models" / model).exists()
     assert (results / "models" / "survival_by_class" / "varcorr.csv").is_file()
     assert (results / "data" / "passengers.parquet").is_file()
-    assert (directory / "logs" / "data" / "passengers.log").is_file()
+    log = (directory / "logs" / "data" / "passengers.log").read_text()
+    assert "rule glmflow_clean_data" in log
+    if jobserver.enabled():  # the warm job server ran it, in the project's directory
+        assert "forked by the glmflow job server" in log
     assert not (ROOT / "results" / "data" / "passengers.parquet").exists()
 
 
@@ -91,9 +97,12 @@ def test_the_report_renders_the_users_models(project):
     directory, _ = project
     page = (directory / "results" / "report.html").read_text()
     assert page.rstrip().endswith("</html>")
-    tidy = pd.read_csv(directory / "results" / "models" / "survival" / "tidy.csv")
-    for text in ["survival", "survival_by_class", "passengers", *tidy["term"]]:
-        assert text in page, text
+    for model in ["survival", "survival_by_class"]:
+        tidy = pd.read_csv(directory / "results" / "models" / model / "tidy.csv")
+        # each coefficient under its term, at the report's 5 significant digits
+        for text in [f'id="coefficients-{model}"', *tidy["term"], *digits(tidy["estimate"], 5)]:
+            assert text in page, (model, text)
+    assert 'id="varcorr-survival_by_class"' in page and 'id="figure-caterpillar_survival_by_class"' in page
 
 
 def test_provenance_names_the_workflows_commit(project):
