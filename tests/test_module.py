@@ -140,7 +140,7 @@ def test_a_missing_config_yaml_says_how_to_give_one(tmp_path):
     result = snakemake(tmp_path, "--snakefile", str(ROOT / "Snakefile"), "--dry-run", check=False)
     assert result.returncode != 0
     message = result.stdout + result.stderr
-    assert f"config.yaml: not found in {tmp_path}" in message and "--configfile my.yaml" in message
+    assert f"config.yaml: not found in {tmp_path.resolve()}" in message and "--configfile my.yaml" in message
 
 
 @pytest.mark.parametrize("where", ["checkout", "own_directory"])
