@@ -91,13 +91,14 @@ def snakemake(directory: Path, *arguments: str, check: bool = True) -> subproces
     return result
 
 
-def planned_jobs(directory: Path) -> set[tuple[str, str]]:
-    """(rule, wildcards) of every job a dry run plans, but the `all` target."""
-    output = snakemake(directory, "--dry-run").stdout
+def planned_jobs(directory: Path, *arguments: str) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans, but the `all` target (and its module-prefixed
+    name, glmflow_all)."""
+    output = snakemake(directory, "--dry-run", *arguments).stdout
     jobs = set()
     for block in re.split(r"\n(?=rule \w+:)", output):
         match = re.match(r"rule (\w+):", block)
-        if match and match.group(1) != "all":
+        if match and match.group(1) not in {"all", "glmflow_all"}:
             wildcards = re.search(r"wildcards: (.*)", block)
             jobs.add((match.group(1), wildcards.group(1) if wildcards else ""))
     return jobs

@@ -49,6 +49,24 @@ def load_config_yaml(path: str | Path) -> dict:
     return config
 
 
+def read_config_yaml(workflow) -> bool:
+    """Whether the Snakefile reads ``config.yaml`` of the working directory: not when it runs as
+    a module given its importer's ``config:`` (Snakemake skips ``configfile:`` then), nor under
+    ``--configfile`` (those files alone are the config, so a user's config runs without the
+    chapter's models; Snakemake would merge them into config.yaml). Cluster jobs get the same
+    ``--configfile`` arguments, so they decide the same way. Where config.yaml is to be read and
+    is missing, an error says where it was looked for and the ways to give a config."""
+    if getattr(workflow.modifier, "skip_configfile", False) or workflow.overwrite_configfiles:
+        return False
+    if not Path("config.yaml").is_file():
+        raise GlmflowError(
+            f"config.yaml: not found in {Path.cwd()} (nothing was run): glmflow reads its config from the "
+            "directory where snakemake runs; run there, give your own with `--configfile my.yaml`, or use "
+            "glmflow as a module with `config: config` (README: Use as a Snakemake module)"
+        )
+    return True
+
+
 def _refuse_duplicate_keys(path: Path, loader, root: yaml.Node) -> None:
     """A key that a mapping gives twice, with its dotted path and both lines. Each node
     is visited once (anchors and aliases make a graph, possibly a very large one unfolded)."""

@@ -381,16 +381,18 @@ def chapter_facts(config: dict) -> dict[str, bool]:
     return facts
 
 
-def provenance_context(config: dict, root: Path) -> dict:
+def provenance_context(config: dict, root: Path, workflow_root: Path | None = None) -> dict:
     """What the provenance page shows and Snakemake's report does not: the config as run,
-    checksums, package versions, the git commit."""
+    checksums of the data (paths relative to ``root``, the project), package versions, and the git
+    commit of the workflow's code (``workflow_root``, where it differs from the project: glmflow
+    run as a module of another workflow)."""
     packages = ["glmflow", "snakemake", "numpy", "pandas", "scipy", "statsmodels", "formulaic", "numba",
                 "matplotlib", "jinja2", "pyarrow"]  # fmt: skip
     versions = {"python": platform.python_version()}
     versions.update({name: importlib.metadata.version(name) for name in packages})
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"], cwd=workflow_root or root, capture_output=True, text=True, check=True
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "none (not a git checkout)"

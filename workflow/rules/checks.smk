@@ -14,6 +14,7 @@ rule likelihood_check:
         "benchmarks/checks/likelihood_{model}.tsv"
     wildcard_constraints:
         model=GLM_PATTERN,
+    localrule: True
     conda:
         "../envs/stats.yaml"
     threads: 1
@@ -38,6 +39,7 @@ rule compare_models:
         "logs/comparisons/{name}.log",
     benchmark:
         "benchmarks/comparisons/{name}.tsv"
+    localrule: True
     conda:
         "../envs/stats.yaml"
     threads: 1

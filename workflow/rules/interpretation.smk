@@ -14,6 +14,7 @@ rule predict:
         "logs/interpretation/predictions/{name}.log",
     benchmark:
         "benchmarks/interpretation/predictions/{name}.tsv"
+    localrule: True
     conda:
         "../envs/stats.yaml"
     threads: 1
@@ -40,6 +41,7 @@ rule count_table:
         "logs/interpretation/counts/{name}.log",
     benchmark:
         "benchmarks/interpretation/counts/{name}.tsv"
+    localrule: True
     conda:
         "../envs/stats.yaml"
     threads: 1

@@ -11,6 +11,7 @@ rule report:
         "logs/report.log",
     benchmark:
         "benchmarks/report.tsv"
+    localrule: True
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -36,6 +37,7 @@ rule provenance:
         "logs/provenance.log",
     benchmark:
         "benchmarks/provenance.tsv"
+    localrule: True
     conda:
         "../envs/report.yaml"
     threads: 1

@@ -69,6 +69,7 @@ rule gather_simulation:
         "logs/simulation/gather.log",
     benchmark:
         "benchmarks/simulation/gather.tsv"
+    localrule: True
     conda:
         "../envs/stats.yaml"
     threads: 1
