@@ -40,7 +40,10 @@ RTOL = 1e-6
 SAME_OPTIMUM = 2e-4
 LOGLIK_AT_LME4 = 1e-4
 BETA_IN_SE = 0.02
-GLMM_SE = 1e-3  # against numDeriv's Hessian at lme4's optimum, which is within SAME_OPTIMUM of ours
+GLMM_SE = 1e-3  # against an accurate Hessian at lme4's optimum, which is within SAME_OPTIMUM of ours
+# a singular fit: lme4 stops at a variance of 1e-4 to 1e-3 where glmflow's is 0, and the fixed
+# effects' SEs grow with it (measured: 1.0e-3 on case176)
+GLMM_SE_SINGULAR = 5e-3
 
 
 def test_the_cases_are_the_generators():
@@ -168,10 +171,16 @@ def check_glmm(fit, expected: dict) -> None:
                                       number(expected["logLik"]), LOGLIK_AT_LME4)  # fmt: skip
         assert check["ok"], f"lme4 stopped at {theirs}, ours {ours}; at lme4's estimates ours is {check}"
         return
+    if fit.separation:
+        # some fixed effects go to +-Inf (the LP check names them, as for GLMs): where each
+        # optimiser stops along those directions, and the SEs there, are arbitrary
+        assert any("separation" in warning for warning in fit.warnings)
+        return
     se = np.asarray(fit.tidy()["std_error"], dtype=float)
     close(fit.beta, vector(expected["estimate"]), 0.0, "fixef", atol=BETA_IN_SE * se)
     if expected.get("std_error_hessian") is not None:
-        close(se, vector(expected["std_error_hessian"]), GLMM_SE, "std_error")
+        tolerance = GLMM_SE_SINGULAR if expected["singular"] else GLMM_SE
+        close(se, vector(expected["std_error_hessian"]), tolerance, "std_error")
 
 
 def check_grid(fit, data, case: dict, expected: dict) -> None:
