@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: run test lint lock clean chromium
+.PHONY: run test lint lock clean chromium references
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ chromium:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } || \
 	  { echo "the report's browser test needs Chromium: apt-get install chromium" >&2; exit 1; }
+
+# tests/r/*_data.R first: the other scripts read the data they write.
+R_SCRIPTS = $(filter %_data.R,$(wildcard tests/r/*.R)) $(filter-out %_data.R,$(wildcard tests/r/*.R))
+REFERENCES = tests/r tests/reference resources
+
+references:  ## rerun every R script in tests/r; fail if a committed reference (or data file) changes
+	@command -v Rscript >/dev/null || { echo "make references needs R: Rscript with lme4, effects, glmmTMB, numDeriv and jsonlite (Debian: apt-get install r-base-core r-cran-lme4 r-cran-effects r-cran-glmmtmb r-cran-numderiv r-cran-jsonlite)" >&2; exit 1; }
+	@set -e; for script in $(R_SCRIPTS); do echo "Rscript $$script"; Rscript $$script; done
+	@git diff --exit-code --stat -- $(REFERENCES) || { echo "the R scripts no longer reproduce the committed references above (git diff -- $(REFERENCES))" >&2; exit 1; }
+	@untracked="$$(git ls-files --others --exclude-standard -- $(REFERENCES))"; [ -z "$$untracked" ] || { echo "the R scripts wrote files that are not committed: $$untracked" >&2; exit 1; }
 
 lint: $(INSTALLED)  ## the linters that tests/test_lint.py also runs
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/snakefmt --check . && $(BIN)/snakemake --lint

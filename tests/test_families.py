@@ -79,9 +79,13 @@ def test_summary_text_is_rs(datasets, name):
     ours = summary_text(fit)
     printed, _, warnings = ours.partition("Warning message")
     assert printed.rstrip("\n") == reference["summary"].rstrip("\n")
-    r_warnings = [w for w in reference["warnings"]]
+    r_warnings = list(reference["warnings"])
     for warning in r_warnings:  # R's own warnings are printed under ours, as R's console does
         assert warning in warnings, warning
+    # and none that R lacks: the same warnings, as often and in the same order, and no warning
+    # section under a summary where R printed none
+    assert fit.warnings == r_warnings
+    assert ("Warning message" in ours) == bool(r_warnings)
 
 
 def test_every_allowed_link_is_checked_against_r():

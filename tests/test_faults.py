@@ -27,6 +27,15 @@ JOB_LOGS = [
 ]
 
 
+def kill_point(signal_) -> str:
+    """A job log drawn afresh on every run (each run tries another kill point; over runs, all of
+    them), printed so that a failure can be replayed with GLMFLOW_FAULT_SEED=<seed>."""
+    seed = int(os.environ.get("GLMFLOW_FAULT_SEED") or random.SystemRandom().randrange(2**32))
+    point = random.Random(f"{seed}-{signal_.name}").choice(JOB_LOGS)
+    print(f"{signal_.name} at {point} (GLMFLOW_FAULT_SEED={seed})")
+    return point
+
+
 def start(directory):
     command = [sys.executable, "-m", "snakemake", "--cores", "2"]
     return subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -36,7 +45,7 @@ def start(directory):
 @pytest.mark.parametrize("signal_", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_run_recovers_with_the_readme_commands(small_run, tmp_path, signal_):
     directory = copy_workflow(tmp_path / "killed", SMALL_CONFIG)
-    target = directory / random.Random(f"glmflow-{signal_.name}").choice(JOB_LOGS)
+    target = directory / kill_point(signal_)
     process = start(directory)
     deadline = time.monotonic() + 300
     while not target.exists() and process.poll() is None and time.monotonic() < deadline:

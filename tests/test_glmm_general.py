@@ -98,49 +98,153 @@ def own_fits():
 OWN_MODELS = [name for name in OWN if name != "notes"]
 
 
+# Variance components lme4 puts at (numerically) zero: 5.9e-18 for the uncorrelated model's ses
+# slope, 0 for gaussian_log's intercept. Relative comparisons mean nothing there; both must be
+# below this, and their conditional modes and SDs (about sqrt of it) below ZERO_MODES.
+ZERO_VARIANCE = 1e-10
+ZERO_MODES = 1e-4
+
+
+def _relative(actual, expected):
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    return np.abs(actual - expected) / np.abs(expected)
+
+
+def _ranef_gaps(fit, reference, zero_terms):
+    """Conditional modes relative to the largest mode of their term (a mode near 0 has no
+    relative precision of its own, but reporting the term as 0 is off by 1), conditional SDs
+    relative elementwise; terms of a zero variance are checked to be ~0 on both sides instead."""
+    ranef = fit.ranef().merge(pd.DataFrame(reference["ranef"]), on=["grp", "level", "term"], suffixes=("", "_r"))
+    assert len(ranef) == len(fit.ranef()) == len(reference["ranef"]["level"])
+    condval, condsd = 0.0, 0.0
+    for (grp, term), block in ranef.groupby(["grp", "term"]):
+        theirs, sd_theirs = block["condval_r"].astype(float), block["condsd_r"].astype(float)
+        if (grp, term) in zero_terms:
+            for values in (block["condval"], theirs, block["condsd"], sd_theirs):
+                assert np.max(np.abs(values)) <= ZERO_MODES, (grp, term)
+            continue
+        condval = max(condval, float(np.max(np.abs(block["condval"] - theirs)) / np.max(np.abs(theirs))))
+        condsd = max(condsd, float(np.max(_relative(block["condsd"], sd_theirs))))
+    return condval, condsd
+
+
+def own_gaps(fit, reference) -> dict[str, float]:
+    """glmflow against tight lme4: the largest relative difference of each kind of number."""
+    varcorr, expected = fit.varcorr(), reference["varcorr"]
+    r_vcov = numbers(expected["vcov"])
+    zero = np.abs(r_vcov) < ZERO_VARIANCE
+    assert np.all(np.abs(varcorr["vcov"].to_numpy()[zero]) < ZERO_VARIANCE), varcorr
+    # lme4 names the second term of (x || g) "g.1" in VarCorr, "g" in ranef
+    grps = [re.sub(r"\.\d+$", "", g) for g in np.atleast_1d(expected["grp"])]
+    zero_terms = {(g, v) for g, v, z in zip(grps, np.atleast_1d(expected["var1"]), zero, strict=True) if z}
+    condval, condsd = _ranef_gaps(fit, reference, zero_terms)
+    return {
+        "beta": float(np.max(_relative(fit.beta, numbers(reference["beta"])))),
+        "se": float(np.max(_relative(np.sqrt(np.diag(fit.vcov)), numbers(reference["se"])))),
+        "vcov": float(np.max(_relative(varcorr["vcov"].to_numpy()[~zero], r_vcov[~zero]))),
+        "condval": condval,
+        "condsd": condsd,
+    }
+
+
+# The largest relative gap of each kind between glmflow (at the exact optimum, its deviance at
+# or below lme4's) and tight lme4 (tests/r/glmm_general.R), measured on R 4.2 / lme4 1.1.31 and
+# given after each row; each tolerance is 1.5 times it, rounded up. A number reported as 0 is off
+# by 1, a variance without its sigma^2 by 1 - sigma^2 (Gamma, inverse.gaussian, gaussian).
+GAPS = ("beta", "se", "vcov", "condval", "condsd")
+OWN_TOLERANCES = {
+    "poisson_slope": (4e-6, 4e-5, 3e-3, 9e-4, 2e-3),  # 2.6e-06 2.1e-05 0.0019 0.00059 0.001
+    "three_factors": (3e-5, 2e-4, 2e-5, 2e-5, 7e-6),  # 1.5e-05 6.8e-05 6.9e-06 7.5e-06 4.4e-06
+    "nested": (7e-6, 4e-5, 3e-6, 3e-6, 2e-6),  # 4.1e-06 2e-05 1.7e-06 1.9e-06 9.5e-07
+    "uncorrelated": (3e-6, 3e-5, 3e-6, 2e-6, 2e-6),  # 1.7e-06 1.7e-05 1.7e-06 1.2e-06 7.4e-07
+    "probit_intercept": (4e-6, 3e-5, 6e-7, 2e-6, 3e-7),  # 2.3e-06 1.5e-05 3.8e-07 8e-07 1.7e-07
+    "cloglog_slope": (2e-6, 3e-6, 1e-5, 5e-6, 4e-6),  # 1.1e-06 1.7e-06 6e-06 3.2e-06 2.3e-06
+    "gamma_log": (2e-6, 2e-4, 2e-5, 5e-6, 4e-6),  # 9e-07 7.2e-05 7.2e-06 2.8e-06 2.3e-06
+    "gamma_inverse": (2e-4, 9e-6, 3e-5, 3e-5, 2e-5),  # 6.9e-05 5.9e-06 1.7e-05 1.8e-05 7e-06
+    "gamma_log_slope": (5e-6, 5e-4, 8e-5, 4e-5, 4e-5),  # 2.7e-06 0.00028 4.8e-05 2.4e-05 2.2e-05
+    "inverse_gaussian_log": (1e-6, 6e-3, 2e-5, 5e-6, 4e-6),  # 6.6e-07 0.0034 7.8e-06 2.8e-06 2.4e-06
+    "gaussian_log": (9e-7, 7e-6, 4e-13, 0, 0),  # 5.7e-07 4.3e-06 2.4e-13 0 0
+}
+
+
 @pytest.mark.parametrize("name", OWN_MODELS)
 def test_own_models_equal_tight_lme4(own_fits, name):
     fit, reference = own_fits[name], OWN[name]
     r_deviance = float(reference["deviance"])
     assert r_deviance - 1e-4 <= fit.deviance <= r_deviance + 1e-6, fit.deviance - r_deviance
     assert fit.terms == reference["term"]
-    assert np.max(np.abs(fit.beta - numbers(reference["beta"]))) <= 2e-3
-    assert_close(np.sqrt(np.diag(fit.vcov)), numbers(reference["se"]), 1e-2, f"{name} SEs")
+    gaps, tolerances = own_gaps(fit, reference), dict(zip(GAPS, OWN_TOLERANCES[name], strict=True))
+    assert all(gaps[kind] <= tolerances[kind] for kind in GAPS), {k: (gaps[k], tolerances[k]) for k in GAPS}
     assert fit.glmm_design.n_groups == reference["n_groups"]
     assert fit.singular == reference["singular"]
-    assert abs(fit.sigma - float(reference["sigma"])) <= 1e-4 * float(reference["sigma"])  # 1 without a dispersion
+    # 1 without a dispersion; measured 7.0e-7 (gamma_log_slope)
+    assert abs(fit.sigma - float(reference["sigma"])) <= 1e-6 * float(reference["sigma"])
     # df (lme4 counts the scale of a family with a dispersion): AIC - deviance = 2 df, as R's
     assert fit.aic - fit.deviance == pytest.approx(float(reference["AIC"]) - r_deviance, abs=1e-8)
     varcorr, expected = fit.varcorr(), reference["varcorr"]
     assert list(varcorr["grp"]) == list(np.atleast_1d(expected["grp"]))
     assert [None if pd.isna(v) else v for v in varcorr["var1"]] == list(np.atleast_1d(expected["var1"]))
-    assert np.max(np.abs(varcorr["vcov"] - numbers(expected["vcov"]))) <= 2e-3
-    ranef = fit.ranef().merge(pd.DataFrame(reference["ranef"]), on=["grp", "level", "term"], suffixes=("", "_r"))
-    assert len(ranef) == len(fit.ranef()) == len(reference["ranef"]["level"])
-    assert np.max(np.abs(ranef["condval"] - ranef["condval_r"].astype(float))) <= 2e-3
-    assert np.max(np.abs(ranef["condsd"] - ranef["condsd_r"].astype(float))) <= 2e-3
+    assert [None if pd.isna(v) else v for v in varcorr["var2"]] == list(np.atleast_1d(expected["var2"]))
 
 
-def _layout(text):
-    """A summary with every number replaced by #, and the numbers."""
-    pattern = r"-?\d+\.?\d*(?:e[-+]\d+)?"
-    return re.sub(pattern, "#", text), [float(v) for v in re.findall(pattern, text)]
+NUMBER = re.compile(r"-?\d+\.?\d*(?:e[-+]\d+)?")
+# lme4's convergence messages after the summary: they report on its optimiser, not the model
+TRAILER = ("optimizer (", "Model failed to converge", "Model is nearly unidentifiable", " - Rescale", "boundary (")
+
+
+def _printed_unit(token: str) -> float:
+    """One unit in the last digit R printed: 1e-6 for 0.057635, 1e-9 for 5.63e-07."""
+    mantissa, _, exponent = token.partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 10.0 ** (int(exponent or 0) - decimals)
+
+
+def summary_gap(ours: str, theirs: str, dataset: str) -> float:
+    """lme4's summary and ours line for line, character for character but for the numbers; the
+    largest relative difference of a number beyond one unit of R's last printed digit."""
+    theirs = theirs.replace("   Data: m[[4]]", f"   Data: {dataset}")
+    r_lines = [line for line in theirs.rstrip("\n").splitlines() if line != "Control: ctl"]
+    r_end = next((i for i, line in enumerate(r_lines) if line.startswith(TRAILER)), len(r_lines))
+    lines = ours.rstrip("\n").splitlines()
+    end = next((i for i, line in enumerate(lines) if line.startswith(TRAILER)), len(lines))
+    # a singular fit is said so under both; the other messages are the optimisers' own
+    singular = "boundary (singular) fit: see help('isSingular')"
+    assert (singular in lines[end:]) == (singular in r_lines[r_end:])
+    worst, random_effects = 0.0, False
+    for line, r_line in zip(lines[:end], r_lines[:r_end], strict=True):
+        assert NUMBER.sub("#", line) == NUMBER.sub("#", r_line), (line, r_line)
+        random_effects = line.startswith("Random effects:") or (random_effects and not line.startswith("Number"))
+        for token, r_token in zip(NUMBER.findall(line), NUMBER.findall(r_line), strict=True):
+            if random_effects and max(abs(float(token)), abs(float(r_token))) < np.sqrt(ZERO_VARIANCE):
+                continue  # a zero variance (5.943e-18 in R, 5.861e-26 here) and its SD
+            excess = abs(float(token) - float(r_token)) - _printed_unit(r_token)
+            if excess > 0:
+                worst = max(worst, excess / abs(float(r_token)) if float(r_token) else np.inf)
+    return worst
+
+
+# Printed numbers beyond one unit of R's last digit, relative: measured (after each), tolerance
+# 1.5 times it rounded up. The largest come from SEs (as OWN_TOLERANCES') and their t and p values.
+SUMMARY_TOLERANCES = {
+    "poisson_slope": 3e-3,  # 0.0018
+    "three_factors": 5e-4,  # 0.00029
+    "nested": 1e-4,  # 6.6e-05
+    "uncorrelated": 3e-5,  # 1.5e-05
+    "probit_intercept": 2e-5,  # 1.1e-05
+    "cloglog_slope": 0,  # 0
+    "gamma_log": 2e-4,  # 6.7e-05
+    "gamma_inverse": 0,  # 0
+    "gamma_log_slope": 5e-4,  # 0.00028
+    "inverse_gaussian_log": 8e-3,  # 0.0051
+    "gaussian_log": 3e-7,  # 1.4e-07
+}
 
 
 @pytest.mark.parametrize("name", OWN_MODELS)
-def test_summary_is_laid_out_as_lme4s(own_fits, name):
+def test_summary_is_lme4s(own_fits, name):
     fit, reference = own_fits[name], OWN[name]
-    ours = summary_text(fit).splitlines()
-    theirs = reference["summary"].splitlines()
-    start = next(i for i, line in enumerate(theirs) if line.startswith("Random effects:"))
-    end = next(i for i, line in enumerate(theirs) if line.startswith("Number of obs"))
-    mine = next(i for i, line in enumerate(ours) if line.startswith("Random effects:"))
-    block, expected = ours[mine : mine + end - start + 1], theirs[start : end + 1]
-    for line, target in zip(block, expected, strict=True):
-        layout, values = _layout(line)
-        target_layout, target_values = _layout(target)
-        assert layout.replace(" ", "") == target_layout.replace(" ", ""), (line, target)
-        assert np.allclose(values, target_values, rtol=2e-3, atol=2e-3), (line, target)
+    gap = summary_gap(summary_text(fit), reference["summary"], reference["data"])
+    assert gap <= SUMMARY_TOLERANCES[name], gap
 
 
 def test_the_general_engine_equals_the_scalar_one_on_a_random_intercept():

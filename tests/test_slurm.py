@@ -104,8 +104,7 @@ def test_cancelled_job_and_restarted_slurmd_are_survived(cluster, small_run, tmp
     finally:
         if run.poll() is None:
             run.kill()
-    if result_hashes(directory) != result_hashes(small_run):  # a second plain run finishes the rest
-        cluster_snakemake(directory)
+    # No second run: a run that survived the faults and exited 0 must have written every result.
     assert result_hashes(directory) == result_hashes(small_run)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -22,6 +23,22 @@ from conftest import (
 )
 
 
+def benchmarked_rules(directory) -> dict[str, int]:
+    """How many jobs of each rule wrote a readable benchmark. Every rule's log and benchmark
+    share a path (logs/models/m.log, benchmarks/models/m.tsv), and each job's log names its rule;
+    a job whose benchmark is missing or not Snakemake's one-row table fails here."""
+    counts: dict[str, int] = {}
+    for log in sorted((directory / "logs").rglob("*.log")):
+        rule = re.search(r"INFO rule (\w+),", log.read_text()).group(1)
+        benchmark = (directory / "benchmarks" / log.relative_to(directory / "logs")).with_suffix(".tsv")
+        assert benchmark.is_file(), f"rule {rule}: {benchmark.relative_to(directory)} is missing"
+        table = pd.read_csv(benchmark, sep="\t")
+        assert {"s", "max_rss", "cpu_time"} <= set(table.columns) and len(table) == 1, benchmark
+        assert np.isfinite(float(table["s"].iloc[0])) and table["s"].iloc[0] >= 0, benchmark
+        counts[rule] = counts.get(rule, 0) + 1
+    return counts
+
+
 @pytest.mark.slow
 def test_full_run_writes_every_output(finished_run, config):
     results = finished_run / "results"
@@ -36,8 +53,9 @@ def test_full_run_writes_every_output(finished_run, config):
         assert check["ok"] and check["max_abs_difference"] <= 1e-8
     assert pd.read_parquet(results / "data" / "titanic.parquet")["sex"].dtype == "category"
     assert len(pd.read_csv(results / "data" / "titanic_head.csv")) == 10
+    rules = benchmarked_rules(finished_run)
     for name in ["clean_data", "fit_model", "likelihood_check", "compare_models", "predict", "count_table"]:
-        assert list((finished_run / "benchmarks").rglob("*.tsv")), name
+        assert rules.get(name), f"no job of rule {name} wrote its benchmark"
     assert (finished_run / "logs" / "models" / "glm_fare.log").read_text().startswith("INFO rule fit_model")
 
 

@@ -41,6 +41,7 @@ class IrlsResult:
     working_weights: np.ndarray  # w^2 of the last weighted least-squares step (0 where not used)
     working_residuals: np.ndarray  # (y - mu) / mu.eta(eta)
     warnings: list[str] = field(default_factory=list)
+    path: str = "qr"  # "blocked" where glmflow.glm_large fitted it (tests check which path ran)
 
 
 def glm_fit(
@@ -124,7 +125,7 @@ def _large_fit(X, y, family, weights, offset, mustart, epsilon, maxit) -> IrlsRe
         )
     except glm_large.NotForLargePath:
         return None  # glm.fit's own path, with its step-halving and messages
-    return IrlsResult(coef, cov, eta, mu, dev, iterations, converged, False, working, (y - mu) / mu_eta)
+    return IrlsResult(coef, cov, eta, mu, dev, iterations, converged, False, working, (y - mu) / mu_eta, path="blocked")
 
 
 def weighted_least_squares(X: np.ndarray, z: np.ndarray, w: np.ndarray, tol: float):

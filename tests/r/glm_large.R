@@ -18,4 +18,29 @@ for (link in c("logit", "probit")) {
     se = exact(sqrt(diag(chol2inv(fit$qr$qr[1:p, 1:p]))))
   )
 }
+# Every other family and link the blocked path serves (glmflow.glm_large.applies), drawn after
+# the data above so that its numbers stay as they were. Covariates in (0, 1) keep the log-binomial,
+# identity and sqrt fits inside their valid range (the blocked path leaves invalid steps to the
+# QR path); the count is a sum of three Bernoulli draws, which glmflow.rrandom redraws (it has no rpois).
+u1 <- runif(n); u2 <- runif(n)
+rare <- rbinom(n, 1, plogis(-1.8 + 0.5 * u1 - 0.3 * u2))
+p_count <- plogis(-0.5 + u1 - 0.5 * u2)
+count <- rbinom(n, 1, p_count) + rbinom(n, 1, p_count) + rbinom(n, 1, p_count)
+U <- cbind(1, u1, u2)
+out$more <- list(rare = sum(rare), count = sum(count))
+served <- list(
+  binomial_cloglog = list(binomial("cloglog"), "X", "y"), binomial_cauchit = list(binomial("cauchit"), "X", "y"),
+  binomial_log = list(binomial("log"), "U", "rare"), poisson_log = list(poisson("log"), "X", "count"),
+  poisson_identity = list(poisson("identity"), "U", "count"), poisson_sqrt = list(poisson("sqrt"), "U", "count")
+)
+for (name in names(served)) {
+  fam <- served[[name]][[1]]
+  fit <- glm.fit(get(served[[name]][[2]]), get(served[[name]][[3]]), family = fam)
+  p <- fit$rank
+  out$more[[name]] <- list(
+    family = fam$family, link = fam$link, design = served[[name]][[2]], response = served[[name]][[3]],
+    coef = exact(unname(fit$coefficients)), deviance = exact(fit$deviance), iter = fit$iter,
+    converged = fit$converged, se = exact(sqrt(diag(chol2inv(fit$qr$qr[1:p, 1:p]))))
+  )
+}
 writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE), "tests/r/glm_large_reference.json")

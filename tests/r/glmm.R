@@ -3,7 +3,10 @@
 # lme4's nAGQ > 1 fits are exact (adaptive Gauss-Hermite, fixed effects in the outer
 # optimisation); its default Laplace fit stops early (see the GLMM issue), so Laplace targets
 # come from the issue's exact optimum instead.
-suppressMessages({library(lme4); library(jsonlite)})
+# PIRLS to tolPwrss = 1e-10 (lme4's 1e-7 moves the optimum by 1e-5 between machines), and SEs from
+# numDeriv's Hessian of lme4's own objective at its optimum (vcov's finite differences change in
+# the fifth digit when the optimum moves by 1e-9): both reproduce to the last printed digit.
+suppressMessages({library(lme4); library(jsonlite); library(numDeriv)})
 options(useFancyQuotes = FALSE)
 exact <- function(x) sprintf("%.17g", x)
 
@@ -21,13 +24,25 @@ sim$x <- rnorm(nrow(sim))
 sim$count <- rpois(nrow(sim), exp(0.3 + 0.5 * sim$x + rnorm(groups, sd = 0.6)[sim$group]))
 write.csv(sim, "tests/r/poisson_glmm_data.csv", row.names = FALSE)
 
+# The fixed effects' SEs as lme4's vcov defines them (2 H^-1 of the deviance in (theta, beta)),
+# with H from Richardson extrapolation of lme4's deviance function instead of its own
+# finite differences.
+hessian_se <- function(fit) {
+  deviance <- update(fit, devFunOnly = TRUE)
+  theta <- getME(fit, "theta")
+  h <- hessian(deviance, c(theta, fixef(fit)))
+  beta <- -seq_along(theta)
+  sqrt(diag(2 * solve(h))[beta])
+}
+control <- glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10), tolPwrss = 1e-10)
+
 describe <- function(fit, formula, family, nAGQ, data_name) {
   vc <- as.data.frame(VarCorr(fit))
   re <- ranef(fit, condVar = TRUE)[[1]]
   list(
     formula = formula, family = family, nAGQ = nAGQ, data = data_name,
     term = names(fixef(fit)), beta = exact(fixef(fit)), theta = exact(getME(fit, "theta")),
-    se = exact(sqrt(diag(as.matrix(vcov(fit))))),
+    se = exact(hessian_se(fit)),
     se_rx = exact(sqrt(diag(as.matrix(vcov(fit, use.hessian = FALSE))))),
     deviance = exact(-2 * as.numeric(logLik(fit))), logLik = exact(as.numeric(logLik(fit))),
     AIC = exact(AIC(fit)), BIC = exact(BIC(fit)), variance = exact(vc$vcov[1]),
@@ -48,11 +63,9 @@ for (name in names(fits)) {
   spec <- fits[[name]]
   data <- if (spec[[4]] == "bdf") bdf else sim
   fit <- glmer(as.formula(spec[[1]]), data = data, family = spec[[2]], nAGQ = spec[[3]],
-               control = glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10)))
+               control = control)
   out[[name]] <- describe(fit, spec[[1]], spec[[2]], spec[[3]], spec[[4]])
 }
-out$default_laplace_time <- exact(median(sapply(1:7, function(i) system.time(
-  glmer(repeatgr ~ 1 + ses * minority + (1 | school_nr), data = bdf, family = binomial))[["elapsed"]])))
 out$r_version <- R.version.string
 out$lme4_version <- as.character(packageVersion("lme4"))
 writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE), "tests/r/glmm_reference.json")
@@ -68,7 +81,7 @@ trials_data$successes <- rbinom(nrow(trials_data), trials_data$trials, plogis(et
 trials_data$proportion <- trials_data$successes / trials_data$trials
 write.csv(trials_data, "tests/r/binomial_weights_data.csv", row.names = FALSE)
 weighted <- glmer(proportion ~ x + (1 | group), data = trials_data, family = binomial, weights = trials,
-                  nAGQ = 10, control = glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10)))
+                  nAGQ = 10, control = control)
 out$weights_agq10 <- describe(weighted, "proportion ~ x + (1 | group)", "binomial", 10, "binomial_weights_data")
 out$weights_agq10$weights <- "trials"
 writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE), "tests/r/glmm_reference.json")

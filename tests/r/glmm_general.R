@@ -5,6 +5,11 @@
 #                                     resources/grouseticks.csv)
 # "exact" is glmer with bobyqa (rhoend 1e-10) and tolPwrss 1e-12, as
 # ../shared/reference/glmm_general_reference.json describes its own "exact" fits.
+# Deterministic: a rerun on one machine reproduces the JSON byte for byte; on another build of
+# R/lme4/BLAS bobyqa stops elsewhere on these flat optima (bdf: beta 4e-6, vcov's SEs 1e-5 relative,
+# a singular fit's ~0 variance 1e-18 vs 6e-18), so tests/test_glmm_general.py's tolerances cover that.
+# SEs stay vcov's (lme4's deriv12 Hessian, as glmflow computes them): numDeriv's Richardson Hessian
+# differs from it by 3-13% on the singular and Gamma(inverse) fits.
 suppressMessages({library(lme4); library(jsonlite)})
 options(useFancyQuotes = FALSE)
 exact <- function(x) sprintf("%.17g", x)
