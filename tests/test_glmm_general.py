@@ -96,6 +96,10 @@ def own_fits():
 
 
 OWN_MODELS = [name for name in OWN if name != "notes"]
+# The Gamma(inverse) model's SEs (1e-5 to 6e-4) lie below deriv12's step of 1e-4, so lme4's
+# vcov() is 3% off; numDeriv's Hessian of lme4's own objective (tests/r/glmm_engine.R) is not
+ENGINE = json.loads((ROOT / "tests" / "r" / "glmm_engine_reference.json").read_text())
+ACCURATE_SE = {"gamma_inverse": ENGINE["bdf_gamma_inverse"]["se_richardson"]}
 
 
 @pytest.mark.parametrize("name", OWN_MODELS)
@@ -105,7 +109,10 @@ def test_own_models_equal_tight_lme4(own_fits, name):
     assert r_deviance - 1e-4 <= fit.deviance <= r_deviance + 1e-6, fit.deviance - r_deviance
     assert fit.terms == reference["term"]
     assert np.max(np.abs(fit.beta - numbers(reference["beta"]))) <= 2e-3
-    assert_close(np.sqrt(np.diag(fit.vcov)), numbers(reference["se"]), 1e-2, f"{name} SEs")
+    if name in ACCURATE_SE:  # lme4's vcov() is off its own objective's curvature (its deriv12 step)
+        assert_close(np.sqrt(np.diag(fit.vcov)), numbers(ACCURATE_SE[name]), 1e-4, f"{name} SEs (numDeriv)")
+    else:
+        assert_close(np.sqrt(np.diag(fit.vcov)), numbers(reference["se"]), 1e-2, f"{name} SEs")
     assert fit.glmm_design.n_groups == reference["n_groups"]
     assert fit.singular == reference["singular"]
     assert abs(fit.sigma - float(reference["sigma"])) <= 1e-4 * float(reference["sigma"])  # 1 without a dispersion

@@ -159,13 +159,67 @@ class LaplaceDeviance:
             blocks.append(np.einsum("jajb->jab", rest))
             position += size
         mu = self.family.linkinv(eta)
-        w = self.prior * self.family.mu_eta(eta) ** 2 / self.family.variance(mu)
+        rx = self._schur(state, self.prior * self.family.mu_eta(eta) ** 2 / self.family.variance(mu))
+        sigma = self.sigma(mu)
+        return {"deviance": deviance, "u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks,
+                "vcov_rx": sigma**2 * np.linalg.inv(rx), "sigma": sigma}  # fmt: skip
+
+    def _schur(self, state, w: np.ndarray) -> np.ndarray:
+        """X'WX - X'W Z Lambda H^-1 Lambda'Z'WX: lme4's RX'RX, the Fisher information of beta
+        with u profiled out (H factored in ``state``)."""
+        values, index, L0, L21, L22, _ = state
         ZtWX = np.zeros((self.q, self.X.shape[1]))
         for a in range(values.shape[1]):
             for c in range(self.X.shape[1]):
                 ZtWX[:, c] += np.bincount(index[:, a], weights=values[:, a] * w * self.X[:, c], minlength=self.q)
         solved = np.column_stack([solve_factored(L0, L21, L22, self.k0, ZtWX[:, c]) for c in range(self.X.shape[1])])
-        rx = self.X.T @ (w[:, None] * self.X) - ZtWX.T @ solved
-        sigma = self.sigma(mu)
-        return {"deviance": deviance, "u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks,
-                "vcov_rx": sigma**2 * np.linalg.inv(rx), "sigma": sigma}  # fmt: skip
+        return self.X.T @ (w[:, None] * self.X) - ZtWX.T @ solved
+
+    def _penalised(self, params: np.ndarray):
+        """PIRLS for u at (theta, beta): (objective, penalised deviance, state), where the
+        penalised deviance is the kernel's -2 log p (deviance for a family with a dispersion)
+        + |u|^2, without log|H|."""
+        value, state = self._evaluate(params)
+        if state is None:
+            return np.inf, np.inf, None
+        values, index, L0, L21, L22, eta = state
+        logdet = 2.0 * (np.sum(np.log(np.diagonal(L0, axis1=1, axis2=2))) + np.sum(np.log(np.diag(L22))))
+        # the kernel's sum is penalised + logdet; with a dispersion, value replaced the deviance by aic()
+        penalised = value - logdet
+        if self.has_dispersion:
+            mu = self.family.linkinv(eta)
+            residual = float(np.sum(self.family.dev_resids(self.y, mu, self.prior)))
+            penalised = value - logdet - self.family.aic(self.y, None, mu, self.prior, residual) + residual
+        return value, penalised, state
+
+    def profiled(self, theta: np.ndarray, beta: np.ndarray) -> tuple[float, np.ndarray]:
+        """lme4's nAGQ = 0 objective at theta: PIRLS over u and beta together (here Fisher
+        scoring on beta, u at its mode for each beta, with step-halving on the penalised
+        deviance), the Laplace formula at the joint optimum. Returns (objective, beta)."""
+        value, penalised, state = self._penalised(np.concatenate([theta, beta]))
+        for _ in range(PIRLS_MAX_ITERATIONS):
+            if state is None:
+                return np.inf, beta
+            eta = state[5]
+            mu = self.family.linkinv(eta)
+            mu_eta = self.family.mu_eta(eta)
+            variance = self.family.variance(mu)
+            score = self.X.T @ (self.prior * (self.y - mu) * mu_eta / variance)
+            try:
+                step = np.linalg.solve(self._schur(state, self.prior * mu_eta**2 / variance), score)
+            except np.linalg.LinAlgError:
+                return value, beta
+            if np.max(np.abs(step)) < 1e-8 * (1.0 + np.max(np.abs(beta))):
+                return value, beta
+            saved_u, fraction = self.u.copy(), 1.0
+            for _ in range(30):
+                trial = self._penalised(np.concatenate([theta, beta + fraction * step]))
+                if trial[1] <= penalised + 1e-10 * abs(penalised):
+                    break
+                self.u[:] = saved_u
+                fraction /= 2.0
+            else:
+                return value, beta
+            beta = beta + fraction * step
+            value, penalised, state = trial
+        return value, beta

@@ -13,7 +13,7 @@ from glmflow.families import family as glm_family
 from glmflow.families import mixed_model_family_problem
 from glmflow.glmm.design import GlmmDesign, build_glmm_design
 from glmflow.glmm.deviance import LaplaceDeviance
-from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minimise_scalar
+from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minimise_scalar, stage_zero
 from glmflow.glmm.result import CHECK_CONV_TOL, GlmmFit
 from glmflow.glmm.scalar import ScalarDeviance, conditional_vcov
 from glmflow.models import model_data
@@ -53,6 +53,8 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     problem = check_response(family.name, gd.design.y, gd.prior)
     if problem:
         raise GlmflowError(f"{where}: response {gd.design.response!r}: {problem}")
+    if family.dispersion_in_loglik:
+        _check_exact_fit(gd, family.name, where)
     # logit binomial, log Poisson
     scalar = gd.is_scalar_intercept and family.is_default_link and not family.dispersion_in_loglik
     if nAGQ > 1 and not scalar:
@@ -76,6 +78,31 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     if fit.singular:
         fit.warnings.append("boundary (singular) fit: see help('isSingular')")
     return fit
+
+
+def _check_exact_fit(gd: GlmmDesign, family: str, where: str) -> None:
+    """A family with a dispersion whose response is constant within every level of a random
+    intercept's grouping factor: the intercepts fit it exactly as their SD grows, the ad-hoc
+    dispersion (deviance / n) goes to 0 and lme4's Laplace objective falls without bound
+    (infert's age is constant within each matched stratum). lme4 stops where its PIRLS gives
+    out, at an arbitrary theta, with 'unable to evaluate scaled gradient'; there is no optimum."""
+    y = gd.design.y
+    for term in gd.terms:
+        if "(Intercept)" not in term.columns:
+            continue
+        order = np.argsort(term.codes, kind="stable")
+        codes, values = term.codes[order], y[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0])
+        spread = np.maximum.reduceat(values, starts) - np.minimum.reduceat(values, starts)
+        if np.all(spread <= 1e-12 * np.max(np.abs(y))):
+            raise GlmflowError(
+                f"{where}: the response {gd.design.response!r} is constant within every level of {term.factor!r}: "
+                f"the random intercept (1 | {term.factor}) fits it exactly as its SD grows, the {family} dispersion "
+                "goes to 0 and "
+                "the Laplace likelihood has no maximum (lme4 stops at an arbitrary point with 'unable to evaluate "
+                f"scaled gradient'); drop the random intercept of {term.factor!r} or model a response that varies "
+                "within its levels"
+            )
 
 
 def _check_separation(fit: GlmmFit, gd: GlmmDesign) -> None:
@@ -115,6 +142,7 @@ def fit_general(gd: GlmmDesign, family) -> GlmmFit:
     start = np.concatenate([gd.theta_start(), irls_start(design, family, gd.prior, gd.offset)])
     if objective.has_dispersion:
         start = _scaled_start(objective, start, gd.n_theta)
+    start = stage_zero(objective, start, gd)
     params, deviance, gradient, hessian, converged, message = minimise_laplace(objective, start, gd)
     theta, beta = params[: gd.n_theta], params[gd.n_theta :]
     state = objective.conditional(params)
