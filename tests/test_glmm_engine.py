@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 from conftest import ROOT
+from test_glmm import saturated_loglik
 
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
@@ -46,6 +47,7 @@ def fit(name: str):
     data = load_dataset(ROOT / "tests" / "r" / "differential" / f"{case['data']}.csv", name=case["data"],
                         factors=factors)  # fmt: skip
     spec = {"formula": case["formula"], "family": case["family"], "link": case["link"], "dataset": case["data"]}
+    spec.update({key: case[key] for key in ("filter", "nAGQ") if key in case})
     return fit_glmm(data, spec, name)
 
 
@@ -81,3 +83,24 @@ def test_a_response_constant_within_groups_has_no_optimum():
     assert np.all(np.diff(values) < 0)  # lme4's own objective keeps falling past its fit
     with pytest.raises(GlmflowError, match=r"model 'exact_fit'.*constant within every level of 'stratum'"):
         fit("exact_fit")
+
+
+AGQ = [name for name in REFERENCE if name.startswith("agq_")]
+
+
+@pytest.mark.parametrize("name", AGQ)
+def test_quadrature_with_a_non_canonical_link_matches_lme4(name):
+    """nAGQ > 1 for binomial probit and cloglog (with trials) and Poisson sqrt, as lme4's
+    glmerAGQ: the nodes spread by the Fisher-weight conditional SDs. lme4's value leaves out the
+    saturated log-likelihood; glmflow's is -2 logLik itself."""
+    tight = REFERENCE[name]["tight"]
+    result = fit(name)
+    assert result.nAGQ == REFERENCE[name]["nAGQ"] and result.terms == list(np.atleast_1d(tight["term"]))
+    saturated = saturated_loglik(result.family, result.design.y, result.glmm_design.prior)
+    expected = float(tight["deviance"])
+    assert result.deviance + 2 * saturated <= expected + DEVIANCE_RTOL * abs(expected)
+    assert result.deviance + 2 * saturated >= expected - 1e-6 * abs(expected)  # the same objective
+    se = result.tidy()["std_error"].to_numpy()
+    assert_close(result.beta, numbers(tight["beta"]), BETA_RTOL, "fixef", atol=BETA_SE_FRACTION * se)
+    assert_close(result.theta, numbers(tight["theta"]), BETA_RTOL, "theta", atol=1e-6)
+    assert_close(se, numbers(tight["se"]), SE_RTOL, "standard errors")

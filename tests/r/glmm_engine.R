@@ -62,6 +62,26 @@ for (name in names(cases)) {
     out[[name]]$tight$se_richardson <- richardson_se(fits$tight, as.formula(spec$formula), d, fam)
 }
 
+# nAGQ > 1 with a non-canonical link (one scalar random intercept): lme4's glmerAGQ. lme4's
+# -2 logLik at nAGQ > 1 sums deviance residuals, so it leaves out -2 x the saturated
+# log-likelihood (glmflow reports -2 logLik itself).
+agq <- list(
+  probit = list(data = "contraception", factors = c("livch", "urban"), family = "binomial", link = "probit",
+                formula = "urban ~ I(age^2) + livch + (1 | district)", filter = "livch != '0'", nAGQ = 5),
+  poisson_sqrt = list(data = "penicillin", factors = character(), family = "poisson", link = "sqrt",
+                      formula = "diameter ~ 1 + (1 | sample)", nAGQ = 3),
+  cloglog_weights = list(data = "esoph", factors = "alcgp", family = "binomial", link = "cloglog",
+                         formula = "cbind(ncases, ncontrols) ~ alcgp + tobgp + (1 | agegp)", nAGQ = 7)
+)
+for (name in names(agq)) {
+  spec <- agq[[name]]
+  d <- load(spec$data, spec$factors)
+  if (!is.null(spec$filter)) d <- droplevels(d[d$livch != "0", ])
+  fam <- get(spec$family)(link = spec$link)
+  fit <- suppressWarnings(glmer(as.formula(spec$formula), data = d, family = fam, control = tight, nAGQ = spec$nAGQ))
+  out[[paste0("agq_", name)]] <- c(spec, list(tight = numbers(fit)))
+}
+
 # infert's age is constant within each matched stratum: with a Gamma family the random
 # intercepts fit it exactly and lme4's objective (its own devfun) keeps falling as theta grows
 # past where its fit stopped ('unable to evaluate scaled gradient'): there is no optimum.

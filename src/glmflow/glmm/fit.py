@@ -1,7 +1,8 @@
 """The front door: ``fit_glmm`` fits a configured mixed model through lme4's four stages
 (``design`` -> ``deviance`` -> ``optimize`` -> ``result``). One scalar random intercept with a
 canonical link goes to the scalar engine (Laplace or nAGQ > 1, analytic gradient); every other
-structure to the general Laplace engine."""
+structure to the general Laplace engine, which also runs lme4's adaptive quadrature (nAGQ > 1)
+for one scalar random intercept with a non-canonical link."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from glmflow.errors import GlmflowError
 from glmflow.families import family as glm_family
 from glmflow.families import mixed_model_family_problem
 from glmflow.glmm.design import GlmmDesign, build_glmm_design
-from glmflow.glmm.deviance import LaplaceDeviance
+from glmflow.glmm.deviance import LaplaceDeviance, QuadratureDeviance
 from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minimise_scalar, stage_zero
 from glmflow.glmm.result import CHECK_CONV_TOL, GlmmFit
 from glmflow.glmm.scalar import ScalarDeviance, conditional_vcov
@@ -57,13 +58,13 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
         _check_exact_fit(gd, family.name, where)
     # logit binomial, log Poisson
     scalar = gd.is_scalar_intercept and family.is_default_link and not family.dispersion_in_loglik
-    if nAGQ > 1 and not scalar:
+    if nAGQ > 1 and not gd.is_scalar_intercept:
         raise GlmflowError(
-            f"{where}: nAGQ = {nAGQ} needs a single scalar random intercept (1 | group) and the canonical link, "
-            "as lme4; use nAGQ: 1 (Laplace) for this model"
+            f"{where}: nAGQ = {nAGQ} needs a single scalar random intercept (1 | group), as lme4; "
+            "use nAGQ: 1 (Laplace) for this model"
         )
     try:
-        fit = _fit_scalar(gd, family, nAGQ) if scalar else fit_general(gd, family)
+        fit = _fit_scalar(gd, family, nAGQ) if scalar else fit_general(gd, family, nAGQ)
     except GlmflowError as error:
         raise GlmflowError(f"{where}: {error}") from None
     fit.name, fit.formula, fit.dataset = name, spec["formula"], spec.get("dataset", "data")
@@ -136,9 +137,12 @@ def _fit_scalar(gd: GlmmDesign, family, nAGQ: int) -> GlmmFit:
     )  # fmt: skip
 
 
-def fit_general(gd: GlmmDesign, family) -> GlmmFit:
+def fit_general(gd: GlmmDesign, family, nAGQ: int = 1) -> GlmmFit:
+    """The general engine: Laplace for any structure, or, with nAGQ > 1 (one scalar random
+    intercept, binomial or Poisson with a non-canonical link), lme4's adaptive quadrature."""
     design, warnings = gd.design, []
-    objective = LaplaceDeviance(gd, family)  # a GlmflowError names the sizes; fit_glmm adds the model
+    # a GlmflowError names the sizes; fit_glmm adds the model
+    objective = QuadratureDeviance(gd, family, nAGQ) if nAGQ > 1 else LaplaceDeviance(gd, family)
     start = np.concatenate([gd.theta_start(), irls_start(design, family, gd.prior, gd.offset)])
     if objective.has_dispersion:
         start = _scaled_start(objective, start, gd.n_theta)
@@ -156,7 +160,7 @@ def fit_general(gd: GlmmDesign, family) -> GlmmFit:
         condvar.append(state["sigma"] ** 2 * np.einsum("ab,jbc,dc->jad", T, blocks, T))
         position += size
     return GlmmFit(
-        name="", formula="", dataset="", family_object=family, nAGQ=1, glmm_design=gd,
+        name="", formula="", dataset="", family_object=family, nAGQ=nAGQ, glmm_design=gd,
         theta=theta, beta=beta, deviance=float(deviance), gradient=gradient, hessian=hessian,
         vcov=_hessian_vcov(hessian, gd.n_theta, state["vcov_rx"], warnings), vcov_rx=state["vcov_rx"],
         condval=condval, condvar=condvar, eta=state["eta"], fitted=state["mu"], converged=converged,
