@@ -16,6 +16,7 @@ from test_glmm import saturated_loglik
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm.fit import fit_glmm
+from glmflow.glmm_likelihood import glmm_likelihood_check
 
 REFERENCE = json.loads((ROOT / "tests" / "r" / "glmm_engine_reference.json").read_text())
 FITS = ["slope_scale", "cloglog", "inverse_gaussian", "crossed", "gamma_identity"]
@@ -104,3 +105,27 @@ def test_quadrature_with_a_non_canonical_link_matches_lme4(name):
     assert_close(result.beta, numbers(tight["beta"]), BETA_RTOL, "fixef", atol=BETA_SE_FRACTION * se)
     assert_close(result.theta, numbers(tight["theta"]), BETA_RTOL, "theta", atol=1e-6)
     assert_close(se, numbers(tight["se"]), SE_RTOL, "standard errors")
+    # the likelihood check's independent recomputation (its own modes and quadrature)
+    check = glmm_likelihood_check(name, result.glmm_design, result.family_object, result.nAGQ, result.theta,
+                                  result.beta, result.loglik)  # fmt: skip
+    assert check["ok"], check
+
+
+def test_a_boundary_optimum_lme4_stops_short_of_is_reached():
+    """co2's gaussian(log) model with conc^2: lme4 stops with an error; its own objective is
+    lowest at theta = 0 with the GLM's estimates, where glmflow converges (lme4's gradient
+    check, scaled as lme4's, passes; finite SEs), flagged singular. The Hessian's probes are in
+    eta units: a step of 1e-4 in conc^2's coefficient moves eta by 100, outside PIRLS's reach."""
+    case = REFERENCE["boundary_optimum"]
+    assert "Downdated VtV is not positive definite" in case["lme4_error"]
+    devfun = numbers(case["devfun"])
+    assert devfun[0] < devfun[1] < devfun[2]  # theta = 0 is the minimum along theta
+    result = fit("boundary_optimum")
+    assert result.theta[0] == 0.0 and result.singular
+    se = result.tidy()["std_error"].to_numpy()
+    assert np.all(np.isfinite(se))
+    # glm's own stopping rule (a relative deviance change of 1e-8) leaves its estimates 1e-4 SE off
+    assert_close(result.beta, numbers(case["glm_beta"]), 1e-6, "fixef", atol=1e-4 * se)
+    assert abs(result.deviance - devfun[0]) <= 1e-9 * abs(devfun[0])
+    check = result.convergence_check()
+    assert check["check_passed"] and result.converged, check

@@ -95,6 +95,20 @@ out$exact_fit <- list(data = "infert", factors = "education", family = "Gamma", 
                       devfun_at_theta_times = c(1, 1.5, 2),
                       devfun = exact(sapply(c(1, 1.5, 2), function(m)
                         tryCatch(devfun(c(m * theta, fixef(fit))), error = function(e) NA))))
+# co2's gaussian(log) model with conc^2 (a column up to 1e6): lme4 stops with "Downdated VtV
+# is not positive definite"; its objective is lowest at theta = 0 with the GLM's estimates
+# (higher at small theta > 0): a boundary optimum glmflow reaches.
+d <- load("co2", c("type", "treatment"))
+formula <- uptake ~ I(conc^2) + type + treatment + (1 | plant)
+stopped <- tryCatch({glmer(formula, data = d, family = gaussian(link = "log"), control = default); "fitted"},
+                    error = conditionMessage)
+g <- glm(uptake ~ I(conc^2) + type + treatment, data = d, family = gaussian(link = "log"))
+devfun <- glmer(formula, data = d, family = gaussian(link = "log"), control = tight, devFunOnly = TRUE)
+out$boundary_optimum <- list(data = "co2", factors = c("type", "treatment"), family = "gaussian", link = "log",
+                             formula = deparse(formula), lme4_error = stopped, glm_beta = exact(coef(g)),
+                             theta = c(0, 1e-4, 1e-3), devfun = exact(sapply(c(0, 1e-4, 1e-3),
+                               function(t) devfun(c(t, coef(g))))))
+
 # glmm_general.R's Gamma(inverse) model on bdf: its fixed effects have SEs of 1e-5 to 6e-4,
 # below deriv12's step of 1e-4, so lme4's vcov() is 3% off the curvature of its own objective
 bdf <- read.csv("resources/bdf.csv")

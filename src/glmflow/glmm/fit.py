@@ -99,10 +99,9 @@ def _check_exact_fit(gd: GlmmDesign, family: str, where: str) -> None:
             raise GlmflowError(
                 f"{where}: the response {gd.design.response!r} is constant within every level of {term.factor!r}: "
                 f"the random intercept (1 | {term.factor}) fits it exactly as its SD grows, the {family} dispersion "
-                "goes to 0 and "
-                "the Laplace likelihood has no maximum (lme4 stops at an arbitrary point with 'unable to evaluate "
-                f"scaled gradient'); drop the random intercept of {term.factor!r} or model a response that varies "
-                "within its levels"
+                "goes to 0 and the Laplace likelihood has no maximum (lme4 stops where its PIRLS gives out, or at "
+                "an arbitrary point with 'unable to evaluate scaled gradient'); drop the random intercept of "
+                f"{term.factor!r} or model a response that varies within its levels"
             )
 
 

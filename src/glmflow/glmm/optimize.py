@@ -61,7 +61,7 @@ def canonical_theta(glmm_design: GlmmDesign, theta: np.ndarray) -> np.ndarray:
     return glmm_design.theta_of(factors)
 
 
-def derivatives(objective, x: np.ndarray, step: float = HESSIAN_STEP):
+def derivatives(objective, x: np.ndarray, step: float = HESSIAN_STEP, scales: np.ndarray | None = None):
     """lme4's ``deriv12``: value, central-difference gradient and Hessian from function values
     (1 + 2p + 2p(p - 1) calls), each parameter's step fitted to its curvature. PIRLS leaves
     rounding of a few 1e-9 in the deviance, which second differences divide by step^2: lme4's
@@ -72,7 +72,8 @@ def derivatives(objective, x: np.ndarray, step: float = HESSIAN_STEP):
     then costs 1e-5 of the curvature, and the quadratic region of a deviance spans units."""
     p = len(x)
     f0 = objective(x)
-    steps = np.array([_curvature_step(objective, x, f0, i, step) for i in range(p)])
+    scales = np.ones(p) if scales is None else scales
+    steps = np.array([_curvature_step(objective, x, f0, i, step / scales[i], scales[i]) for i in range(p)])
     gradient, hessian = np.empty(p), np.empty((p, p))
     plus, minus = np.empty(p), np.empty(p)
     for i in range(p):
@@ -91,19 +92,23 @@ def derivatives(objective, x: np.ndarray, step: float = HESSIAN_STEP):
     return f0, gradient, hessian
 
 
-def _curvature_step(objective, x: np.ndarray, f0: float, i: int, step: float) -> float:
+def _curvature_step(objective, x: np.ndarray, f0: float, i: int, step: float, scale: float = 1.0) -> float:
     """The step along parameter i that changes the deviance by about CURVATURE_TARGET: from a
-    curvature measured at lme4's step (10x larger while rounding makes it non-positive), then
-    measured again at the step it gives."""
-    largest = 0.1 * max(1.0, abs(x[i]))
+    curvature measured at lme4's step over the column's scale (10x larger while rounding makes it
+    non-positive, 100x
+    smaller while the step leaves the region where PIRLS converges: a coefficient of conc^2,
+    whose column reaches 1e6), then measured again at the step it gives."""
+    largest = 0.1 * max(1.0 / scale, abs(x[i]))
     for _ in range(2):
         for _ in range(5):
             e = np.zeros(len(x))
             e[i] = step
             curvature = (objective(x + e) - 2 * f0 + objective(x - e)) / step**2
-            if (np.isfinite(curvature) and curvature > 0) or step >= largest:
+            if np.isfinite(curvature) and curvature > 0:
                 break
-            step = min(10 * step, largest)
+            if np.isfinite(curvature) and step >= largest:
+                break
+            step = min(10 * step, largest) if np.isfinite(curvature) else step / 100
         if not (np.isfinite(curvature) and curvature > 0):
             return step
         step = min(np.sqrt(2 * CURVATURE_TARGET / curvature), largest)
@@ -161,8 +166,11 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
         def value_and_gradient(x):
             return objective(x), central_gradient(objective, x)
 
+        # each parameter's first probe in eta units: a coefficient's step divided by its column's scale
+        scales = np.concatenate([np.ones(n_theta), np.maximum(1.0, np.max(np.abs(glmm_design.design.X), axis=0))])
+
         def local(x):
-            return derivatives(objective, x)
+            return derivatives(objective, x, scales=scales)
 
         seed = forward_hessian(objective, start)
     result = optimize.minimize(
@@ -172,6 +180,7 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
     params = result.x.copy()
     params[:n_theta] = canonical_theta(glmm_design, params[:n_theta])
     value, gradient, hessian = local(params)
+    fresh = True
     for _ in range(6):  # Newton steps; the Hessian is recomputed only after a step above 1e-4
         if np.max(np.abs(gradient)) < 1e-6:
             break
@@ -185,8 +194,11 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
         if not candidate_value < value + 1e-9:
             break
         params, value, gradient = candidate, candidate_value, candidate_gradient
-        if np.max(np.abs(step)) > 1e-4:
+        fresh = np.max(np.abs(step)) > 1e-4
+        if fresh:
             value, gradient, hessian = local(params)
+    if not objective.canonical and not fresh:  # the gradient reported is derivatives()', not BFGS's
+        value, gradient, hessian = local(params)
     try:  # the Newton decrement: what a further step would gain, in deviance
         converged = bool(gradient @ np.linalg.solve(hessian, gradient) < 1e-6)
     except np.linalg.LinAlgError:
