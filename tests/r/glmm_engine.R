@@ -109,6 +109,23 @@ out$boundary_optimum <- list(data = "co2", factors = c("type", "treatment"), fam
                              theta = c(0, 1e-4, 1e-3), devfun = exact(sapply(c(0, 1e-4, 1e-3),
                                function(t) devfun(c(t, coef(g))))))
 
+# airquality's gaussian(log) model, singular (theta 0): its fixed effects are 0.99 correlated,
+# so the SEs amplify the Hessian's errors 50-fold, and deriv12's step of 1e-4 puts lme4's vcov()
+# 2% below the curvature of its own objective. At theta = 0 the objective is even in theta
+# (no theta-beta cross terms), so the beta block's curvature is that of devfun(c(0, beta)):
+# deriv12 with steps of 1e-5 and 1e-6 agree on it to 1e-4.
+d <- load("airquality")
+formula <- wind ~ abs(temp) + (1 | month)
+fit <- suppressWarnings(glmer(formula, data = d, family = gaussian(link = "log"), control = tight))
+devfun <- glmer(formula, data = d, family = gaussian(link = "log"), control = tight, devFunOnly = TRUE)
+beta_se <- function(delta) {
+  H <- lme4:::deriv12(function(beta) devfun(c(0, beta)), fixef(fit), delta = delta)$Hessian
+  exact(sqrt(diag(2 * solve(H))))
+}
+out$singular_correlated <- list(data = "airquality", factors = character(), family = "gaussian", link = "log",
+                                formula = deparse(formula), tight = numbers(fit),
+                                se_delta_1e5 = beta_se(1e-5), se_delta_1e6 = beta_se(1e-6))
+
 # glmm_general.R's Gamma(inverse) model on bdf: its fixed effects have SEs of 1e-5 to 6e-4,
 # below deriv12's step of 1e-4, so lme4's vcov() is 3% off the curvature of its own objective
 bdf <- read.csv("resources/bdf.csv")
