@@ -143,3 +143,11 @@ def test_singular_fit_standard_errors_are_its_objectives_curvature():
     result = fit("singular_correlated")
     assert result.singular and result.deviance <= float(case["tight"]["deviance"]) * (1 + DEVIANCE_RTOL)
     assert_close(result.tidy()["std_error"].to_numpy(), fine, 1e-3, "standard errors")
+
+
+def test_a_nested_factor_with_one_row_per_level_has_no_optimum():
+    """(1 | sample/plate) on penicillin: plate:sample has one row per level, which its random
+    intercept fits exactly; lme4 stops in PIRLS, glmflow says why, naming the model."""
+    assert "pwrssUpdate did not converge" in REFERENCE["exact_fit_nested"]["lme4_error"]
+    with pytest.raises(GlmflowError, match=r"model 'exact_fit_nested'.*within every level of 'plate:sample'"):
+        fit("exact_fit_nested")

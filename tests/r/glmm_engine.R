@@ -95,6 +95,14 @@ out$exact_fit <- list(data = "infert", factors = "education", family = "Gamma", 
                       devfun_at_theta_times = c(1, 1.5, 2),
                       devfun = exact(sapply(c(1, 1.5, 2), function(m)
                         tryCatch(devfun(c(m * theta, fixef(fit))), error = function(e) NA))))
+# penicillin's gaussian(log) model with (1 | sample/plate): plate:sample has one row per level,
+# so the same exact fit; lme4 stops in PIRLS
+d <- load("penicillin")
+out$exact_fit_nested <- list(data = "penicillin", factors = character(), family = "gaussian", link = "log",
+                             formula = "diameter ~ 1 + (1 | sample/plate)",
+                             lme4_error = tryCatch({glmer(diameter ~ 1 + (1 | sample/plate), data = d,
+                               family = gaussian(link = "log"), control = default); "fitted"}, error = conditionMessage))
+
 # co2's gaussian(log) model with conc^2 (a column up to 1e6): lme4 stops with "Downdated VtV
 # is not positive definite"; its objective is lowest at theta = 0 with the GLM's estimates
 # (higher at small theta > 0): a boundary optimum glmflow reaches.
