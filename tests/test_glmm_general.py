@@ -128,6 +128,10 @@ def _ranef_gaps(fit, reference, zero_terms):
     return condval, condsd
 
 
+def _se_reference(reference) -> np.ndarray:
+    return numbers(reference.get("se_accurate") or reference["se"])
+
+
 def own_gaps(fit, reference) -> dict[str, float]:
     """glmflow against tight lme4: the largest relative difference of each kind of number."""
     varcorr, expected = fit.varcorr(), reference["varcorr"]
@@ -140,7 +144,9 @@ def own_gaps(fit, reference) -> dict[str, float]:
     condval, condsd = _ranef_gaps(fit, reference, zero_terms)
     return {
         "beta": float(np.max(_relative(fit.beta, numbers(reference["beta"])))),
-        "se": float(np.max(_relative(np.sqrt(np.diag(fit.vcov)), numbers(reference["se"])))),
+        # numDeriv's Hessian of lme4's objective where two steps agree (vcov()'s deriv12 step of
+        # 1e-4 is 3% off on gamma_inverse), else vcov()'s
+        "se": float(np.max(_relative(np.sqrt(np.diag(fit.vcov)), _se_reference(reference)))),
         "vcov": float(np.max(_relative(varcorr["vcov"].to_numpy()[~zero], r_vcov[~zero]))),
         "condval": condval,
         "condsd": condsd,
@@ -153,17 +159,17 @@ def own_gaps(fit, reference) -> dict[str, float]:
 # by 1, a variance without its sigma^2 by 1 - sigma^2 (Gamma, inverse.gaussian, gaussian).
 GAPS = ("beta", "se", "vcov", "condval", "condsd")
 OWN_TOLERANCES = {
-    "poisson_slope": (4e-6, 4e-5, 3e-3, 9e-4, 2e-3),  # 2.6e-06 2.1e-05 0.0019 0.00059 0.001
-    "three_factors": (3e-5, 2e-4, 2e-5, 2e-5, 7e-6),  # 1.5e-05 6.8e-05 6.9e-06 7.5e-06 4.4e-06
-    "nested": (7e-6, 4e-5, 3e-6, 3e-6, 2e-6),  # 4.1e-06 2e-05 1.7e-06 1.9e-06 9.5e-07
-    "uncorrelated": (3e-6, 3e-5, 3e-6, 2e-6, 2e-6),  # 1.7e-06 1.7e-05 1.7e-06 1.2e-06 7.4e-07
-    "probit_intercept": (4e-6, 3e-5, 6e-7, 2e-6, 3e-7),  # 2.3e-06 1.5e-05 3.8e-07 8e-07 1.7e-07
-    "cloglog_slope": (2e-6, 3e-6, 1e-5, 5e-6, 4e-6),  # 1.1e-06 1.7e-06 6e-06 3.2e-06 2.3e-06
-    "gamma_log": (2e-6, 2e-4, 2e-5, 5e-6, 4e-6),  # 9e-07 7.2e-05 7.2e-06 2.8e-06 2.3e-06
-    "gamma_inverse": (2e-4, 9e-6, 3e-5, 3e-5, 2e-5),  # 6.9e-05 5.9e-06 1.7e-05 1.8e-05 7e-06
-    "gamma_log_slope": (5e-6, 5e-4, 8e-5, 4e-5, 4e-5),  # 2.7e-06 0.00028 4.8e-05 2.4e-05 2.2e-05
-    "inverse_gaussian_log": (1e-6, 6e-3, 2e-5, 5e-6, 4e-6),  # 6.6e-07 0.0034 7.8e-06 2.8e-06 2.4e-06
-    "gaussian_log": (9e-7, 7e-6, 4e-13, 0, 0),  # 5.7e-07 4.3e-06 2.4e-13 0 0
+    "poisson_slope": (4e-6, 1e-4, 3e-3, 9e-4, 2e-3),  # 2.6e-06 6.5e-05 0.0019 0.00059 0.001
+    "three_factors": (3e-5, 1e-4, 2e-5, 2e-5, 7e-6),  # 1.5e-05 6.6e-05 6.9e-06 7.5e-06 4.4e-06
+    "nested": (7e-6, 6e-5, 3e-6, 3e-6, 2e-6),  # 4.1e-06 3.6e-05 1.7e-06 1.8e-06 9.5e-07
+    "uncorrelated": (3e-6, 3e-5, 3e-6, 2e-6, 2e-6),  # 1.7e-06 1.7e-05 1.7e-06 1.2e-06 7.5e-07
+    "probit_intercept": (4e-6, 5e-5, 2e-7, 3e-6, 3e-7),  # 2.5e-06 2.7e-05 1e-07 1.6e-06 1.8e-07
+    "cloglog_slope": (2e-6, 2e-4, 2e-5, 6e-6, 4e-6),  # 9e-07 9.1e-05 7.6e-06 3.7e-06 2.6e-06
+    "gamma_log": (2e-6, 5e-5, 2e-5, 5e-6, 4e-6),  # 9e-07 2.7e-05 7.3e-06 2.8e-06 2.3e-06
+    "gamma_inverse": (5e-7, 9e-6, 2e-5, 7e-6, 5e-6),  # 3.2e-07 5.5e-06 7.7e-06 4.5e-06 3.2e-06
+    "gamma_log_slope": (5e-6, 3e-4, 8e-5, 4e-5, 4e-5),  # 2.7e-06 0.00019 4.8e-05 2.4e-05 2.2e-05
+    "inverse_gaussian_log": (9e-7, 5e-3, 2e-5, 5e-6, 4e-6),  # 6e-07 0.0029 8.3e-06 3.1e-06 2.5e-06
+    "gaussian_log": (6e-8, 1e-5, 6e-15, 0, 0),  # 3.5e-08 6.4e-06 3.9e-15 0 0
 }
 
 
@@ -199,6 +205,12 @@ def _printed_unit(token: str) -> float:
     return 10.0 ** (int(exponent or 0) - decimals)
 
 
+def _zero_variance(r_lines: list[str]) -> bool:
+    block = r_lines[r_lines.index("Random effects:") :]
+    block = block[: next(i for i, line in enumerate(block) if line.startswith("Number"))]
+    return any(abs(float(token)) < ZERO_VARIANCE for line in block[2:] for token in NUMBER.findall(line))
+
+
 def summary_gap(ours: str, theirs: str, dataset: str) -> float:
     """lme4's summary and ours line for line, character for character but for the numbers; the
     largest relative difference of a number beyond one unit of R's last printed digit."""
@@ -212,8 +224,15 @@ def summary_gap(ours: str, theirs: str, dataset: str) -> float:
     assert (singular in lines[end:]) == (singular in r_lines[r_end:])
     worst, random_effects = 0.0, False
     for line, r_line in zip(lines[:end], r_lines[:r_end], strict=True):
-        assert NUMBER.sub("#", line) == NUMBER.sub("#", r_line), (line, r_line)
         random_effects = line.startswith("Random effects:") or (random_effects and not line.startswith("Number"))
+        layout, r_layout = NUMBER.sub("#", line), NUMBER.sub("#", r_line)
+        widths = [len(t) for t in NUMBER.findall(line)] != [len(t) for t in NUMBER.findall(r_line)]
+        if widths or (random_effects and _zero_variance(r_lines)):
+            # columns are as wide as their numbers: where one prints wider (a t value of -10.22
+            # against -9.90), or a zero variance prints as wherever the optimiser stopped (0 in
+            # R's gaussian_log, 5.9e-18 in its uncorrelated model), the spacing follows it
+            layout, r_layout = " ".join(layout.split()), " ".join(r_layout.split())
+        assert layout == r_layout, (line, r_line)
         for token, r_token in zip(NUMBER.findall(line), NUMBER.findall(r_line), strict=True):
             if random_effects and max(abs(float(token)), abs(float(r_token))) < np.sqrt(ZERO_VARIANCE):
                 continue  # a zero variance (5.943e-18 in R, 5.861e-26 here) and its SD
@@ -233,10 +252,12 @@ SUMMARY_TOLERANCES = {
     "probit_intercept": 2e-5,  # 1.1e-05
     "cloglog_slope": 0,  # 0
     "gamma_log": 2e-4,  # 6.7e-05
-    "gamma_inverse": 0,  # 0
+    # lme4 prints deriv12's SEs, 3% off its own objective's curvature here (se_accurate, which
+    # own_gaps holds ours to 9e-6), and the t values and correlations of fixed effects from them
+    "gamma_inverse": 0.2,  # 0.13 (a correlation of -0.178)
     "gamma_log_slope": 5e-4,  # 0.00028
     "inverse_gaussian_log": 8e-3,  # 0.0051
-    "gaussian_log": 3e-7,  # 1.4e-07
+    "gaussian_log": 3e-3,  # 0.0018: lme4's deriv12 SEs, 1.3e-3 off se_accurate (ours: 6.4e-6)
 }
 
 
@@ -303,10 +324,7 @@ def test_refused_forms_are_reported_before_any_job_runs():
         check_config(config, ROOT)
     message = str(error.value)
     assert "models.slope_agq.nAGQ: nAGQ = 5 needs a single scalar random intercept" in message
-    assert (
-        "models.probit_agq.nAGQ: nAGQ = 3 needs a single scalar random intercept (1 | group) and the canonical"
-        in message
-    )
+    assert "probit_agq" not in message  # lme4 fits nAGQ > 1 with any link of binomial and Poisson
     assert "models.quasi_glmm.family: mixed models are fitted for the families binomial, poisson, Gamma" in message
     assert "models.lmm.link: a gaussian mixed model with the identity link is a linear mixed model" in message
     assert "models.gamma_agq.nAGQ: nAGQ = 2 is not available for the Gamma family" in message

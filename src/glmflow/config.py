@@ -34,7 +34,7 @@ from glmflow.data import (
     read_csv_header,
 )
 from glmflow.errors import GlmflowError
-from glmflow.families import ALLOWED_LINKS, DEFAULT_LINKS, mixed_model_family_problem
+from glmflow.families import ALLOWED_LINKS, mixed_model_family_problem
 from glmflow.filters import FilterError, expression_columns, filter_columns
 from glmflow.formula import data_rows, predictor_variables, required_variables
 from glmflow.formula_syntax import (
@@ -111,8 +111,8 @@ def read_columns(spec: dict, base: Path, columns: set[str], key: str = "filter")
 
 def _check_mixed_model(problems, key: str, model: dict) -> None:
     """What lme4's glmer allows: its families (any of their links; gaussian with the identity
-    link is lmer's); nAGQ > 1 for one scalar random intercept ``(1 | g)`` with the canonical
-    link of binomial or Poisson only."""
+    link is lmer's); nAGQ > 1 for one scalar random intercept ``(1 | g)``, binomial or Poisson
+    with any of their links."""
     problem = mixed_model_family_problem(model["family"], model.get("link"), model.get("nAGQ", 1))
     if problem:
         problems.add(f"{key}.{problem[0]}", problem[1])
@@ -120,10 +120,9 @@ def _check_mixed_model(problems, key: str, model: dict) -> None:
     if model.get("nAGQ", 1) > 1:
         terms = random_effect_terms(model["formula"])
         scalar = len(terms) == 1 and terms[0].expression.replace(" ", "") == "1" and "/" not in terms[0].group
-        canonical = model.get("link", DEFAULT_LINKS[model["family"]]) == DEFAULT_LINKS[model["family"]]
-        if not (scalar and canonical):
-            problems.add(f"{key}.nAGQ", f"nAGQ = {model['nAGQ']} needs a single scalar random intercept (1 | group) "
-                         "and the canonical link, as lme4; use nAGQ: 1 (Laplace) for this model")  # fmt: skip
+        if not scalar:
+            problems.add(f"{key}.nAGQ", f"nAGQ = {model['nAGQ']} needs a single scalar random intercept (1 | group), "
+                         "as lme4; use nAGQ: 1 (Laplace) for this model")  # fmt: skip
 
 
 class _Problems(list):

@@ -2,8 +2,9 @@
 fitting code: it shares the families' densities with it, not the modes, the optimiser, the
 factorisation or the quadrature.
 
-One scalar random intercept (canonical link): each group's mode by scipy's bounded scalar
-minimiser, then the Laplace or Gauss-Hermite formula; and the exact marginal log-likelihood by
+One scalar random intercept (binomial or Poisson, any link): each group's mode by scipy's
+bounded scalar minimiser, then the Laplace or Gauss-Hermite formula (spread by the Fisher
+weights' conditional SD, as lme4's); and the exact marginal log-likelihood by
 brute-force quadrature, whose distance from the fitted value is the approximation's error.
 Any other structure: Z Lambda as a scipy sparse matrix, the modes by Fisher scoring with
 SuperLU solves, log|H| from the LU factor (so the check scales as the fit does; a dense
@@ -24,8 +25,8 @@ def glmm_likelihood_check(model: str, glmm_design, family: Family, nAGQ: int, th
                           tolerance: float = 1e-6) -> dict:  # fmt: skip
     theta = np.atleast_1d(np.asarray(theta, dtype=float))
     beta = np.asarray(beta, dtype=float)
-    # the scalar engine's models: one random intercept, canonical binomial or Poisson
-    if glmm_design.is_scalar_intercept and family.is_default_link and not family.dispersion_in_loglik:
+    # one random intercept, binomial or Poisson (any link; the scalar engine fits the canonical ones)
+    if glmm_design.is_scalar_intercept and not family.dispersion_in_loglik:
         recomputed, exact = _scalar(glmm_design, family, nAGQ, float(theta[0]), beta)
     else:
         recomputed, exact = _sparse_laplace(glmm_design, family, theta, beta), None
@@ -64,14 +65,19 @@ def _scalar(glmm_design, family: Family, nAGQ: int, theta: float, beta: np.ndarr
             """log p(y_j | u) + log phi(u), for an array of u."""
             u = np.atleast_1d(u)
             linear = eta[:, None] + theta * u[None, :]
-            logp = family.canonical_log_density(y[:, None], linear, prior[:, None]).sum(axis=0)
+            if family.is_default_link:
+                logp = family.canonical_log_density(y[:, None], linear, prior[:, None]).sum(axis=0)
+            else:
+                logp = family.log_density(y[:, None], family.linkinv(linear), prior[:, None]).sum(axis=0)
             return logp - u**2 / 2 - 0.5 * np.log(2 * np.pi)
 
         found = optimize.minimize_scalar(lambda u: -log_joint(u)[0], bounds=(-30, 30), method="bounded",
                                          options={"xatol": 1e-12})  # fmt: skip
         mode = found.x
-        w, _ = family.canonical_weight_and_slope(family.linkinv(eta + theta * mode))
-        scale = 1 / np.sqrt(1 + theta**2 * np.sum(prior * w))
+        # the Fisher weights, as lme4's factor L (the observed ones for a canonical link)
+        linear = eta + theta * mode
+        mu = family.linkinv(linear)
+        scale = 1 / np.sqrt(1 + theta**2 * np.sum(prior * family.mu_eta(linear) ** 2 / family.variance(mu)))
         terms = np.log(weights) + nodes**2 / 2 + log_joint(mode + scale * nodes)
         approximation += np.log(scale) + special.logsumexp(terms)
         u = mode + scale * grid

@@ -17,6 +17,7 @@ The reported sigma is then sqrt(pwrss / n) and VarCorr scales theta by it, as lm
 from __future__ import annotations
 
 import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
 
 from glmflow.compiled_links import FAMILY_CODES, LINK_CODES
 from glmflow.errors import GlmflowError
@@ -159,13 +160,117 @@ class LaplaceDeviance:
             blocks.append(np.einsum("jajb->jab", rest))
             position += size
         mu = self.family.linkinv(eta)
-        w = self.prior * self.family.mu_eta(eta) ** 2 / self.family.variance(mu)
+        rx = self._schur(state, self.prior * self.family.mu_eta(eta) ** 2 / self.family.variance(mu))
+        sigma = self.sigma(mu)
+        return {"deviance": deviance, "u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks,
+                "vcov_rx": sigma**2 * np.linalg.inv(rx), "sigma": sigma}  # fmt: skip
+
+    def _schur(self, state, w: np.ndarray) -> np.ndarray:
+        """X'WX - X'W Z Lambda H^-1 Lambda'Z'WX: lme4's RX'RX, the Fisher information of beta
+        with u profiled out (H factored in ``state``)."""
+        values, index, L0, L21, L22, _ = state
         ZtWX = np.zeros((self.q, self.X.shape[1]))
         for a in range(values.shape[1]):
             for c in range(self.X.shape[1]):
                 ZtWX[:, c] += np.bincount(index[:, a], weights=values[:, a] * w * self.X[:, c], minlength=self.q)
         solved = np.column_stack([solve_factored(L0, L21, L22, self.k0, ZtWX[:, c]) for c in range(self.X.shape[1])])
-        rx = self.X.T @ (w[:, None] * self.X) - ZtWX.T @ solved
-        sigma = self.sigma(mu)
-        return {"deviance": deviance, "u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks,
-                "vcov_rx": sigma**2 * np.linalg.inv(rx), "sigma": sigma}  # fmt: skip
+        return self.X.T @ (w[:, None] * self.X) - ZtWX.T @ solved
+
+    def _penalised(self, params: np.ndarray):
+        """PIRLS for u at (theta, beta): (objective, penalised deviance, state), where the
+        penalised deviance is the kernel's -2 log p (deviance for a family with a dispersion)
+        + |u|^2, without log|H|."""
+        value, state = self._evaluate(params)
+        if state is None:
+            return np.inf, np.inf, None
+        values, index, L0, L21, L22, eta = state
+        logdet = 2.0 * (np.sum(np.log(np.diagonal(L0, axis1=1, axis2=2))) + np.sum(np.log(np.diag(L22))))
+        # the kernel's sum is penalised + logdet; with a dispersion, value replaced the deviance by aic()
+        penalised = value - logdet
+        if self.has_dispersion:
+            mu = self.family.linkinv(eta)
+            residual = float(np.sum(self.family.dev_resids(self.y, mu, self.prior)))
+            penalised = value - logdet - self.family.aic(self.y, None, mu, self.prior, residual) + residual
+        return value, penalised, state
+
+    def profiled(self, theta: np.ndarray, beta: np.ndarray) -> tuple[float, np.ndarray]:
+        """lme4's nAGQ = 0 objective at theta: PIRLS over u and beta together (here Fisher
+        scoring on beta, u at its mode for each beta, with step-halving on the penalised
+        deviance), the Laplace formula at the joint optimum. Returns (objective, beta)."""
+        value, penalised, state = self._penalised(np.concatenate([theta, beta]))
+        for _ in range(PIRLS_MAX_ITERATIONS):
+            if state is None:
+                return np.inf, beta
+            eta = state[5]
+            mu = self.family.linkinv(eta)
+            mu_eta = self.family.mu_eta(eta)
+            variance = self.family.variance(mu)
+            score = self.X.T @ (self.prior * (self.y - mu) * mu_eta / variance)
+            try:
+                step = np.linalg.solve(self._schur(state, self.prior * mu_eta**2 / variance), score)
+            except np.linalg.LinAlgError:
+                return value, beta
+            if np.max(np.abs(step)) < 1e-8 * (1.0 + np.max(np.abs(beta))):
+                return value, beta
+            saved_u, fraction = self.u.copy(), 1.0
+            for _ in range(30):
+                trial = self._penalised(np.concatenate([theta, beta + fraction * step]))
+                if trial[1] <= penalised + 1e-10 * abs(penalised):
+                    break
+                self.u[:] = saved_u
+                fraction /= 2.0
+            else:
+                return value, beta
+            beta = beta + fraction * step
+            value, penalised, state = trial
+        return value, beta
+
+
+class QuadratureDeviance(LaplaceDeviance):
+    """lme4's ``glmerAGQ`` for one scalar random intercept with any link of binomial or Poisson:
+    adaptive Gauss-Hermite quadrature around the PIRLS modes u_j, each group's nodes spread by
+    its conditional SD s_j = 1 / L_jj from the Fisher weights (as lme4's factor L), so
+
+        -2 logLik = Laplace(theta, beta) - 2 sum_j log sum_k w_k exp(z_k^2 / 2 - D_jk / 2),
+
+    with D_jk the change in u_j^2 + sum over the group's rows of -2 log p(y | eta) when u_j
+    moves to u_j + z_k s_j (w_k the normal-density weights, summing to 1). lme4 reports the
+    same with deviance residuals in place of -2 log p (the saturated log-likelihood left out);
+    glmflow reports -2 logLik itself, at every nAGQ, as for the canonical links."""
+
+    def __init__(self, glmm_design: GlmmDesign, family: Family, nAGQ: int):
+        super().__init__(glmm_design, family)
+        if self.has_dispersion or not glmm_design.is_scalar_intercept:
+            raise GlmflowError("adaptive quadrature needs binomial or Poisson and one scalar random intercept")
+        nodes, weights = hermegauss(nAGQ)  # for the weight exp(-z^2 / 2), as lme4's GHrule
+        self.nodes, self.log_weights = nodes, np.log(weights / weights.sum()) + nodes**2 / 2
+        self.group_codes = glmm_design.terms[0].codes
+        self.canonical = False  # no analytic gradient: differences of values
+
+    def __call__(self, params: np.ndarray) -> float:
+        value, state = self._evaluate(params)
+        if state is None:
+            return np.inf
+        theta = float(params[0])
+        sd = 1.0 / np.diagonal(state[2], axis1=1, axis2=2)[:, 0]  # the factor's blocks are 1 x 1
+        eta = state[5]
+        base = self._minus2_log_p(eta)
+        per_group = np.empty((len(self.nodes), len(sd)))
+        for k, z in enumerate(self.nodes):
+            shift = z * sd
+            rows = self._minus2_log_p(eta + theta * shift[self.group_codes]) - base
+            change = np.bincount(self.group_codes, weights=rows, minlength=len(sd)) + (self.u + shift) ** 2 - self.u**2
+            per_group[k] = self.log_weights[k] - change / 2
+        peak = per_group.max(axis=0)
+        log_mult = peak + np.log(np.exp(per_group - peak).sum(axis=0))
+        return float(value - 2.0 * log_mult.sum())
+
+    def _minus2_log_p(self, eta: np.ndarray) -> np.ndarray:
+        """Per row, -2 log p(y | eta) up to a constant per row (the deviance residual)."""
+        mu = self.family.linkinv(eta)
+        return self.family.dev_resids(self.y, mu, self.prior)
+
+    def conditional(self, params: np.ndarray) -> dict:
+        state = super().conditional(params)
+        state["deviance"] = self(params)
+        return state

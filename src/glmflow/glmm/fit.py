@@ -1,7 +1,8 @@
 """The front door: ``fit_glmm`` fits a configured mixed model through lme4's four stages
 (``design`` -> ``deviance`` -> ``optimize`` -> ``result``). One scalar random intercept with a
 canonical link goes to the scalar engine (Laplace or nAGQ > 1, analytic gradient); every other
-structure to the general Laplace engine."""
+structure to the general Laplace engine, which also runs lme4's adaptive quadrature (nAGQ > 1)
+for one scalar random intercept with a non-canonical link."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from glmflow.errors import GlmflowError
 from glmflow.families import family as glm_family
 from glmflow.families import mixed_model_family_problem
 from glmflow.glmm.design import GlmmDesign, build_glmm_design
-from glmflow.glmm.deviance import LaplaceDeviance
-from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minimise_scalar
+from glmflow.glmm.deviance import LaplaceDeviance, QuadratureDeviance
+from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minimise_scalar, stage_zero
 from glmflow.glmm.result import CHECK_CONV_TOL, GlmmFit
 from glmflow.glmm.scalar import ScalarDeviance, conditional_vcov
 from glmflow.models import model_data
@@ -53,15 +54,17 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     problem = check_response(family.name, gd.design.y, gd.prior)
     if problem:
         raise GlmflowError(f"{where}: response {gd.design.response!r}: {problem}")
+    if family.dispersion_in_loglik:
+        _check_exact_fit(gd, family.name, where)
     # logit binomial, log Poisson
     scalar = gd.is_scalar_intercept and family.is_default_link and not family.dispersion_in_loglik
-    if nAGQ > 1 and not scalar:
+    if nAGQ > 1 and not gd.is_scalar_intercept:
         raise GlmflowError(
-            f"{where}: nAGQ = {nAGQ} needs a single scalar random intercept (1 | group) and the canonical link, "
-            "as lme4; use nAGQ: 1 (Laplace) for this model"
+            f"{where}: nAGQ = {nAGQ} needs a single scalar random intercept (1 | group), as lme4; "
+            "use nAGQ: 1 (Laplace) for this model"
         )
     try:
-        fit = _fit_scalar(gd, family, nAGQ) if scalar else fit_general(gd, family)
+        fit = _fit_scalar(gd, family, nAGQ) if scalar else fit_general(gd, family, nAGQ)
     except GlmflowError as error:
         raise GlmflowError(f"{where}: {error}") from None
     fit.name, fit.formula, fit.dataset = name, spec["formula"], spec.get("dataset", "data")
@@ -76,6 +79,30 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     if fit.singular:
         fit.warnings.append("boundary (singular) fit: see help('isSingular')")
     return fit
+
+
+def _check_exact_fit(gd: GlmmDesign, family: str, where: str) -> None:
+    """A family with a dispersion whose response is constant within every level of a random
+    intercept's grouping factor: the intercepts fit it exactly as their SD grows, the ad-hoc
+    dispersion (deviance / n) goes to 0 and lme4's Laplace objective falls without bound
+    (infert's age is constant within each matched stratum). lme4 stops where its PIRLS gives
+    out, at an arbitrary theta, with 'unable to evaluate scaled gradient'; there is no optimum."""
+    y = gd.design.y
+    for term in gd.terms:
+        if "(Intercept)" not in term.columns:
+            continue
+        order = np.argsort(term.codes, kind="stable")
+        codes, values = term.codes[order], y[order]
+        starts = np.flatnonzero(np.r_[True, np.diff(codes) != 0])
+        spread = np.maximum.reduceat(values, starts) - np.minimum.reduceat(values, starts)
+        if np.all(spread <= 1e-12 * np.max(np.abs(y))):
+            raise GlmflowError(
+                f"{where}: the response {gd.design.response!r} is constant within every level of {term.factor!r}: "
+                f"the random intercept (1 | {term.factor}) fits it exactly as its SD grows, the {family} dispersion "
+                "goes to 0 and the Laplace likelihood has no maximum (lme4 stops where its PIRLS gives out, or at "
+                "an arbitrary point with 'unable to evaluate scaled gradient'); drop the random intercept of "
+                f"{term.factor!r} or model a response that varies within its levels"
+            )
 
 
 def _check_separation(fit: GlmmFit, gd: GlmmDesign) -> None:
@@ -109,12 +136,16 @@ def _fit_scalar(gd: GlmmDesign, family, nAGQ: int) -> GlmmFit:
     )  # fmt: skip
 
 
-def fit_general(gd: GlmmDesign, family) -> GlmmFit:
+def fit_general(gd: GlmmDesign, family, nAGQ: int = 1) -> GlmmFit:
+    """The general engine: Laplace for any structure, or, with nAGQ > 1 (one scalar random
+    intercept, binomial or Poisson with a non-canonical link), lme4's adaptive quadrature."""
     design, warnings = gd.design, []
-    objective = LaplaceDeviance(gd, family)  # a GlmflowError names the sizes; fit_glmm adds the model
+    # a GlmflowError names the sizes; fit_glmm adds the model
+    objective = QuadratureDeviance(gd, family, nAGQ) if nAGQ > 1 else LaplaceDeviance(gd, family)
     start = np.concatenate([gd.theta_start(), irls_start(design, family, gd.prior, gd.offset)])
     if objective.has_dispersion:
         start = _scaled_start(objective, start, gd.n_theta)
+    start = stage_zero(objective, start, gd)
     params, deviance, gradient, hessian, converged, message = minimise_laplace(objective, start, gd)
     theta, beta = params[: gd.n_theta], params[gd.n_theta :]
     state = objective.conditional(params)
@@ -128,7 +159,7 @@ def fit_general(gd: GlmmDesign, family) -> GlmmFit:
         condvar.append(state["sigma"] ** 2 * np.einsum("ab,jbc,dc->jad", T, blocks, T))
         position += size
     return GlmmFit(
-        name="", formula="", dataset="", family_object=family, nAGQ=1, glmm_design=gd,
+        name="", formula="", dataset="", family_object=family, nAGQ=nAGQ, glmm_design=gd,
         theta=theta, beta=beta, deviance=float(deviance), gradient=gradient, hessian=hessian,
         vcov=_hessian_vcov(hessian, gd.n_theta, state["vcov_rx"], warnings), vcov_rx=state["vcov_rx"],
         condval=condval, condvar=condvar, eta=state["eta"], fitted=state["mu"], converged=converged,
