@@ -102,15 +102,9 @@ hessian_se <- function(fit, case) {
   fine
 }
 
+source("tests/r/effects_common.R")  # effect_of()
 effect_numbers <- function(fit, at) {
-  focal <- names(at)
-  xlevels <- Filter(function(v) length(v) > 0, lapply(at, unlist))
-  e <- Effect(focal, fit, xlevels = xlevels)
-  grid <- lapply(as.list(e$x), function(v) if (is.factor(v)) as.character(v) else v)
-  list(grid = grid, link = as.vector(e$fit), se_link = as.vector(e$se),
-       prob = as.vector(e$transformation$inverse(e$fit)),
-       conf_low = as.vector(e$transformation$inverse(e$lower)),
-       conf_high = as.vector(e$transformation$inverse(e$upper)))
+  effect_of(names(at), fit, Filter(function(v) length(v) > 0, lapply(at, unlist)))
 }
 
 anova_numbers <- function(fits, test) {

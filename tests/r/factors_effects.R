@@ -16,14 +16,7 @@ tidy_of <- function(fit) {
        logLik = as.numeric(logLik(fit)), deviance = deviance(fit))
 }
 
-effect_of <- function(focal, fit, xlevels) {
-  e <- Effect(focal, fit, xlevels = xlevels)
-  grid <- lapply(as.list(e$x), function(v) if (is.factor(v)) as.character(v) else v)
-  list(grid = grid, link = as.vector(e$fit), se_link = as.vector(e$se),
-       prob = as.vector(e$transformation$inverse(e$fit)),
-       conf_low = as.vector(e$transformation$inverse(e$lower)),
-       conf_high = as.vector(e$transformation$inverse(e$upper)))
-}
+source("tests/r/effects_common.R")  # effect_of()
 
 out <- list()
 # Declared factors of integer codes: R's factor(period) / factor(pclass).

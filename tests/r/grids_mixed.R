@@ -14,14 +14,7 @@ contraception <- read.csv("resources/contraception.csv")
 contraception$use <- factor(contraception$use)
 tight <- glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5))
 
-effect_of <- function(focal, fit, xlevels = list()) {
-  e <- Effect(focal, fit, xlevels = xlevels)
-  grid <- lapply(as.list(e$x), function(v) if (is.factor(v)) as.character(v) else v)
-  list(grid = grid, link = as.vector(e$fit), se_link = as.vector(e$se),
-       prob = as.vector(e$transformation$inverse(e$fit)),
-       conf_low = as.vector(e$transformation$inverse(e$lower)),
-       conf_high = as.vector(e$transformation$inverse(e$upper)))
-}
+source("tests/r/effects_common.R")  # effect_of()
 # lme4's fixed effects and their covariance: glmflow's grid code is checked on these exactly,
 # and glmflow's own fit (the exact Laplace optimum) against them within lme4's accuracy.
 fixed_of <- function(fit) list(term = names(fixef(fit)), estimate = unname(fixef(fit)),

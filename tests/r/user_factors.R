@@ -96,14 +96,7 @@ out$models$zero_weights_gamma <- c(list(formula = "pos ~ x", family = "Gamma", l
                                    tidy_of(glm(pos ~ x, Gamma(link = "log"), d, weights = w)))
 
 # --- effects::Effect intervals: t quantiles on df.residual where the dispersion is estimated ----
-effect_of <- function(focal, fit, xlevels) {
-  e <- Effect(focal, fit, xlevels = xlevels)
-  grid <- lapply(as.list(e$x), function(v) if (is.factor(v)) as.character(v) else v)
-  list(grid = grid, link = as.vector(e$fit), se_link = as.vector(e$se),
-       prob = as.vector(e$transformation$inverse(e$fit)),
-       conf_low = as.vector(e$transformation$inverse(e$lower)),
-       conf_high = as.vector(e$transformation$inverse(e$upper)))
-}
+source("tests/r/effects_common.R")  # effect_of()
 grids <- list(
   lm = list(formula = "pos ~ x + dose", family = "gaussian", link = NA, weights = NA),
   gaussian_log = list(formula = "pos ~ x + dose", family = "gaussian", link = "log", weights = NA),
