@@ -17,7 +17,15 @@ from glmflow.glmm import ScalarDeviance, build_glmm_design, fit_glmm
 from glmflow.glmm_likelihood import glmm_likelihood_check
 from glmflow.summaries import glmm_summary_text
 
-TARGETS = json.loads((ROOT / "tests" / "reference" / "glmm_targets.json").read_text())
+# The exact optima from tests/r/glmm_targets.R (lme4 with bobyqa to rhoend 1e-10, PIRLS to 1e-10).
+TARGETS = json.loads((ROOT / "tests" / "r" / "glmm_targets_reference.json").read_text())
+# Our fits against those optima. Measured: Laplace parameters 7.3e-6, deviance 1.7e-7, SEs 1.5e-6
+# (relative); nAGQ = 10 parameters 3.1e-6, deviance 5.5e-11, SEs 4.7e-7. The objective is flat near
+# the optimum, so parameters agree less closely than the deviance.
+TARGET_TOLERANCE = {
+    "laplace": {"parameters_absolute": 2e-5, "deviance_absolute": 1e-6, "se_relative": 5e-6},
+    "agq10": {"parameters_absolute": 1e-5, "deviance_absolute": 1e-7, "se_relative": 2e-6},
+}
 R = json.loads((ROOT / "tests" / "r" / "glmm_reference.json").read_text())
 CHAPTER_FORMULA = "repeatgr ~ 1 + ses * minority + (1 | school_nr)"
 # tests/r/glmm.R runs lme4's PIRLS to tolPwrss = 1e-10 (at its default 1e-7 the conditional (RX)
@@ -58,20 +66,25 @@ def fit_chapter(bdf, nAGQ):
 @pytest.mark.parametrize("key, nAGQ", [("laplace", 1), ("agq10", 10)])
 def test_chapter_model_reaches_the_exact_optimum(bdf, key, nAGQ):
     target = TARGETS[key]
-    tolerance = target["tolerance"]
+    tolerance = TARGET_TOLERANCE[key]
     fit = fit_chapter(bdf, nAGQ)
-    assert abs(fit.theta[0] - target["theta"]) <= tolerance["parameters_absolute"]
-    assert np.max(np.abs(fit.beta - target["beta"])) <= tolerance["parameters_absolute"]
-    assert abs(fit.deviance - target["deviance"]) <= tolerance["deviance_absolute"]
-    if "se" in target:
-        assert_close(np.sqrt(np.diag(fit.vcov)), target["se"], tolerance["se_relative"], "SEs")
+    assert fit.terms == target["term"]
+    assert abs(fit.theta[0] - numbers(target["theta"])[0]) <= tolerance["parameters_absolute"]
+    assert np.max(np.abs(fit.beta - numbers(target["beta"]))) <= tolerance["parameters_absolute"]
+    assert abs(fit.deviance - numbers(target["deviance"])[0]) <= tolerance["deviance_absolute"]
+    if "se_relative" in tolerance:
+        assert_close(np.sqrt(np.diag(fit.vcov)), numbers(target["se"]), tolerance["se_relative"], "SEs")
     assert fit.converged and fit.convergence_check()["check_passed"]
 
 
 def test_laplace_is_below_lme4s_early_stop(bdf, r_ref):
     fit = fit_chapter(bdf, 1)
     lme4_deviance = -2 * r_ref["glmm_repeatgr"]["logLik"]
-    assert 0.004 < lme4_deviance - fit.deviance < 0.007  # the issue's 0.0055
+    # lme4's default Laplace fit (the chapter's) stops above the exact optimum of
+    # tests/r/glmm_targets.R; ours must reach that optimum, so it is below lme4's by as much.
+    early_stop = lme4_deviance - numbers(TARGETS["laplace"]["deviance"])[0]
+    assert early_stop > 0
+    assert abs((lme4_deviance - fit.deviance) - early_stop) <= TARGET_TOLERANCE["laplace"]["deviance_absolute"]
 
 
 @pytest.mark.parametrize("name", ["chapter_agq10", "chapter_agq25", "iq_agq10", "poisson_agq10", "weights_agq10"])
