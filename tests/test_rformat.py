@@ -1,46 +1,53 @@
-"""R's number formatting, on values whose R output was checked in R 4.2."""
+"""R's number formatting: glmflow's formatters against R's own output for the same doubles
+(tests/r/rformat.R writes tests/r/rformat_reference.json)."""
+
+import json
+
+import pytest
+from conftest import ROOT
 
 from glmflow.rdeparse import deparse_call
 from glmflow.rformat import format_c, format_pval, format_real, r_round, zapsmall
 
-
-def test_format_real_common_decimals_and_scientific():
-    assert format_real([-0.94133, 0.095129, 0.015197, 0.002232], 4) == [
-        "-0.941330",
-        " 0.095129",
-        " 0.015197",
-        " 0.002232",
-    ]
-    assert format_real([6.120189e-15], 3) == ["6.12e-15"]
-    assert format_real([1186.655, 917.804], 5) == ["1186.7", " 917.8"]
-    assert format_real([0.60835], 4) == ["0.6083"]  # 0.60835 is 0.608349999... in binary
+R = json.loads((ROOT / "tests" / "r" / "rformat_reference.json").read_text())
 
 
-def test_format_pval_as_r():
-    assert format_pval([1.9e-51, 6.12e-15], 3) == ["< 2e-16", "6.12e-15"]
-    assert format_pval([0.369076, 1.2e-31], 3) == ["0.369", "<2e-16"]
-    assert format_pval([0.0315841, 7.8e-20, 0.000215, 0.0502524], 3) == [
-        "0.031584",
-        "< 2e-16",
-        "0.000215",
-        "0.050252",
-    ]
+def inputs(case) -> tuple[list[float], int]:
+    """The R script writes each input as %.17g, so these are R's very doubles."""
+    return [float(v) for v in case["x"]], case["digits"][0]
 
 
-def test_rounding_and_zapsmall_follow_r():
-    assert r_round([0.15, -0.60835], 1).tolist() == [0.1, -0.6]
-    assert r_round([2.5, 0.5, 3.5], 0).tolist() == [2.0, 0.0, 4.0]
-    assert zapsmall([-2.152369115722911, -0.608351854344215, 2.392856643974444], 5).tolist() == [
-        -2.15237,
-        -0.60835,
-        2.39286,
-    ]
+@pytest.mark.parametrize("case", R["format_real"])
+def test_format_real_as_rs_format(case):
+    values, digits = inputs(case)
+    assert format_real(values, digits) == case["out"]
 
 
-def test_format_c_pads_to_digits_plus_one():
-    assert [format_c(v, 4) for v in [144.0412, 63.03, 0.06621, 5]] == ["  144", "63.03", "0.06621", "    5"]
+@pytest.mark.parametrize("case", R["format_pval"])
+def test_format_pval_as_r(case):
+    values, digits = inputs(case)
+    assert format_pval(values, digits) == case["out"]
+
+
+@pytest.mark.parametrize("case", R["r_round"])
+def test_rounding_follows_r(case):
+    values, digits = inputs(case)
+    # exact equality: R's round() result written at 17 digits is one double
+    assert r_round(values, digits).tolist() == [float(v) for v in case["out"]]
+
+
+@pytest.mark.parametrize("case", R["zapsmall"])
+def test_zapsmall_follows_r(case):
+    values, digits = inputs(case)
+    assert zapsmall(values, digits).tolist() == [float(v) for v in case["out"]]
+
+
+@pytest.mark.parametrize("case", R["format_c"])
+def test_format_c_as_rs_formatc(case):
+    values, digits = inputs(case)
+    assert [format_c(v, digits) for v in values] == case["out"]
 
 
 def test_deparse_breaks_after_sixty_bytes():
     call = deparse_call("glm", [("formula", "survived ~ 1 + sex * fare"), ("family", '"binomial"'), ("data", "df")])
-    assert call == 'glm(formula = survived ~ 1 + sex * fare, family = "binomial", \n    data = df)'
+    assert call == R["deparse"]["call"][0]
