@@ -13,6 +13,9 @@ from conftest import ROOT, SMALL_CONFIG, copy_workflow, edit_config, result_hash
 
 from glmflow.errors import GlmflowError
 from glmflow.filters import evaluate_filter, parse_filter
+from glmflow.glmm import fit_glmm
+from glmflow.models import fit_model
+from glmflow.summaries import warnings_text
 
 MARKER = "/tmp/glmflow-pwned"
 
@@ -257,14 +260,42 @@ def test_every_dtype_survives_the_real_data_job(tmp_path):
     assert "$ maybe <lgl> TRUE, NA, FALSE" in glimpse
 
 
+# R's console warnings for the troubled models, from tests/r/trust_warnings.R
+R_WARNINGS = json.loads((ROOT / "tests" / "r" / "trust_warnings_reference.json").read_text())
+TROUBLE = ROOT / "tests" / "r" / "trouble_data.csv"
+
+
+def trouble_data() -> pd.DataFrame:
+    data = pd.read_csv(TROUBLE)
+    data = data[data["x"] != 8].reset_index(drop=True)  # the R script's filter
+    data["g"] = data["g"].astype("category")
+    data["quarter"] = data["count"] + 0.25
+    return data
+
+
+@pytest.mark.parametrize(
+    "name, formula, family",
+    [("separated", "y ~ x", "binomial"), ("fractional", "count ~ x", "poisson"), ("many", "quarter ~ x", "poisson")],
+)
+def test_glm_warnings_are_rs_console_text(name, formula, family):
+    fit = fit_model(trouble_data(), {"dataset": "trouble", "formula": formula, "family": family}, name)
+    text = warnings_text(fit.warnings)
+    # glmflow adds its own separation warning after R's, so R's block is a prefix
+    assert text.startswith(R_WARNINGS[name]["console"] + "\n"), text
+    if "iterations" in R_WARNINGS[name]:
+        assert fit.iterations == R_WARNINGS[name]["iterations"]
+
+
+def test_singular_glmm_warning_is_lme4s():
+    fit = fit_glmm(trouble_data(), {"dataset": "trouble", "formula": "y ~ 1 + (1 | g)", "family": "binomial"}, "flat")
+    assert R_WARNINGS["flat"]["console"] in fit.warnings
+
+
 def test_numerical_trouble_is_shown_on_console_summary_and_report(tmp_path):
     directory = copy_workflow(tmp_path / "trouble", SMALL_CONFIG)
     # x separates y completely; counts are not whole numbers; `dose` is numeric but for one row;
     # y hardly differs between the groups g (a random intercept's variance at 0: singular)
-    (directory / "resources" / "trouble.csv").write_text(
-        "x,y,count,dose,g\n1,0,0.5,1,a\n2,0,1,2,b\n3,0,2,3,c\n4,1,2.5,4,a\n5,1,4,n/a,b\n6,1,3,6,c\n7,1,5,7,a\n"
-        "8,0,1,8,b\n9,1,6,9,c\n10,1,7,10,a\n11,1,8,11,b\n12,1,9,12,c\n"
-    )
+    shutil.copy(TROUBLE, directory / "resources" / "trouble.csv")  # the data of tests/r/trust_warnings.R
 
     def change(config):
         config["datasets"]["trouble"] = {"path": "resources/trouble.csv", "filter": "x != 8"}
@@ -276,22 +307,17 @@ def test_numerical_trouble_is_shown_on_console_summary_and_report(tmp_path):
     result = snakemake(directory)
     console = result.stdout + result.stderr
     assert "glmflow warning (fit_model model=separated): separation: the maximum likelihood estimates of" in console
-    assert "glmflow warning (fit_model model=fractional): In dpois(y, mu, log = TRUE) : non-integer x = 0.5" in console
+    fractional = R_WARNINGS["fractional"]["console"].split("\n")
+    assert f"glmflow warning (fit_model model=fractional): {fractional[1][3:]}" in console
     assert "column 'dose' is numeric except in data rows 5 ('n/a')" in console
-    assert "glmflow warning (fit_glmm model=flat): boundary (singular) fit: see help('isSingular')" in console
+    assert f"glmflow warning (fit_glmm model=flat): {R_WARNINGS['flat']['console']}" in console
     models = directory / "results" / "models"
     summary = (models / "separated" / "summary.txt").read_text()
-    # R 4.2 on these rows: 25 iterations, "did not converge" and "fitted probabilities 0 or 1"
-    assert (
-        "Warning messages:\n1: glm.fit: algorithm did not converge \n"
-        "2: glm.fit: fitted probabilities numerically 0 or 1 occurred \n3: separation:"
-    ) in summary
+    # R's console warnings (tests/r/trust_warnings.R), then glmflow's separation warning
+    assert R_WARNINGS["separated"]["console"] + "\n3: separation:" in summary
     assert "(Intercept) (-Inf), x (+Inf)" in summary
-    assert (
-        "Warning message:\nIn dpois(y, mu, log = TRUE) : non-integer x = 0.500000\n"
-        in (models / "fractional" / "summary.txt").read_text()
-    )
-    assert (models / "flat" / "summary.txt").read_text().endswith("boundary (singular) fit: see help('isSingular')\n")
+    assert R_WARNINGS["fractional"]["console"] + "\n" in (models / "fractional" / "summary.txt").read_text()
+    assert (models / "flat" / "summary.txt").read_text().endswith(R_WARNINGS["flat"]["console"] + "\n")
     glance = json.loads((models / "separated" / "glance.json").read_text())
     assert glance["separation"] == {"(Intercept)": "-Inf", "x": "Inf"}
     page = (directory / "results" / "report.html").read_text()

@@ -542,9 +542,9 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
     separation = detect_separation(design.X[:, kept], y, terms, weights) if chosen.is_binomial else None
     if separation and separation.separated:
         warnings.append(separation.message())
-    if chosen.name == "poisson" and np.any(y != np.round(y)):
-        first = y[y != np.round(y)][0]
-        warnings.append(f"In dpois(y, mu, log = TRUE) : non-integer x = {first:.6f}")
+    if chosen.name == "poisson":
+        # R's dpois (in the family's aic) warns once per non-integer count, in row order
+        warnings.extend(f"In dpois(y, mu, log = TRUE) : non-integer x = {v:.6f}" for v in y[y != np.round(y)])
     if chosen.fixed_dispersion:
         dispersion = 1.0
     elif df_residual > 0:

@@ -67,6 +67,11 @@ def warnings_text(warnings: list[str]) -> str:
     lines = [w if w.startswith("In ") else w + " " for w in warnings]
     if len(lines) == 1:
         return "Warning message:\n" + lines[0] + "\n"
+    # R's console lists at most 10 warnings and keeps at most 50
+    if len(lines) >= 50:
+        return "There were 50 or more warnings (use warnings() to see the first 50)\n"
+    if len(lines) > 10:
+        return f"There were {len(lines)} warnings (use warnings() to see them)\n"
     return "Warning messages:\n" + "".join(f"{i}: {line}\n" for i, line in enumerate(lines, 1))
 
 
