@@ -131,3 +131,23 @@ def result_hashes(directory: Path) -> dict[str, str]:
     """sha256 of every file under results/, but provenance.html (dates, host)."""
     files = sorted(p for p in (directory / "results").rglob("*") if p.is_file() and p.name != "provenance.html")
     return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def assert_coverage_as_rs(summary) -> None:
+    """Each study cell's Wald coverage (a summary.csv-like table: n, b0, b1, used, coverage)
+    against R's own Monte Carlo of the same cell (tests/r/study_coverage.R): two independent
+    binomial estimates of one coverage, compared at two-sided 0.001 Bonferroni-corrected over
+    the cells. A typed window would pass SEs that are off; this one follows the replicates."""
+    import numpy as np
+    from scipy import stats
+
+    cells = json.loads((ROOT / "tests" / "r" / "study_coverage_reference.json").read_text())["cells"]
+    r_cells = {(c["n"], float(c["b0"]), float(c["b1"])): c for c in cells}
+    z = stats.norm.ppf(1 - 0.001 / (2 * len(summary)))
+    for row in summary.itertuples():
+        r = r_cells[(row.n, float(row.b0), float(row.b1))]
+        hits = row.coverage * row.used
+        pooled = (hits + r["covered"]) / (row.used + r["used"])
+        se = np.sqrt(pooled * (1 - pooled) * (1 / row.used + 1 / r["used"]))
+        difference = row.coverage - r["covered"] / r["used"]
+        assert abs(difference) <= z * se, (row.n, row.b1, row.coverage, r["covered"] / r["used"], se)

@@ -6,9 +6,11 @@ import json
 
 import numba
 import numpy as np
+import pandas as pd
 import pytest
 import statsmodels.api as sm
-from conftest import ROOT, assert_close
+from conftest import ROOT, assert_close, assert_coverage_as_rs
+from scipy import stats
 
 from glmflow.elementary import cos_sin_turn, exp_neg, log_positive
 from glmflow.families import family
@@ -20,6 +22,7 @@ from glmflow.simulate import (
     BatchFit,
     draw_and_fit,
     fit_logistic_batch,
+    run_cell,
     simulate_cell,
     simulate_logistic,
     summarise_cell,
@@ -245,3 +248,68 @@ def test_cell_summary_rates_and_monte_carlo_errors():
 
 def test_plogis_is_rs_inverse_logit():
     assert plogis(0.0) == 0.5 and plogis(np.array([800.0]))[0] == 1.0
+
+
+def _recomputed_summary(cell: Cell, fit: BatchFit) -> dict:
+    """The summary's columns by the formulas of Morris, White & Crowther (2019, Stat Med,
+    table 6), written out from the per-replicate results; separated replicates have no MLE and
+    are left out of all but power_all and the rates."""
+    z = stats.norm.ppf(0.975)
+    keep = ~fit.separated
+    n, total = int(keep.sum()), len(keep)
+    est, se = fit.coef[keep, 1], fit.se[keep, 1]
+    emp_se = np.sqrt(np.sum((est - est.mean()) ** 2) / (n - 1))
+    sq_err = (est - cell.b1) ** 2
+    mse = sq_err.mean()
+    mse_mcse = np.sqrt(np.sum((sq_err - mse) ** 2) / (n * (n - 1)))
+    ratio = se.mean() / emp_se
+    # delta method for mean(SE) / EmpSE: the two relative variances add; Var(EmpSE) = EmpSE^2 / (2(n - 1))
+    ratio_mcse = ratio * np.sqrt(np.var(se, ddof=1) / n / se.mean() ** 2 + 1 / (2 * (n - 1)))
+
+    def rate(name, hits, count):
+        p = hits.sum() / count
+        return {name: p, f"{name}_mcse": np.sqrt(p * (1 - p) / count)}
+
+    row = {"mean_estimate": est.mean(), "mean_estimate_mcse": emp_se / np.sqrt(n), "bias": est.mean() - cell.b1,
+           "bias_mcse": emp_se / np.sqrt(n), "rmse": np.sqrt(mse), "rmse_mcse": mse_mcse / (2 * np.sqrt(mse)),
+           "se_sd_ratio": ratio, "se_sd_ratio_mcse": ratio_mcse}  # fmt: skip
+    row.update(rate("coverage", np.abs(est - cell.b1) <= z * se, n))
+    row.update(rate("power_all", np.abs(fit.coef[:, 1] / fit.se[:, 1]) > z, total))
+    row.update(rate("power_without_separated", np.abs(est / se) > z, n))
+    row.update(rate("separation_rate", fit.separated, total))
+    row.update(rate("nonconvergence_rate", ~fit.converged, total))
+    return row
+
+
+def test_summary_columns_are_recomputed_from_the_replicates():
+    cell = Cell(50, 0.0, 8.0)  # separated replicates to leave out
+    fit = draw_and_fit(2026, cell, 2000)
+    assert fit.separated.any()
+    row = summarise_cell(cell, fit)
+    for name, value in _recomputed_summary(cell, fit).items():
+        assert row[name] == pytest.approx(value, rel=1e-12, abs=1e-15), name
+
+
+def _batch(fit: BatchFit, part: slice) -> BatchFit:
+    return BatchFit(fit.coef[part], fit.se[part], fit.deviance[part], fit.iterations[part], fit.converged[part],
+                    fit.separated[part])  # fmt: skip
+
+
+def test_monte_carlo_ses_are_the_spread_of_independent_batches():
+    """Each *_mcse predicts how much its statistic varies between independent sets of replicates:
+    across K batches the statistic's SD must agree with the batches' mean MCSE. The SD of K
+    normal draws has a relative SE of 1 / sqrt(2 (K - 1)), so the bound is Z_999 of those."""
+    cell, batches, size = Cell(250, 0.0, 1.0), 40, 250
+    fit = draw_and_fit(2026, cell, batches * size)
+    rows = [summarise_cell(cell, _batch(fit, slice(k * size, (k + 1) * size))) for k in range(batches)]
+    bound = Z_999 / np.sqrt(2 * (batches - 1))
+    for name in ["mean_estimate", "rmse", "se_sd_ratio", "coverage"]:
+        spread = np.std([row[name] for row in rows], ddof=1)
+        predicted = np.mean([row[f"{name}_mcse"] for row in rows])
+        assert abs(spread / predicted - 1) <= bound, (name, spread, predicted)
+
+
+def test_study_coverage_agrees_with_rs_monte_carlo():
+    cells = json.loads((ROOT / "tests" / "r" / "study_coverage_reference.json").read_text())["cells"]
+    rows = [run_cell(2026, Cell(c["n"], float(c["b0"]), float(c["b1"])), c["replicates"]) for c in cells]
+    assert_coverage_as_rs(pd.DataFrame(rows))
