@@ -183,3 +183,27 @@ def test_no_valid_start_is_rs_error_with_the_model(datasets):
         GlmflowError, match=r"model 'm' \(binomial, log link\): R's glm.fit stops here too: no valid set"
     ):
         fit_model(datasets["titanic"], spec, "m")
+
+
+AUGMENT = json.loads((ROOT / "tests" / "r" / "augment_reference.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(n for n in AUGMENT if n != "r_version"))
+def test_augment_weights_and_response_are_rs(datasets, name):
+    """augment's .working_weight is R's fit$weights, .weights fit$prior.weights and .y fit$y
+    (tests/r/augment.R); where .weights or .y is left out, R's are all 1 or the data's column."""
+    reference = AUGMENT[name]
+    spec = {"dataset": reference["dataset"], "formula": reference["formula"], "family": reference["family"],
+            "link": reference["link"]}  # fmt: skip
+    if reference["weights"]:
+        spec["weights"] = reference["weights"]
+    data = datasets[reference["dataset"]]
+    frame = fit_model(data, spec, name).augment(data)
+    assert frame[".row"].tolist() == reference["row"]
+    expected = {c: np.array(reference[c], dtype=float) for c in ["working_weight", "prior_weight", "y"]}
+    # IRLS's last weights depend on the last iterate: R's and ours agree to the fit's precision
+    assert_close(frame[".working_weight"], expected["working_weight"], 1e-9, f"{name} .working_weight")
+    weights = frame[".weights"] if ".weights" in frame else np.ones(len(frame))
+    assert np.array_equal(weights, expected["prior_weight"]), f"{name} .weights"
+    response = frame[".y"] if ".y" in frame else frame[spec["formula"].split(" ~")[0]].astype(float)
+    assert np.array_equal(response, expected["y"]), f"{name} .y"
