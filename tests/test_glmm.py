@@ -147,6 +147,55 @@ def test_analytic_gradient_matches_differences(bdf, poisson_data, family, nAGQ):
         assert abs(numeric - gradient[i]) <= 1e-5 * max(1.0, abs(gradient[i])), (i, numeric, gradient[i])
 
 
+def _richardson_gradient(deviance, params: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences at steps h and h/2 combined (Richardson), and |g(h) - g(h/2)|: an
+    upper bound on the combination's error (which is O(h^4) where g(h)'s is O(h^2))."""
+
+    def central(h):
+        return np.array([(deviance(params + h[i] * e) - deviance(params - h[i] * e)) / (2 * h[i])
+                         for i, e in enumerate(np.eye(len(params)))])  # fmt: skip
+
+    coarse, fine = central(steps), central(steps / 2)
+    return (4 * fine - coarse) / 3, np.abs(coarse - fine)
+
+
+@pytest.mark.parametrize("nAGQ", [1, 10])
+def test_glance_gradient_is_the_deviance_gradient_at_the_estimates(bdf, nAGQ):
+    """glance's max_abs_gradient and relative_gradient (lme4's checkConv: the gradient scaled by
+    the Hessian's Cholesky factor) recomputed from differences of the deviance at the estimates:
+    the independent recomputation (glmflow.glmm_likelihood) at nAGQ = 10; at nAGQ = 1 its
+    Laplace value moves by ~3e-8 between nearby points, so the fitter's own deviance values
+    (not its analytic gradient) are differenced there."""
+    fit = fit_chapter(bdf, nAGQ)
+    params = np.concatenate([fit.theta, fit.beta])
+    if nAGQ == 10:
+        binomial = glm_family("binomial")
+
+        def deviance(p):
+            return (
+                -2 * glmm_likelihood_check("m", fit.glmm_design, binomial, nAGQ, p[:1], p[1:], 0.0)["logLik_recomputed"]
+            )
+    else:
+        d, term = fit.glmm_design.design, fit.glmm_design.terms[0]
+        objective = ScalarDeviance(d.y, d.X, term.codes, term.n_levels, "binomial", nAGQ)
+
+        def deviance(p):
+            return objective(p)[0]
+
+    # steps that move the deviance by about 1e-4 in each direction: truncation and rounding balanced
+    steps = 1e-2 / np.sqrt(np.diag(fit.hessian))
+    gradient, error = _richardson_gradient(deviance, params, steps)
+    glance = fit.glance()
+    assert abs(glance["max_abs_gradient"] - np.max(np.abs(gradient))) <= np.max(error) + 1e-10
+    scaled = np.linalg.solve(np.linalg.cholesky(fit.hessian).T, gradient)
+    # the Cholesky factor's inverse scales the errors by at most 1 / its smallest diagonal
+    scale = 1 / np.min(np.diag(np.linalg.cholesky(fit.hessian)))
+    assert (
+        abs(glance["relative_gradient"] - np.max(np.minimum(np.abs(scaled), np.abs(gradient))))
+        <= np.max(error) * max(1.0, scale) + 1e-10
+    )
+
+
 @pytest.mark.parametrize("nAGQ", [1, 10])
 def test_likelihood_recomputed_independently(bdf, nAGQ):
     fit = fit_chapter(bdf, nAGQ)
