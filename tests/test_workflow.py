@@ -120,6 +120,32 @@ def test_mixed_model_outputs(finished_run, config):
         assert (folder / "summary.txt").read_text().startswith("Generalized linear mixed model fit by maximum")
 
 
+@pytest.mark.parametrize("change, fails", [(1e-6, True), (1e-13, False)])
+def test_likelihood_check_fails_the_run_above_its_tolerance(small_run, tmp_path, change, fails):
+    """A fitted probability moved in augment.csv (as a fitter's wrong fitted value would be)
+    makes the by-hand log-likelihood differ from glance.json's: the check job fails the run and
+    says by how much when that exceeds 1e-8 (1e-6 on one row moves it by about 1e-6), and passes
+    when it does not (1e-13: about 1e-13)."""
+    directory = tmp_path / "corrupted"
+    shutil.copytree(small_run, directory, symlinks=True)
+    augment_file = directory / "results" / "models" / "glm_fare" / "augment.csv"
+    augment = pd.read_csv(augment_file)
+    augment.loc[0, ".prob"] += change
+    augment.to_csv(augment_file, index=False)
+    check = directory / "results" / "checks" / "likelihood_glm_fare.json"
+    check.unlink()
+    result = snakemake(directory, str(check.relative_to(directory)), check=False)
+    output = result.stdout + result.stderr
+    assert "rule fit_model" not in output  # only the check ran, on the edited file
+    if fails:
+        assert result.returncode != 0
+        assert "model 'glm_fare': the log-likelihood by hand differs from the model's by" in output
+        assert not check.exists()
+    else:
+        assert result.returncode == 0, output[-3000:]
+        assert json.loads(check.read_text())["ok"]
+
+
 def test_small_run_writes_every_output(small_run):
     config = yaml.safe_load(SMALL_CONFIG.read_text())
     results = small_run / "results"
