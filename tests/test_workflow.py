@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import html
+import importlib.metadata
 import json
 import os
+import platform
 import re
 import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -144,6 +149,37 @@ def test_likelihood_check_fails_the_run_above_its_tolerance(small_run, tmp_path,
     else:
         assert result.returncode == 0, output[-3000:]
         assert json.loads(check.read_text())["ok"]
+
+
+def _contains(big, small) -> bool:
+    """Every key of ``small`` in ``big`` with the same value (mappings recursively): the config
+    as run is the file's plus the schema's defaults."""
+    if isinstance(small, dict):
+        return isinstance(big, dict) and all(k in big and _contains(big[k], v) for k, v in small.items())
+    return big == small
+
+
+def test_provenance_records_config_checksums_versions_and_commit(small_run):
+    """results/provenance.html against the run's own inputs, recomputed here: the config file,
+    each dataset's sha256, the installed versions (Snakemake ran this interpreter) and the commit."""
+    page = (small_run / "results" / "provenance.html").read_text()
+    config = yaml.safe_load((small_run / "config.yaml").read_text())
+    as_run = yaml.safe_load(html.unescape(re.search(r"<pre>(.*)</pre>", page, re.S).group(1)))
+    assert _contains(as_run, config)
+    checksums = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td><code>([0-9a-f]{64})</code></td></tr>", page)
+    assert {name for name, _, _ in checksums} == set(config["datasets"])
+    for name, path, digest in checksums:
+        assert path == config["datasets"][name]["path"]
+        assert digest == hashlib.sha256((small_run / path).read_bytes()).hexdigest(), name
+    table = re.search(r'<table id="versions">(.*?)</table>', page, re.S).group(1)
+    versions = dict(re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", table))
+    assert versions.pop("python") == platform.python_version()
+    assert versions and all(importlib.metadata.version(name) == v for name, v in versions.items()), versions
+    for package in ["glmflow", "snakemake", "numpy", "scipy", "pandas"]:
+        assert package in versions
+    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=small_run, capture_output=True, text=True)
+    commit = git.stdout.strip() if git.returncode == 0 else "none (not a git checkout)"
+    assert f"git commit {commit}." in page
 
 
 def test_small_run_writes_every_output(small_run):
