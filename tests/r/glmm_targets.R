@@ -33,7 +33,18 @@ target <- function(nAGQ) {
        se = exact(hessian_se(fit)), optimizer_messages = fit@optinfo$conv$lme4$messages)
 }
 
-out <- list(formula = deparse(formula), laplace = target(1), agq10 = target(10),
+# The quadrature's own error at each optimum: -2 logLik there against lme4's nAGQ = 25 deviance
+# function (exact to ~1e-10 on these groups) at the same (theta, beta).
+agq25 <- glmer(formula, data = bdf, family = binomial, nAGQ = 25, control = control, devFunOnly = TRUE)
+approximation_error <- function(t) {
+  exact_deviance <- agq25(as.numeric(c(t$theta, t$beta)))
+  exact((as.numeric(exact_deviance) - as.numeric(t$deviance)) / 2)  # logLik less the exact one
+}
+laplace <- target(1)
+agq10 <- target(10)
+laplace$approximation_error <- approximation_error(laplace)
+agq10$approximation_error <- approximation_error(agq10)
+out <- list(formula = deparse(formula), laplace = laplace, agq10 = agq10,
             r_version = R.version.string, lme4_version = as.character(packageVersion("lme4")))
 writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE, null = "null"),
            "tests/r/glmm_targets_reference.json")
