@@ -94,8 +94,26 @@ def test_a_power_of_numbers_alone_is_refused_in_a_formula(formula, power):
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.parametrize("formula", ["y ~ I(fare^2)", "y ~ I(x^-1)", "y ~ I(2^10 * x)", "y ~ (a + b)^2",
-                                     "y ~ I(x^(1/2))", "y ~ I(10^-3 * x)"])  # fmt: skip
+@pytest.mark.parametrize(
+    "formula, message",
+    [
+        ("y ~ (a + b + c + d)^999999999", "a power of 4 term(s) beyond 4 gives the same model in R; write ^4"),
+        ("y ~ a^999999999", "a^999999999: a power of 1 term(s) beyond 1"),
+        ("y ~ (a + b + c + d + e + f + g)^6", "expands to 7^6 products of terms, more than 50000"),
+        ("y ~ (a + b)^x", "the power (a + b)^x of terms needs a whole number exponent"),
+    ],
+)
+def test_a_power_of_terms_is_bounded(formula, message):
+    """formulaic multiplies the terms out k times: (a + b + c + d)^10 ran 40 s, ^999999999 for ever."""
+    started = time.monotonic()
+    with pytest.raises(GlmflowError, match=re.escape(message)):
+        check_formula_text(formula, "models.m")
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("formula", ["y ~ a^2", "y ~ (a + b + c + d)^4", "y ~ (a + log(b))^2", "y ~ I(fare^2)",
+                                     "y ~ I(x^-1)", "y ~ I(2^10 * x)", "y ~ (a + b)^2", "y ~ I(x^(1/2))",
+                                     "y ~ I(10^-3 * x)"])  # fmt: skip
 def test_powers_with_a_column_or_small_numbers_pass(formula):
     check_formula_text(formula, "models.m")
 

@@ -218,7 +218,15 @@ def _operand_start(tokens: list[str], end: int) -> int:
 def _check_powers(formula: str, tokens: list[str], where: str) -> None:
     """A power of numbers alone is computed exactly by Python (formulaic evaluates ``I()`` as
     Python): ``I(9^9^9^9)`` would run for ever. Such a power must be one number to a number of
-    at most MAX_EXPONENT; a power with a column in it is computed on doubles, quickly."""
+    at most MAX_EXPONENT; a power with a column in it is computed on doubles, quickly. Outside a
+    call, a power is of terms (``(a + b)^2``): see ``_check_term_power``."""
+    in_call, depths = [], []
+    for k, token in enumerate(tokens):
+        if token == "(":
+            depths.append(k > 0 and is_name(tokens[k - 1]))
+        elif token == ")" and depths:
+            depths.pop()
+        in_call.append(any(depths))
     i = 0
     while i < len(tokens):
         length = _power_at(tokens, i)
@@ -229,7 +237,9 @@ def _check_powers(formula: str, tokens: list[str], where: str) -> None:
         exponent = tokens[i + length : _operand_end(tokens, i + length)]
         numbers_only = not any(is_name(t) for t in base + exponent)
         single = len(base) == 1 and [t for t in exponent if t not in "+-"][:1] == exponent[-1:] and len(exponent) <= 2
-        if numbers_only and not (single and _is_number(exponent[-1]) and float(exponent[-1]) <= MAX_EXPONENT):
+        if not in_call[i]:
+            _check_term_power(formula, base, exponent, where)
+        elif numbers_only and not (single and _is_number(exponent[-1]) and float(exponent[-1]) <= MAX_EXPONENT):
             text = _render(base + ["^"] + exponent).replace("* *", "^")
             raise GlmflowError(
                 f"{where}: formula {formula!r}: the power {text} of numbers alone is refused: it is computed "
@@ -237,6 +247,35 @@ def _check_powers(formula: str, tokens: list[str], where: str) -> None:
                 f"at most {MAX_EXPONENT}"
             )
         i += length
+
+
+SMALL_POWER = 8  # a power this small is taken whatever the number of terms (R: a^2 is a)
+MAX_TERM_PRODUCTS = 50_000  # formulaic multiplies the terms out: (a + b + c + d)^10 took minutes
+
+
+def _check_term_power(formula: str, base: list[str], exponent: list[str], where: str) -> None:
+    """A power of terms, ``(a + b + c)^k``: all interactions up to order k. R gives the same for
+    every k beyond the number of terms; formulaic multiplies the sum out k times, terms^k
+    products, so k is at most the number of terms (or SMALL_POWER) and terms^k at most
+    MAX_TERM_PRODUCTS."""
+    inner = base[1:-1] if base[:1] == ["("] else base
+    depth, terms = 0, 1
+    for token in inner:
+        depth += {"(": 1, ")": -1}.get(token, 0)
+        terms += token == "+" and depth == 0
+    text = _render(base + ["^"] + exponent).replace("* *", "^")
+    if len(exponent) != 1 or not exponent[0].isdigit():
+        raise GlmflowError(f"{where}: formula {formula!r}: the power {text} of terms needs a whole number exponent")
+    if int(exponent[0]) > max(terms, SMALL_POWER):
+        raise GlmflowError(
+            f"{where}: formula {formula!r}: {text}: a power of {terms} term(s) beyond {terms} gives the same "
+            f"model in R; write ^{terms}"
+        )
+    if terms ** int(exponent[0]) > MAX_TERM_PRODUCTS:
+        raise GlmflowError(
+            f"{where}: formula {formula!r}: {text} expands to {terms}^{exponent[0]} products of terms, more than "
+            f"{MAX_TERM_PRODUCTS}: write the interactions you mean out, or use a smaller power"
+        )
 
 
 def _is_number(token: str) -> bool:
