@@ -163,3 +163,79 @@ def test_a_job_the_server_never_started_runs_in_the_scripts_process():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout == "the script runs here\n", result.stderr
+
+
+OTHER_USER = "glmflow_other"
+
+
+def other_user() -> tuple[int, int]:
+    """(uid, gid) of a second local user, created if missing (needs root)."""
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(OTHER_USER)
+    except KeyError:
+        created = subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
+                                 capture_output=True, text=True)  # fmt: skip
+        if created.returncode != 0:
+            pytest.fail(f"cannot create the second user {OTHER_USER} with useradd: {created.stderr.strip()}")
+        entry = pwd.getpwnam(OTHER_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def impostor(name: str, uid: int, gid: int) -> tuple[int, int]:
+    """Another user's process holding this user's server name: (its pid, a pipe on which it
+    writes how many bytes its clients sent it, when it exits after 20 s or a SIGTERM)."""
+    ready, ready_in = os.pipe()
+    report, report_in = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the other user: only os and socket calls from here, then os._exit
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            listener.bind("\0" + name)
+            listener.listen(64)
+            received = 0
+            signal.signal(signal.SIGTERM, lambda *_: (os.write(report_in, str(received).encode()), os._exit(0)))
+            os.write(ready_in, b"1")
+            listener.settimeout(20)
+            while True:
+                connection, _ = listener.accept()
+                connection.settimeout(2)
+                try:
+                    while data := connection.recv(1 << 20):
+                        received += len(data)
+                except OSError:
+                    pass
+        except BaseException:  # noqa: BLE001 (the parent sees no "ready" and fails)
+            pass
+        os.write(report_in, b"-1")
+        os._exit(0)
+    os.close(ready_in)
+    os.close(report_in)
+    if os.read(ready, 1) != b"1":
+        os.waitpid(pid, 0)
+        pytest.fail(f"the second user {OTHER_USER} could not bind the server's name")
+    os.close(ready)
+    return pid, report
+
+
+def test_a_client_never_talks_to_another_users_server(client):
+    """Another local user binds the (visible) server name first: the job runs in its own process
+    with a message, and the impostor receives nothing (not the job's environment, nor its streams)."""
+    if os.getuid() != 0:
+        pytest.skip("needs root, to create and become a second local user")
+    jobserver.stop()  # this user's own server, if one runs, holds the name
+    uid, gid = other_user()
+    pid, report = impostor(jobserver.server_name(), uid, gid)
+    try:
+        result = client("raise SystemExit(0)\n", SECRET="not for another user")
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        received = os.read(report, 64)
+        os.waitpid(pid, 0)
+    assert received == b"0"
+    assert result.returncode == 99 and result.stdout == "ran in its own process\n"
+    assert f"held by another user's process (uid {uid})" in result.stderr

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import ROOT, snakemake
 
-from glmflow.report import build_context, render_report, report_files
+from glmflow.report import build_context, render_report, report_files, report_settings
 
 # Numbers the chapter prints, at the digits it prints them (tests/reference/chapter.Rmd.txt).
 CHAPTER_NUMBERS = [
@@ -82,7 +82,7 @@ def test_html_in_the_data_is_escaped(finished_run, tmp_path):
     config = yaml.safe_load((finished_run / "config.yaml").read_text())
     figures = [str(path) for path in sorted((results / "figures").glob("*.svg"))]
     files = {key: str(tmp_path / path) for key, path in report_files(config, figures).items()}  # figures: absolute
-    page = render_report(build_context(config, files))
+    page = render_report(build_context(report_settings(config), files))
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     (results / "report.html").write_text(page)

@@ -105,6 +105,28 @@ def test_adding_a_study_value_reruns_only_the_new_cells(run):
         (run / "config.yaml").write_text(config)
 
 
+@pytest.mark.parametrize(
+    "key",
+    ["interpretation.counts.survival_by_sex.digits", "interpretation.predictions.fare_by_sex.digits",
+     "datasets.titanic.digits"],
+)  # fmt: skip
+def test_changing_a_value_only_the_report_prints_reruns_the_report_only(run, key):
+    config = (run / "config.yaml").read_text()
+
+    def change(c):
+        *parents, last = key.split(".")
+        for part in parents:
+            c = c[part]
+        c[last] = 1
+
+    try:
+        edit_config(run, change)
+        assert planned_jobs(run) == {("report", ""), ("provenance", "")}
+    finally:
+        (run / "config.yaml").write_text(config)
+    assert planned_jobs(run) == set()
+
+
 def test_a_plain_run_uses_the_default_profile(run):
     result = snakemake(run, "--dry-run")
     assert "Using workflow specific profile profiles/default" in result.stdout + result.stderr

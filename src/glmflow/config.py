@@ -13,6 +13,7 @@ missing file, an unreadable formula), only the cause is listed.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from glmflow.data import (
     csv_errors,
     data_path_problem,
     factor_level,
+    has_data_rows,
     parse_column,
     r_label,
     r_sorted,
@@ -56,14 +58,15 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
     """Every way ``config`` breaks the JSON schema, each under its dotted config key, in
     words (jsonschema's own messages name no key for a bad name)."""
     schema = yaml.safe_load(Path(schema_path).read_text())
-    problems = []
+    problems = nonfinite_problems(config)
     for error in sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.path))):
         key = ".".join(map(str, error.path)) or "(top level)"
         if "propertyNames" in error.schema_path:
             bad = error.instance if isinstance(error.instance, str) else error.message
             problems.append(
-                f"{key}: the name {bad!r} is not allowed: names become file paths and ids, so use a letter, "
-                "then letters, digits and underscores (at most 64)"
+                f"{key}: the name {bad!r} is not allowed: names become file paths, ids and Snakemake wildcards, "
+                "so use a letter, then letters, digits and underscores (at most 64), not ending in the same "
+                "character or characters 20 times over (Snakemake takes such a value for a runaway wildcard)"
             )
         elif error.validator == "additionalProperties":
             allowed = ", ".join(error.schema.get("properties", {}))
@@ -75,6 +78,20 @@ def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
             hint = error.schema.get("x-hint")
             problems.append(f"{key}: {error.message}" + (f": {hint}" if hint else ""))
     return problems
+
+
+def nonfinite_problems(value, key: str = "") -> list[str]:
+    """Every NaN or infinite number in the config (YAML's .nan, .inf), under its dotted key: the
+    schema's bounds pass NaN (no comparison with it is false), and no setting means either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{key or '(top level)'}: {value} is not a number glmflow can use; give a finite number"]
+    if isinstance(value, dict):
+        return [
+            p for name, item in value.items() for p in nonfinite_problems(item, f"{key}.{name}" if key else str(name))
+        ]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in nonfinite_problems(item, f"{key}[{i}]")]
+    return []
 
 
 def check_schema(config: dict, schema_path: str | Path) -> None:
@@ -145,6 +162,10 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             continue
         try:
             columns[name] = dataset_columns(spec, base)
+            if not has_data_rows(base / spec["path"]):
+                problems.add(f"{key}.path", f"{spec['path']}: the file has a header line but no data rows: give "
+                             "a CSV file with data (an empty file leaves every model nothing to fit)")  # fmt: skip
+                continue
         except GlmflowError as error:
             problems.add(f"{key}.path", str(error))
             continue

@@ -118,6 +118,12 @@ def read_csv_header(path: str | Path) -> list[str]:
         return list(pd.read_csv(path, nrows=0).columns)
 
 
+def has_data_rows(path: str | Path) -> bool:
+    """Whether a CSV file has a line of data after its header (its first one is read)."""
+    with csv_errors(path):
+        return len(pd.read_csv(path, nrows=1, dtype=str, keep_default_na=False)) > 0
+
+
 def read_csv_like_r(path: str | Path) -> pd.DataFrame:
     """Read a CSV with R's ``read.csv`` typing.
 

@@ -104,6 +104,7 @@ def _check(node: ast.AST) -> None:
             _refuse(node, "this operator")
         _check(node.left)
         _check(node.right)
+        _check_constant_arithmetic(node)
         return
     if isinstance(node, ast.Compare):
         _check(node.left)
@@ -132,6 +133,37 @@ def _check(node: ast.AST) -> None:
     if isinstance(node, ast.Lambda):
         _refuse(node, "a lambda")
     _refuse(node)
+
+
+def _check_constant_arithmetic(node: ast.BinOp) -> None:
+    """Arithmetic on text is refused (R: 'non-numeric argument'; Python would repeat it,
+    ``'a' * 10**12`` a terabyte); arithmetic of numbers alone is computed here as R's doubles,
+    and refused where it overflows: Python's exact integers make ``9**9**9`` run for ever."""
+    for side in (node.left, node.right):
+        if isinstance(side, ast.Constant) and isinstance(side.value, str):
+            raise FilterError(f"{ast.unparse(node)!r}: arithmetic on text is not allowed (R: non-numeric argument)")
+    if any(isinstance(inner, ast.Name) for inner in ast.walk(node)):
+        return  # a column's values: numpy's doubles, as quick for any size of number
+    with np.errstate(all="ignore"):
+        value = _constant_value(node)
+    if not np.isfinite(value):
+        raise FilterError(
+            f"{ast.unparse(node)!r} is {value} as a double (R gives {'NaN' if np.isnan(value) else 'Inf'}): "
+            "write the number out, within +-1.8e308"
+        )
+
+
+def _constant_value(node: ast.AST) -> np.float64:
+    """A numbers-only expression (``_check`` allowed each node) as R computes it, in doubles."""
+    if isinstance(node, ast.Constant):
+        return np.float64(node.value)
+    if isinstance(node, ast.UnaryOp):
+        value = _constant_value(node.operand)
+        return -value if isinstance(node.op, ast.USub) else value
+    left, right = _constant_value(node.left), _constant_value(node.right)
+    if isinstance(node.op, ast.BitAnd | ast.BitOr):
+        return np.float64(_ARITHMETIC[type(node.op)](bool(left), bool(right)))
+    return np.float64(_ARITHMETIC[type(node.op)](left, right))
 
 
 def evaluate_filter(data: pd.DataFrame, text: str) -> pd.Series:
@@ -174,6 +206,8 @@ def _evaluate(node: ast.AST, data: pd.DataFrame):
         left, right = _evaluate(node.left, data), _evaluate(node.right, data)
         if _is_factor(left) or _is_factor(right):
             raise FilterError(f"{ast.unparse(node)!r}: arithmetic is not meaningful for a factor (R gives NA)")
+        if any(_is_text(side) for side in (left, right)):
+            raise FilterError(f"{ast.unparse(node)!r}: arithmetic on text is not allowed (R: non-numeric argument)")
         return _ARITHMETIC[type(node.op)](left, right)
     if isinstance(node, ast.Compare):
         left, result = _evaluate(node.left, data), None
@@ -190,6 +224,13 @@ def _evaluate(node: ast.AST, data: pd.DataFrame):
     if isinstance(node, ast.Call):
         return _FUNCTIONS[node.func.id](_evaluate(node.args[0], data))
     raise FilterError(f"cannot evaluate {ast.unparse(node)!r}")  # unreachable: _check refused it
+
+
+def _is_text(value) -> bool:
+    """A string, or a column that is neither numbers nor true/false (pandas would repeat its text)."""
+    if isinstance(value, pd.Series):
+        return not (pd.api.types.is_numeric_dtype(value.dtype) or pd.api.types.is_bool_dtype(value.dtype))
+    return isinstance(value, str)
 
 
 def _is_factor(value) -> bool:

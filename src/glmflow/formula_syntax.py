@@ -141,6 +141,7 @@ def check_formula_text(formula: str, where: str) -> None:
     if "_" in formula and re.search(r"(?<![A-Za-z0-9._])_", formula):
         raise GlmflowError(f"{where}: formula {formula!r}: names may not start with '_'")
     tokens = tokenize(formula)
+    _check_powers(formula, tokens, where)
     for i, token in enumerate(tokens):
         following = tokens[i + 1] if i + 1 < len(tokens) else None
         if token[0] in "\"'":
@@ -165,6 +166,120 @@ def check_formula_text(formula: str, where: str) -> None:
                 f"{where}: formula {formula!r}: {token}() is not a formula function "
                 f"(allowed: {', '.join(sorted(_CALLS))})"
             )
+
+
+MAX_EXPONENT = 1024  # beyond it every number but 0 and +-1 overflows a double (R: Inf or 0)
+
+
+def _operand_end(tokens: list[str], start: int) -> int:
+    """Where the operand starting at ``start`` ends (exclusive): a sign, then a number, a name,
+    a call or a parenthesised group; a power's exponent runs on through further powers (R's
+    ``a^b^c`` is ``a^(b^c)``)."""
+    i = start
+    while i < len(tokens) and tokens[i] in ("-", "+"):
+        i += 1
+    if i < len(tokens) and is_name(tokens[i]) and i + 1 < len(tokens) and tokens[i + 1] == "(":
+        i += 1
+    if i < len(tokens) and tokens[i] == "(":
+        depth = 0
+        for j in range(i, len(tokens)):
+            depth += {"(": 1, ")": -1}.get(tokens[j], 0)
+            if depth == 0:
+                i = j
+                break
+    i += 1
+    power = _power_at(tokens, i)
+    return _operand_end(tokens, i + power) if power else i
+
+
+def _power_at(tokens: list[str], i: int) -> int:
+    """The length of a power operator at ``i`` (``^``, or ``**`` as two tokens), else 0."""
+    if tokens[i : i + 1] == ["^"]:
+        return 1
+    return 2 if tokens[i : i + 2] == ["*", "*"] else 0
+
+
+def _operand_start(tokens: list[str], end: int) -> int:
+    """Where the operand ending just before ``end`` starts: a number, a name, or a group with
+    its call's name."""
+    i = end - 1
+    if tokens[i] == ")":
+        depth = 0
+        for j in range(i, -1, -1):
+            depth += {")": 1, "(": -1}.get(tokens[j], 0)
+            if depth == 0:
+                i = j
+                break
+        if i and is_name(tokens[i - 1]):
+            i -= 1
+    return i
+
+
+def _check_powers(formula: str, tokens: list[str], where: str) -> None:
+    """A power of numbers alone is computed exactly by Python (formulaic evaluates ``I()`` as
+    Python): ``I(9^9^9^9)`` would run for ever. Such a power must be one number to a number of
+    at most MAX_EXPONENT; a power with a column in it is computed on doubles, quickly. Outside a
+    call, a power is of terms (``(a + b)^2``): see ``_check_term_power``."""
+    in_call, depths = [], []
+    for k, token in enumerate(tokens):
+        if token == "(":
+            depths.append(k > 0 and is_name(tokens[k - 1]))
+        elif token == ")" and depths:
+            depths.pop()
+        in_call.append(any(depths))
+    i = 0
+    while i < len(tokens):
+        length = _power_at(tokens, i)
+        if not length or i == 0:
+            i += 1
+            continue
+        base = tokens[_operand_start(tokens, i) : i]
+        exponent = tokens[i + length : _operand_end(tokens, i + length)]
+        numbers_only = not any(is_name(t) for t in base + exponent)
+        single = len(base) == 1 and [t for t in exponent if t not in "+-"][:1] == exponent[-1:] and len(exponent) <= 2
+        if not in_call[i]:
+            _check_term_power(formula, base, exponent, where)
+        elif numbers_only and not (single and _is_number(exponent[-1]) and float(exponent[-1]) <= MAX_EXPONENT):
+            text = _render(base + ["^"] + exponent).replace("* *", "^")
+            raise GlmflowError(
+                f"{where}: formula {formula!r}: the power {text} of numbers alone is refused: it is computed "
+                f"exactly, and can take for ever; write the number out, or use one number to an exponent of "
+                f"at most {MAX_EXPONENT}"
+            )
+        i += length
+
+
+SMALL_POWER = 8  # a power this small is taken whatever the number of terms (R: a^2 is a)
+MAX_TERM_PRODUCTS = 50_000  # formulaic multiplies the terms out: (a + b + c + d)^10 took minutes
+
+
+def _check_term_power(formula: str, base: list[str], exponent: list[str], where: str) -> None:
+    """A power of terms, ``(a + b + c)^k``: all interactions up to order k. R gives the same for
+    every k beyond the number of terms; formulaic multiplies the sum out k times, terms^k
+    products, so k is at most the number of terms (or SMALL_POWER) and terms^k at most
+    MAX_TERM_PRODUCTS."""
+    inner = base[1:-1] if base[:1] == ["("] else base
+    depth, terms = 0, 1
+    for token in inner:
+        depth += {"(": 1, ")": -1}.get(token, 0)
+        terms += token == "+" and depth == 0
+    text = _render(base + ["^"] + exponent).replace("* *", "^")
+    if len(exponent) != 1 or not exponent[0].isdigit():
+        raise GlmflowError(f"{where}: formula {formula!r}: the power {text} of terms needs a whole number exponent")
+    if int(exponent[0]) > max(terms, SMALL_POWER):
+        raise GlmflowError(
+            f"{where}: formula {formula!r}: {text}: a power of {terms} term(s) beyond {terms} gives the same "
+            f"model in R; write ^{terms}"
+        )
+    if terms ** int(exponent[0]) > MAX_TERM_PRODUCTS:
+        raise GlmflowError(
+            f"{where}: formula {formula!r}: {text} expands to {terms}^{exponent[0]} products of terms, more than "
+            f"{MAX_TERM_PRODUCTS}: write the interactions you mean out, or use a smaller power"
+        )
+
+
+def _is_number(token: str) -> bool:
+    return bool(re.fullmatch(r"\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+", token))
 
 
 def _callee(tokens: list[str], call: int) -> str:

@@ -15,7 +15,10 @@ with ``python -m glmflow.bench workflow``: 40.3 s -> 15.2 s, and 1.13 s -> 0.24 
   the package's location and the content of every package file, so an edited module gets a new
   server (the old one exits when idle, after ``IDLE_SECONDS``).
 - Only its own user may connect (the peer's uid is checked): the socket is an abstract one,
-  which every local process could otherwise reach.
+  which every local process could otherwise reach. And a client talks only to its own user's
+  server: its name shows in ``/proc/net/unix``, so another user could bind it first; a client
+  checks the listening process's uid (SO_PEERCRED) before sending anything, and finding another
+  user's process there, says so and runs its script in its own process.
 - A child dies with its client: the server watches each client's connection and kills the
   child when it closes (Ctrl-C, SIGTERM from Snakemake, SIGKILL of the run).
 - The server is single-threaded when it forks (OpenBLAS with one thread, numba's pools not
@@ -78,14 +81,28 @@ def server_name() -> str:
     return f"glmflow-jobserver-{os.getuid()}-{digest.hexdigest()[:24]}"
 
 
+class ForeignServer(Exception):
+    """Another user's process listens on this user's server name."""
+
+
 def _connect(name: str) -> socket.socket | None:
+    """A connection to the server listening on ``name``; None if none listens. ForeignServer if
+    the one that does is another user's (nothing is sent to it: a job's environment and streams)."""
     client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         client.connect("\0" + name)
-        return client
+        owner = _peer_uid(client)
     except OSError:
         client.close()
         return None
+    if owner != os.getuid():
+        client.close()
+        raise ForeignServer(
+            f"glmflow: the job server socket @{name} is held by another user's process (uid {owner}), "
+            f"not by uid {os.getuid()}: nothing was sent to it and this job runs in its own process; to "
+            "use the job server again, have that process stopped (GLMFLOW_JOBSERVER=0 silences this)"
+        )
+    return client
 
 
 def _reach_server(name: str) -> socket.socket | None:
@@ -112,7 +129,11 @@ def _reach_server(name: str) -> socket.socket | None:
 def delegate(script: str, threads: int) -> None:
     """Run this rule script in the server and exit with its status; return (and run it here)
     only when no server can be reached or the job cannot be handed over."""
-    connection = _reach_server(server_name())
+    try:
+        connection = _reach_server(server_name())
+    except ForeignServer as error:
+        print(error, file=sys.stderr)
+        return
     if connection is None:
         return
     header = json.dumps({"script": script, "cwd": os.getcwd(), "env": dict(os.environ), "threads": threads})
@@ -134,7 +155,10 @@ def delegate(script: str, threads: int) -> None:
 
 def stop() -> bool:
     """Ask this code's server, if one runs, to exit (after its running jobs); True if one did."""
-    connection = _connect(server_name())
+    try:
+        connection = _connect(server_name())
+    except ForeignServer:
+        return False
     if connection is None:
         return False
     with connection:
@@ -180,9 +204,15 @@ def _run(script: str) -> int:
     return 0
 
 
-def _same_user(connection: socket.socket) -> bool:
+def _peer_uid(connection: socket.socket) -> int:
+    """The uid of the process at the other end (for a client's connection: the server's, as it
+    was when it called listen)."""
     credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", credentials)[1] == os.getuid()
+    return struct.unpack("3i", credentials)[1]
+
+
+def _same_user(connection: socket.socket) -> bool:
+    return _peer_uid(connection) == os.getuid()
 
 
 def threads() -> int:

@@ -24,6 +24,10 @@ from glmflow.fingerprint import code_fingerprint
 from glmflow.formula_syntax import random_effect_terms
 
 CHECKED = Path(".snakemake") / "glmflow" / "config-checked"
+# The most values (scalars, lists, mappings) the config may hold once its aliases are unfolded:
+# a config of 1 KB nesting aliases ten deep unfolds to billions, which Snakemake and the schema
+# check then walk (75 s and 3 GB before any message); a real config holds a few thousand.
+MAX_CONFIG_VALUES = 100_000
 CHECKS = Path(__file__).with_name("config.py")
 
 
@@ -39,6 +43,7 @@ def load_config_yaml(path: str | Path) -> dict:
         try:
             node = loader.get_single_node()
             if node is not None:
+                _refuse_alias_bombs(path, node)
                 _refuse_duplicate_keys(path, loader, node)
             config = loader.construct_document(node) if node is not None else None
         finally:
@@ -65,6 +70,36 @@ def read_config_yaml(workflow) -> bool:
             "glmflow as a module with `config: config` (README: Use as a Snakemake module)"
         )
     return True
+
+
+def _refuse_alias_bombs(path: Path, root: yaml.Node) -> None:
+    """Refuse a document whose aliases unfold to more than MAX_CONFIG_VALUES values, counted on
+    the node graph (each node once, its unfolded size remembered), so the count itself is quick."""
+    sizes: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            sizes[id(node)] = 1
+            continue
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if sizes[id(node)] > MAX_CONFIG_VALUES:
+            line = node.start_mark.line + 1
+            raise GlmflowError(
+                f"{path}: line {line}: its aliases (*name) unfold to more than {MAX_CONFIG_VALUES} values "
+                "(nothing was run): a config this large is an alias bomb, not an analysis; write the "
+                "values out, or repeat an anchor only where a few values are shared"
+            )
 
 
 def _refuse_duplicate_keys(path: Path, loader, root: yaml.Node) -> None:

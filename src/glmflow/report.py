@@ -271,9 +271,26 @@ def varcorr_frame(varcorr: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+# The config sections the report shows or decides by (the template reads `config.figures`).
+REPORT_SECTIONS = ["models", "comparisons", "interpretation", "simulation", "figures"]
+# Of a dataset, the report shows its first rows with `digits`; `path` and `filter` decide chapter_facts.
+REPORT_DATASET_KEYS = ["path", "filter", "digits"]
+
+
+def report_settings(config: dict) -> dict:
+    """The part of the config the report reads: the report rule's params, so that changing any
+    value the report prints reruns it (a `digits`, a caption's label), and the only config
+    build_context is given, so that nothing it reads can escape the params."""
+    settings = {key: config[key] for key in REPORT_SECTIONS if key in config}
+    datasets = config["datasets"].items()
+    settings["datasets"] = {name: {k: spec[k] for k in REPORT_DATASET_KEYS if k in spec} for name, spec in datasets}
+    return settings
+
+
 def build_context(config: dict, files) -> dict:
     """Everything the template shows, read from the files named in ``files`` (the report
-    rule's named inputs, ``report_files``)."""
+    rule's named inputs, ``report_files``) and from ``config``, the report's settings
+    (``report_settings``)."""
     files = dict(files.items())  # snakemake's Namedlist: `in` tests its values, not its names
     models = {name: _model_view(files, name, spec) for name, spec in config["models"].items()}
     figures = {

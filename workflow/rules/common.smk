@@ -10,7 +10,7 @@ from glmflow.plan import (
     is_mixed,
     remember_checked,
 )
-from glmflow.report import report_files
+from glmflow.report import report_files, report_settings
 from glmflow.study import DEMO_MODEL, DEMO_NAME, study_cells
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
@@ -73,6 +73,12 @@ def study_cell_params(wildcards):
 
 def dataset_spec(wildcards):
     return config["datasets"][wildcards.dataset]
+
+
+def dataset_job_spec(wildcards):
+    """The data job's settings: the dataset's, less `digits`, which only the report prints
+    (the report's params carry it), so that changing it does not rerun every job downstream."""
+    return {key: value for key, value in dataset_spec(wildcards).items() if key != "digits"}
 
 
 def dataset_csv(wildcards):

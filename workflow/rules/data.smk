@@ -17,7 +17,7 @@ rule clean_data:
         "../envs/stats.yaml"
     threads: 1
     params:
-        spec=dataset_spec,
+        spec=dataset_job_spec,
         content=dataset_content,
         code=code_of("clean_data.py"),
     script:

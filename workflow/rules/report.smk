@@ -17,6 +17,7 @@ rule report:
     threads: 1
     params:
         code=code_of("report.py"),
+        settings=report_settings(config),
     script:
         "../scripts/report.py"
 
@@ -43,5 +44,7 @@ rule provenance:
     threads: 1
     params:
         code=code_of("provenance.py"),
+        # It prints the whole config as run.
+        config=config,
     script:
         "../scripts/provenance.py"

@@ -9,5 +9,5 @@ with logged(snakemake):
     # Data paths are the project's (the working directory); the commit is of the checkout this
     # script belongs to, which is another directory when glmflow runs as a module. Snakemake's
     # preamble sets __file__ to the rule's script, not to the copy it runs.
-    context = provenance_context(snakemake.config, Path("."), Path(__file__).resolve().parent)
+    context = provenance_context(snakemake.params.config, Path("."), Path(__file__).resolve().parent)
     write_text(snakemake.output[0], render_provenance(context))

@@ -1,7 +1,8 @@
-"""The HTML report, rendered from the files its rule declares as named inputs (nothing is refitted)."""
+"""The HTML report, rendered from the files its rule declares as named inputs and the config
+values its rule declares as params (nothing is refitted)."""
 
 from glmflow.io import logged, write_text
 from glmflow.report import build_context, render_report
 
 with logged(snakemake):
-    write_text(snakemake.output[0], render_report(build_context(snakemake.config, snakemake.input)))
+    write_text(snakemake.output[0], render_report(build_context(snakemake.params.settings, snakemake.input)))
