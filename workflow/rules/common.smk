@@ -77,8 +77,11 @@ def dataset_spec(wildcards):
 
 def dataset_job_spec(wildcards):
     """The data job's settings: the dataset's, less `digits`, which only the report prints
-    (the report's params carry it), so that changing it does not rerun every job downstream."""
-    return {key: value for key, value in dataset_spec(wildcards).items() if key != "digits"}
+    (the report's params carry it), so that changing it does not rerun every job downstream.
+    """
+    return {
+        key: value for key, value in dataset_spec(wildcards).items() if key != "digits"
+    }
 
 
 def dataset_csv(wildcards):
