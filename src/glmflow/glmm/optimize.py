@@ -74,22 +74,7 @@ def derivatives(objective, x: np.ndarray, step: float = HESSIAN_STEP, scales: np
     f0 = objective(x)
     scales = np.ones(p) if scales is None else scales
     steps = np.array([_curvature_step(objective, x, f0, i, step / scales[i], scales[i]) for i in range(p)])
-    gradient, hessian = np.empty(p), np.empty((p, p))
-    plus, minus = np.empty(p), np.empty(p)
-    for i in range(p):
-        e = np.zeros(p)
-        e[i] = steps[i]
-        plus[i], minus[i] = objective(x + e), objective(x - e)
-        gradient[i] = (plus[i] - minus[i]) / (2 * steps[i])
-        hessian[i, i] = (plus[i] - 2 * f0 + minus[i]) / steps[i] ** 2
-    for i in range(p):
-        for j in range(i):
-            ei, ej = np.zeros(p), np.zeros(p)
-            ei[i], ej[j] = steps[i], steps[j]
-            value = (objective(x + ei + ej) - objective(x + ei - ej) - objective(x - ei + ej)
-                     + objective(x - ei - ej)) / (4 * steps[i] * steps[j])  # fmt: skip
-            hessian[i, j] = hessian[j, i] = value
-    return f0, gradient, hessian
+    return _value_differences(objective, x, steps, f0)
 
 
 def _curvature_step(objective, x: np.ndarray, f0: float, i: int, step: float, scale: float = 1.0) -> float:
@@ -257,7 +242,7 @@ def precise_hessian(objective, params: np.ndarray, rough: np.ndarray, gradient: 
     steps = np.clip(steps, 1e-7, 1e-1)
 
     def at(h):
-        return _gradient_differences(objective, params, h) if gradient else _value_differences(objective, params, h)
+        return _gradient_differences(objective, params, h) if gradient else _value_differences(objective, params, h)[2]
 
     coarse, fine = at(steps), at(steps / 2)
     hessian = (4 * fine - coarse) / 3
@@ -274,21 +259,25 @@ def _gradient_differences(objective, params: np.ndarray, steps: np.ndarray) -> n
     return hessian
 
 
-def _value_differences(objective, params: np.ndarray, steps: np.ndarray) -> np.ndarray:
+def _value_differences(objective, params: np.ndarray, steps: np.ndarray, f0: float | None = None):
+    """Value, central-difference gradient and Hessian from function values with a step per
+    parameter (1 + 2p + 2p(p - 1) calls)."""
     size = len(params)
-    f0 = objective(params)
-    hessian = np.empty((size, size))
+    f0 = objective(params) if f0 is None else f0
+    gradient, hessian = np.empty(size), np.empty((size, size))
     for i in range(size):
         e = np.zeros(size)
         e[i] = steps[i]
-        hessian[i, i] = (objective(params + e) - 2 * f0 + objective(params - e)) / steps[i] ** 2
+        plus, minus = objective(params + e), objective(params - e)
+        gradient[i] = (plus - minus) / (2 * steps[i])
+        hessian[i, i] = (plus - 2 * f0 + minus) / steps[i] ** 2
         for j in range(i):
             d = np.zeros(size)
             d[j] = steps[j]
             value = (objective(params + e + d) - objective(params + e - d) - objective(params - e + d)
                      + objective(params - e - d)) / (4 * steps[i] * steps[j])  # fmt: skip
             hessian[i, j] = hessian[j, i] = value
-    return hessian
+    return f0, gradient, hessian
 
 
 def minimise_scalar(objective, start: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool, str]:
