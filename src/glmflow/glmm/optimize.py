@@ -213,14 +213,14 @@ def hessian_by_differences(objective, params: np.ndarray, step: float = HESSIAN_
     """Differences of the analytic gradient, symmetrised: central (for standard errors) or
     forward (half the calls, for a starting inverse Hessian)."""
     size = len(params)
-    hessian = np.empty((size, size))
-    base = None if central else objective(params)[1]
-    for j in range(size):
-        offset = np.zeros(size)
-        offset[j] = step
-        if central:
-            hessian[:, j] = (objective(params + offset)[1] - objective(params - offset)[1]) / (2 * step)
-        else:
+    if central:
+        hessian = _gradient_differences(objective, params, np.full(size, step))
+    else:
+        hessian = np.empty((size, size))
+        base = objective(params)[1]
+        for j in range(size):
+            offset = np.zeros(size)
+            offset[j] = step
             hessian[:, j] = (objective(params + offset)[1] - base) / step
     return (hessian + hessian.T) / 2
 
