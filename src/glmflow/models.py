@@ -73,6 +73,7 @@ def glm_fit(
     if not (family.validmu(mu) and family.link.valideta(eta)):
         raise GlmflowError("cannot find valid starting values: please specify some")
     dev_old = float(np.sum(family.dev_resids(y, mu, weights)))
+    step = _Step(family, X, y, weights, offset)
     coef = coef_old = None
     converged = boundary = False
     warnings: list[str] = []
@@ -92,7 +93,6 @@ def glm_fit(
         if not np.all(np.isfinite(start)):
             warnings.append(f"glm.fit: non-finite coefficients at iteration {iterations}")
             break
-        step = _Step(family, X, y, weights, offset)
         start, eta, mu, dev, boundary = step.valid(start, coef_old, maxit, warnings)
         coef = start
         if abs(dev - dev_old) / (abs(dev) + 0.1) < epsilon:
