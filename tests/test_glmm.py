@@ -138,7 +138,7 @@ def test_analytic_gradient_matches_differences(bdf, poisson_data, family, nAGQ):
         design = build_glmm_design("count ~ x + (1 | group)", poisson_data, "m")
         params = np.array([0.4, 0.2, 0.6])
     d = design.design
-    objective = ScalarDeviance(d.y, d.X, design.terms[0].codes, design.terms[0].n_levels, family, nAGQ)
+    objective = ScalarDeviance(d.y, d.X, design.terms[0].codes, design.terms[0].n_levels, glm_family(family), nAGQ)
     _, gradient = objective(params)
     for i in range(len(params)):
         step = np.zeros(len(params))
@@ -177,7 +177,7 @@ def test_glance_gradient_is_the_deviance_gradient_at_the_estimates(bdf, nAGQ):
             )
     else:
         d, term = fit.glmm_design.design, fit.glmm_design.terms[0]
-        objective = ScalarDeviance(d.y, d.X, term.codes, term.n_levels, "binomial", nAGQ)
+        objective = ScalarDeviance(d.y, d.X, term.codes, term.n_levels, glm_family("binomial"), nAGQ)
 
         def deviance(p):
             return objective(p)[0]

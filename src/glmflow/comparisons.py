@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import special
 
 from glmflow.errors import GlmflowError
-from glmflow.families import family
+from glmflow.families import family, family_class
 from glmflow.formula import build_design
 from glmflow.models import model_data
 from glmflow.plan import is_mixed
@@ -40,7 +40,7 @@ def anova_table(models: list[tuple[str, dict, pd.DataFrame]], test: str = "LRT",
     # R's stat.anova: lm fits have no Rao column, so "Rao" tests their sums of squares as Chisq
     score = test == "Rao" and not lm
     scale = biggest["sigma"] ** 2 if lm else biggest.get("dispersion", 1.0)
-    fixed = biggest["family"] in ("binomial", "poisson") and not lm
+    fixed = not family_class(biggest["family"]).dispersion_estimated and not lm
     df_scale = math.inf if fixed else min(resid_df)
     warnings = []
     if test == "F" and fixed:

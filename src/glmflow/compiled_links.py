@@ -9,15 +9,31 @@ import math
 import numba
 
 from glmflow.constants import DOUBLE_EPS
-from glmflow.families import LOGIT_THRESHOLD
+from glmflow.families import (
+    LOGIT_THRESHOLD,
+    Binomial,
+    CauchitLink,
+    CloglogLink,
+    Gamma,
+    Gaussian,
+    IdentityLink,
+    InverseGaussian,
+    InverseLink,
+    InverseSquareLink,
+    LogitLink,
+    LogLink,
+    Poisson,
+    ProbitLink,
+    SqrtLink,
+)
 
-FAMILY_BINOMIAL, FAMILY_POISSON, FAMILY_GAMMA, FAMILY_INVERSE_GAUSSIAN, FAMILY_GAUSSIAN = range(5)
-LINK_LOGIT, LINK_PROBIT, LINK_CAUCHIT, LINK_CLOGLOG, LINK_LOG, LINK_IDENTITY, LINK_SQRT = range(7)
-LINK_INVERSE, LINK_INVERSE_SQUARE = 7, 8
-LINK_CODES = {"logit": 0, "probit": 1, "cauchit": 2, "cloglog": 3, "log": 4, "identity": 5, "sqrt": 6,
-              "inverse": 7, "1/mu^2": 8}  # fmt: skip
-FAMILY_CODES = {"binomial": FAMILY_BINOMIAL, "poisson": FAMILY_POISSON, "Gamma": FAMILY_GAMMA,
-                "inverse.gaussian": FAMILY_INVERSE_GAUSSIAN, "gaussian": FAMILY_GAUSSIAN}  # fmt: skip
+# The kernels switch on the classes' codes; numba compiles these module globals as constants.
+FAMILY_BINOMIAL, FAMILY_POISSON, FAMILY_GAMMA = Binomial.code, Poisson.code, Gamma.code
+FAMILY_INVERSE_GAUSSIAN, FAMILY_GAUSSIAN = InverseGaussian.code, Gaussian.code
+LINK_LOGIT, LINK_PROBIT, LINK_CAUCHIT = LogitLink.code, ProbitLink.code, CauchitLink.code
+LINK_CLOGLOG = CloglogLink.code
+LINK_LOG, LINK_IDENTITY, LINK_SQRT, LINK_INVERSE, LINK_INVERSE_SQUARE = (
+    LogLink.code, IdentityLink.code, SqrtLink.code, InverseLink.code, InverseSquareLink.code)  # fmt: skip
 
 _EPS = DOUBLE_EPS
 _PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps)

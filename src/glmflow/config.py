@@ -36,7 +36,7 @@ from glmflow.data import (
     read_csv_header,
 )
 from glmflow.errors import GlmflowError
-from glmflow.families import ALLOWED_LINKS, mixed_model_family_problem
+from glmflow.families import family_class, mixed_model_family_problem
 from glmflow.filters import FilterError, expression_columns, filter_columns
 from glmflow.formula import data_rows, predictor_variables, required_variables
 from glmflow.formula_syntax import (
@@ -220,11 +220,11 @@ def check_config(config: dict, base: str | Path = ".") -> None:
                     problems.add(f"{key}.offset", f"{', '.join(map(repr, missing))} not a column of the dataset")
         if "weights" in model and model["weights"] not in known:
             problems.add(f"{key}.weights", f"{model['weights']!r} is not a column of dataset {model['dataset']!r}")
-        if model.get("link") and model["link"] not in ALLOWED_LINKS[model["family"]]:
+        links = family_class(model["family"]).links
+        if model.get("link") and model["link"] not in links:
             problems.add(
                 f"{key}.link",
-                f"{model['link']!r} is not a link of the {model['family']} family "
-                f"(links: {', '.join(ALLOWED_LINKS[model['family']])})",
+                f"{model['link']!r} is not a link of the {model['family']} family (links: {', '.join(links)})",
             )
         if is_mixed(model):
             _check_mixed_model(problems, key, model)
@@ -433,16 +433,9 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
         if cbind_parts(required_variables(model["formula"], name)[0]) is not None:
             continue  # cbind(successes, failures): counts, checked when fitted
         response = data[variables[name][0]]
-        if model["family"] in ("Gamma", "inverse.gaussian") and pd.api.types.is_numeric_dtype(response):
-            if (response.dropna() <= 0).any():
-                problems.add(f"{key}.formula", f"response {response.name!r} has values <= 0; {model['family']} needs "
-                             "positive values (filter them out, or choose another family)")  # fmt: skip
-        if model["family"] in ("binomial", "quasibinomial") and "weights" not in model:
-            problem = _binary_response_problem(response)
-            if problem:
-                problems.add(f"{key}.formula", f"response {response.name!r} {problem}")
-        if model["family"] == "poisson" and pd.api.types.is_numeric_dtype(response) and (response < 0).any():
-            problems.add(f"{key}.formula", f"response {response.name!r} has negative values; poisson needs counts")
+        problem = family_class(model["family"]).response_problem(response, "weights" in model)
+        if problem:
+            problems.add(f"{key}.formula", f"response {response.name!r} {problem}")
     for name, prediction in predictions.items():
         model = models[prediction["model"]]
         data = frames.get(model["dataset"])
@@ -507,18 +500,3 @@ def _check_finite(problems: _Problems, key: str, data: pd.DataFrame, roles: dict
             f"column {column!r} holds Inf or -Inf in data rows {rows} ({stop}); filter those rows out or correct "
             "the data",
         )
-
-
-def _binary_response_problem(response: pd.Series) -> str | None:
-    if isinstance(response.dtype, pd.CategoricalDtype):
-        return None if len(response.cat.categories) >= 2 else "is a factor with one level"
-    if not pd.api.types.is_numeric_dtype(response) and not pd.api.types.is_bool_dtype(response):
-        return "is text: declare it under datasets.*.factors to fit the first level against the others"
-    values = set(pd.unique(response.dropna()))
-    outside = sorted(v for v in values if v not in (0, 1))
-    if outside:
-        shown = ", ".join(r_label(v) for v in outside[:5])
-        return (
-            f"has values other than 0 and 1 ({shown}); binomial needs 0/1 (or a factor, or proportions with `weights`)"
-        )
-    return None

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from scipy import linalg
 
-from glmflow.compiled_links import FAMILY_BINOMIAL, FAMILY_CODES, LINK_CODES, LINK_SQRT, mean_and_slope
+from glmflow.compiled_links import FAMILY_BINOMIAL, FAMILY_POISSON, LINK_LOGIT, LINK_SQRT, mean_and_slope
 from glmflow.constants import LARGE_ROWS
 from glmflow.elementary import exp_neg
 from glmflow.families import LOGIT_THRESHOLD, Family
@@ -172,8 +172,8 @@ def _start(eta, y, prior, family, link, mu, mu_eta, deviance_blocks):
 
 
 def applies(X: np.ndarray, family: Family) -> bool:
-    return (X.shape[0] >= LARGE_ROWS and X.shape[1] <= 64 and family.name in ("binomial", "poisson")
-            and family.link.name in LINK_CODES)  # fmt: skip
+    # the families whose deviance _deviance_row computes (the quasi ones have no code)
+    return X.shape[0] >= LARGE_ROWS and X.shape[1] <= 64 and family.code in (FAMILY_BINOMIAL, FAMILY_POISSON)
 
 
 def glm_fit_large(X, y, family: Family, weights, offset, mustart, epsilon: float, maxit: int):
@@ -182,7 +182,7 @@ def glm_fit_large(X, y, family: Family, weights, offset, mustart, epsilon: float
     X = np.ascontiguousarray(X, dtype=np.float64)
     n, p = X.shape
     blocks = (n + BLOCK - 1) // BLOCK
-    family_code, link_code = FAMILY_CODES[family.name], LINK_CODES[family.link.name]
+    family_code, link_code = family.code, family.link.code
     eta = np.ascontiguousarray(family.linkfun(mustart))
     mu, mu_eta = np.empty(n), np.empty(n)
     gram, xwz, refinement = np.empty((p, p)), np.empty(p), np.empty((blocks, p))
@@ -192,7 +192,7 @@ def glm_fit_large(X, y, family: Family, weights, offset, mustart, epsilon: float
         raise NotForLargePath
     dev_old = float(deviance_blocks.sum())
     new_eta, new_mu, new_mu_eta = np.empty(n), np.empty(n), np.empty(n)
-    unit_logit = (family.name == "binomial" and family.link.name == "logit" and bool(np.all(weights == 1.0))
+    unit_logit = (family_code == FAMILY_BINOMIAL and link_code == LINK_LOGIT and bool(np.all(weights == 1.0))
                   and bool(np.all((y == 0.0) | (y == 1.0))))  # fmt: skip
     converged, coef, iterations = False, None, 0
     for iteration in range(1, maxit + 1):

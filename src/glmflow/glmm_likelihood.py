@@ -111,7 +111,7 @@ def _sparse_laplace(glmm_design, family: Family, theta: np.ndarray, beta: np.nda
         mu = family.linkinv(eta0 + ZL @ u)
         if not with_dispersion:
             return -2 * float(np.sum(family.log_density(y, mu, prior))) + u @ u
-        if not np.all(np.isfinite(mu)) or (family.name != "gaussian" and np.any(mu <= 0)):
+        if not np.all(np.isfinite(mu)) or (family.positive_mean and np.any(mu <= 0)):
             return np.inf
         return float(np.sum(family.dev_resids(y, mu, prior))) + u @ u
 

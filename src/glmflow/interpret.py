@@ -165,7 +165,7 @@ def predictions(
     # fixed-part refit); normal ones for binomial and Poisson.
     estimate = tidy["estimate"].to_numpy(dtype=float)
     rank = int(np.sum(~np.isnan(estimate)))
-    df_residual = None if chosen.fixed_dispersion else residual_df(design, spec, rows, rank)
+    df_residual = residual_df(design, spec, rows, rank) if chosen.dispersion_estimated else None
     table = predict_from(X, estimate, vcov_matrix, chosen, grid, df_residual=df_residual, offset=offset)
     unknown = ~estimable(design.X, np.isnan(estimate), X)
     table.loc[unknown, ["link", "se_link", "prob", "conf_low", "conf_high"]] = np.nan

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, special
 
-from glmflow.constants import DOUBLE_EPS, LARGE_ROWS
+from glmflow.constants import LARGE_ROWS
 from glmflow.data import apply_filter, r_label, r_sorted
 from glmflow.errors import GlmflowError
 from glmflow.families import Family, family
@@ -281,7 +281,7 @@ class ModelFit(FittedModel):
     @property
     def uses_t(self) -> bool:
         """t tests where the dispersion is estimated (lm, gaussian, Gamma, inverse.gaussian, quasi)."""
-        return not self.family_object.fixed_dispersion
+        return self.family_object.dispersion_estimated
 
     @property
     def nobs(self) -> int:
@@ -533,19 +533,12 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         warnings.append("glm.fit: algorithm did not converge")
     if fit.boundary:
         warnings.append("glm.fit: algorithm stopped at boundary value")
-    eps = 10 * DOUBLE_EPS
-    if chosen.name == "binomial" and np.any((mu > 1 - eps) | (mu < eps)):
-        warnings.append("glm.fit: fitted probabilities numerically 0 or 1 occurred")
-    if chosen.name == "poisson" and np.any(mu < eps):
-        warnings.append("glm.fit: fitted rates numerically 0 occurred")
+    warnings.extend(chosen.fit_warnings(y, mu))
     terms = [term for term, keep in zip(design.terms, kept, strict=True) if keep]
     separation = detect_separation(design.X[:, kept], y, terms, weights) if chosen.is_binomial else None
     if separation and separation.separated:
         warnings.append(separation.message())
-    if chosen.name == "poisson":
-        # R's dpois (in the family's aic) warns once per non-integer count, in row order
-        warnings.extend(f"In dpois(y, mu, log = TRUE) : non-integer x = {v:.6f}" for v in y[y != np.round(y)])
-    if chosen.fixed_dispersion:
+    if not chosen.dispersion_estimated:
         dispersion = 1.0
     elif df_residual > 0:
         # summary.glm: Pearson's chi-squared over the residual df, from the working weights and residuals.
@@ -584,7 +577,7 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
 def is_lm(spec: dict) -> bool:
     """Fitted as R's ``lm``: gaussian with the identity link and no prior weights."""
     plain = not spec.get("weights") and not spec.get("offset") and "offset(" not in spec["formula"]
-    return spec["family"] == "gaussian" and spec.get("link", "identity") == "identity" and plain
+    return family(spec["family"], spec.get("link")).is_linear and plain
 
 
 def predict_from(

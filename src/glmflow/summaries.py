@@ -101,7 +101,7 @@ def _glm_summary(fit: ModelFit) -> str:
     text = f"\nCall:\n{call_text(fit)}\n\nDeviance Residuals: \n"
     text += print_named_vector(_quantiles(fit), QUANTILE_NAMES, DIGITS, gap=2)
     text += _coefficients_heading(fit) + _coefficients(fit)
-    dispersion = "1" if fit.family_object.fixed_dispersion else format_number(fit.dispersion, 7).strip()
+    dispersion = format_number(fit.dispersion, 7).strip() if fit.family_object.dispersion_estimated else "1"
     text += f"\n(Dispersion parameter for {fit.family} family taken to be {dispersion})\n\n"
     deviances = format_real([fit.null_deviance, fit.deviance], max(5, DIGITS + 1))
     dfs = format_real([fit.df_null, fit.df_residual])

@@ -15,6 +15,6 @@ package fits glmer's models with glmer's standard errors.
 from glmflow.glmm.design import GlmmDesign, build_glmm_design
 from glmflow.glmm.fit import fit_glmm
 from glmflow.glmm.result import GlmmFit
-from glmflow.glmm.scalar import FAMILIES, ScalarDeviance
+from glmflow.glmm.scalar import ScalarDeviance
 
-__all__ = ["FAMILIES", "GlmmDesign", "GlmmFit", "ScalarDeviance", "build_glmm_design", "fit_glmm"]
+__all__ = ["GlmmDesign", "GlmmFit", "ScalarDeviance", "build_glmm_design", "fit_glmm"]

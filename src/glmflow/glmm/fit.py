@@ -21,22 +21,6 @@ from glmflow.models import model_data
 from glmflow.separation import detect_separation
 
 
-def check_response(family: str, y: np.ndarray, prior: np.ndarray) -> str | None:
-    if family == "poisson":
-        return "poisson family needs a non-negative response" if np.any(y < 0) else None
-    if family in ("Gamma", "inverse.gaussian"):
-        return f"the {family} family needs a positive response" if np.any(y <= 0) else None
-    if family == "gaussian":
-        return None
-    if np.all(prior == 1.0):
-        return "binomial family needs a 0/1 response (or a two-level factor)" if np.any((y != 0) & (y != 1)) else None
-    if np.any((y < 0) | (y > 1)) or np.any(prior <= 0):
-        return "binomial proportions must lie in [0, 1], with positive weights (the numbers of trials)"
-    if np.any(np.abs(y * prior - np.round(y * prior)) > 1e-8):
-        return "proportion x weight must be a whole number of successes"
-    return None
-
-
 def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     """Fit a configured mixed model: ``formula`` in lme4's syntax, ``family`` and ``link``,
     optional ``weights``, ``offset``, ``filter`` and ``nAGQ``."""
@@ -51,7 +35,7 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
         raise GlmflowError(f"{where}: {error}") from None
     rows = model_data(data, spec, name)
     gd = build_glmm_design(spec["formula"], rows, where, spec.get("weights"), spec.get("offset"))
-    problem = check_response(family.name, gd.design.y, gd.prior)
+    problem = family.mixed_response_problem(gd.design.y, gd.prior)
     if problem:
         raise GlmflowError(f"{where}: response {gd.design.response!r}: {problem}")
     if family.dispersion_in_loglik:
@@ -117,7 +101,7 @@ def _check_separation(fit: GlmmFit, gd: GlmmDesign) -> None:
 
 def _fit_scalar(gd: GlmmDesign, family, nAGQ: int) -> GlmmFit:
     design, term = gd.design, gd.terms[0]
-    objective = ScalarDeviance(design.y, design.X, term.codes, term.n_levels, family.name, nAGQ, gd.prior, gd.offset)
+    objective = ScalarDeviance(design.y, design.X, term.codes, term.n_levels, family, nAGQ, gd.prior, gd.offset)
     start = np.concatenate([[1.0], glm_start(design, family, gd.prior, gd.offset)])
     params, hessian, converged, message = minimise_scalar(objective, start)
     deviance, gradient = objective(params)

@@ -32,10 +32,7 @@ from numpy.polynomial.hermite_e import hermegauss
 
 from glmflow.elementary import exp_neg
 from glmflow.errors import GlmflowError
-from glmflow.families import family as glm_family
-
-# The families the scalar engine fits: canonical binomial and Poisson (glmflow.families).
-FAMILIES = {"binomial": glm_family("binomial"), "poisson": glm_family("poisson")}
+from glmflow.families import Family
 
 # Kernel families: 0/1 binomial (the vectorised path), binomial proportions with weights, Poisson.
 _BINOMIAL, _BINOMIAL_WEIGHTED, _POISSON = 0, 1, 2
@@ -208,7 +205,8 @@ class ScalarDeviance:
     gradient, as a callable for scipy's optimisers. The work is one compiled pass per call
     (numba); rows are kept sorted by group so that each group is a contiguous slice."""
 
-    def __init__(self, y, X, group, n_groups, family: str, nAGQ: int, prior=None, offset=None):
+    def __init__(self, y, X, group, n_groups, family: Family, nAGQ: int, prior=None, offset=None):
+        family.check_canonical()
         if nAGQ < 1:
             raise GlmflowError("nAGQ must be at least 1 (nAGQ = 0 is not an approximation of the likelihood)")
         order = np.argsort(group, kind="stable")
@@ -221,15 +219,15 @@ class ScalarDeviance:
             raise GlmflowError("every group needs at least one row")
         self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.n_groups = n_groups
-        self.family = FAMILIES[family]
+        self.family = family
         prior = np.ones_like(y, dtype=float) if prior is None else np.asarray(prior, dtype=float)
         self.prior = np.ascontiguousarray(prior[order])
         unit = bool(np.all(self.prior == 1.0))
-        if family == "poisson":
-            self.family_code = _POISSON
-        else:
+        if family.is_binomial:
             self.family_code = _BINOMIAL if unit else _BINOMIAL_WEIGHTED
-        self.constant = np.ascontiguousarray(glm_family(family).canonical_log_constant(self.y, self.prior))
+        else:
+            self.family_code = _POISSON
+        self.constant = np.ascontiguousarray(family.canonical_log_constant(self.y, self.prior))
         self.nAGQ = nAGQ
         if nAGQ == 1:
             nodes, weights = np.array([0.0]), np.array([math.sqrt(2 * math.pi)])
