@@ -37,7 +37,7 @@ LINK_LOG, LINK_IDENTITY, LINK_SQRT, LINK_INVERSE, LINK_INVERSE_SQUARE = (
 
 _EPS = DOUBLE_EPS
 _PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps)
-_CAUCHIT_THRESH = 2.8671963536985005e15  # -qcauchy(.Machine$double.eps)
+_CAUCHIT_THRESH = 1433540284805664.8  # -qcauchy(.Machine$double.eps)
 
 
 _KERNEL = {"cache": True, "error_model": "numpy"}
@@ -63,7 +63,12 @@ def mean_and_slope(link, eta):
         return 0.5 * math.erfc(-clamped / math.sqrt(2.0)), max(density, _EPS)
     if link == LINK_CAUCHIT:
         clamped = min(max(eta, -_CAUCHIT_THRESH), _CAUCHIT_THRESH)
-        return 0.5 + math.atan(clamped) / math.pi, max(1.0 / (math.pi * (1.0 + eta * eta)), _EPS)
+        if abs(clamped) > 1.0:  # R's pcauchy: the tails from atan(1 / x), which keeps their digits
+            tail = math.atan(1.0 / clamped) / math.pi
+            mu = 0.5 - tail + 0.5 if clamped > 0.0 else -tail
+        else:
+            mu = 0.5 + math.atan(clamped) / math.pi
+        return mu, max(1.0 / (math.pi * (1.0 + eta * eta)), _EPS)
     if link == LINK_CLOGLOG:
         mu = max(min(-math.expm1(-math.exp(eta)), 1.0 - _EPS), _EPS)
         e = min(eta, 700.0)

@@ -58,7 +58,6 @@ class Link:
 # stays in (0, 1)) and d mu / d eta by eps. The simulation's compiled IRLS uses the same threshold.
 LOGIT_THRESHOLD = 30.0
 _PROBIT_THRESH = -float(special.ndtri(DOUBLE_EPS))
-_CAUCHIT_THRESH = -math.tan(math.pi * (DOUBLE_EPS - 0.5))
 
 
 class LogitLink(Link):
@@ -91,14 +90,36 @@ class ProbitLink(Link):
         return np.maximum(np.exp(-0.5 * eta * eta) / math.sqrt(2 * math.pi), DOUBLE_EPS)
 
 
+def _qcauchy(p):
+    """R's qcauchy(p): -1 / tanpi(p) from the nearer tail, exact where tan(pi (p - 1/2)) rounds
+    p - 1/2 (5e-7 relative at p = 1e-10)."""
+    p = np.asarray(p, dtype=float)
+    upper = p > 0.5
+    tail = np.where(upper, 1 - p, p)
+    with np.errstate(divide="ignore"):
+        value = np.where(tail == 0.5, 0.0, 1 / np.where(tail == 0.25, 1.0, np.tan(math.pi * tail)))
+    return np.where(upper, value, -value) + 0.0  # p = 1/2: 0, not -0
+
+
+def _pcauchy(x):
+    """R's pcauchy(x): beyond |x| = 1 from atan(1 / x), which keeps the tails' digits."""
+    x = np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore"):
+        tail = np.arctan(1 / x) / math.pi
+    return np.where(np.abs(x) > 1, np.where(x > 0, 0.5 - tail + 0.5, -tail), 0.5 + np.arctan(x) / math.pi)
+
+
+_CAUCHIT_THRESH = -float(_qcauchy(DOUBLE_EPS))
+
+
 class CauchitLink(Link):
     name, code = "cauchit", 2
 
     def linkfun(self, mu):
-        return np.tan(math.pi * (mu - 0.5))  # qcauchy
+        return _qcauchy(mu)
 
     def linkinv(self, eta):
-        return 0.5 + np.arctan(np.clip(eta, -_CAUCHIT_THRESH, _CAUCHIT_THRESH)) / math.pi  # pcauchy
+        return _pcauchy(np.clip(eta, -_CAUCHIT_THRESH, _CAUCHIT_THRESH))
 
     def mu_eta(self, eta):
         return np.maximum(1 / (math.pi * (1 + eta * eta)), DOUBLE_EPS)  # dcauchy
@@ -108,7 +129,7 @@ class CloglogLink(Link):
     name, code = "cloglog", 3
 
     def linkfun(self, mu):
-        return np.log(-np.log1p(-mu))
+        return np.log(-np.log(1 - mu))  # R's, whose 1 - mu rounds for mu near 0
 
     def linkinv(self, eta):
         return np.maximum(np.minimum(-np.expm1(-np.exp(eta)), 1 - DOUBLE_EPS), DOUBLE_EPS)
