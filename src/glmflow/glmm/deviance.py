@@ -16,8 +16,6 @@ The reported sigma is then sqrt(pwrss / n) and VarCorr scales theta by it, as lm
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
@@ -26,18 +24,13 @@ from glmflow.errors import GlmflowError
 from glmflow.families import Family
 from glmflow.glmm.design import GlmmDesign
 from glmflow.glmm.pirls import cross_pattern, effective_rows, inverse_pieces, laplace, laplace_gradient, solve_factored
+from glmflow.glmm_memory import memory_problem
 
 PIRLS_TOLERANCE = 1e-10  # largest step in u at which PIRLS stops
 PIRLS_MAX_ITERATIONS = 200
 # With the analytic gradient, a full Newton step below 1e-6 ends PIRLS (the modes are then
 # within about 1e-12); the finite differences of the non-canonical links need the 1e-10 check.
 PIRLS_ACCEPT = 1e-6
-# Copies of the dense part of H (all but the largest factor's blocks, q_rest x q_rest) that a
-# fit holds at once: the assembled block, its factor, the inverse and a product's temporary.
-DENSE_COPIES = 4
-# Arrays of n x (columns of Z) a fit holds: Z, Z Lambda's values, their indices, the pattern
-# positions and the gradient's H^-1 z rows.
-ROW_COPIES = 5
 
 
 class LaplaceDeviance:
@@ -72,9 +65,9 @@ class LaplaceDeviance:
         self.kmax = int(self.k.max())
         self.levels0, self.k0 = terms[0].n_levels, terms[0].k
         self.q_rest = self.q - self.levels0 * self.k0
+        self._check_memory(terms)
         _, index = effective_rows(self.Zv, self.codes, np.ones((len(self.k), self.kmax, self.kmax)), self.k,
                                   self.col, self.uoff)  # fmt: skip
-        self._check_memory(terms, index.shape[1])
         q0 = self.levels0 * self.k0
         self.ptr, self.rows, self.pos = cross_pattern(index, self.k0, q0, self.q_rest, self.levels0)
         self.n_theta = glmm_design.n_theta
@@ -88,19 +81,11 @@ class LaplaceDeviance:
         # logit binomial, log Poisson: the analytic gradient (the others: differences)
         self.canonical = family.is_default_link and not self.has_dispersion
 
-    def _check_memory(self, terms, columns: int) -> None:
-        """Refuse a design whose factorisation cannot fit in this machine's memory, with the
-        estimate: the dense block beyond the largest factor and the per-row arrays."""
-        n = len(self.y)
-        needed = 8 * (DENSE_COPIES * self.q_rest**2 + ROW_COPIES * n * columns)
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        if needed > available:
-            sizes = ", ".join(f"{t.name}: {t.n_levels} levels x {t.k}" for t in terms)
-            raise GlmflowError(
-                f"the mixed model needs about {needed / 2**30:.1f} GiB ({n} rows; {sizes}; a dense block of "
-                f"{self.q_rest} x {self.q_rest} for the random effects beyond the largest factor), more than this "
-                f"machine's {available / 2**30:.1f} GiB: fit fewer rows, or fewer or smaller crossed factors"
-            )
+    def _check_memory(self, terms) -> None:
+        """Refuse a design whose factorisation cannot fit in this machine's memory, with the estimate."""
+        problem = memory_problem(len(self.y), {t.name: (t.n_levels, t.k) for t in terms})
+        if problem:
+            raise GlmflowError(problem)
 
     def _rows(self, theta):
         T = np.zeros((len(self.k), self.kmax, self.kmax))
