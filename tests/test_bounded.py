@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_hardening import broken, refused  # noqa: F401 (broken: the fixture)
@@ -160,3 +161,28 @@ def test_absurd_formulas_filters_and_data_are_refused_by_key(broken):  # noqa: F
         "datasets.header_only.path: resources/header_only.csv: the file has a header line but no data rows",
     ]
     assert [message for message in expected if message not in output] == [], output
+
+
+def test_a_mixed_model_beyond_memory_is_refused_before_any_job(broken):  # noqa: F811
+    # two factors of 100,000 levels crossed: the dense block beyond the largest term alone is
+    # at least 4 x 8 x 1e10 bytes (the config check's lower bound), more than any machine here
+    n = 200_000
+    rows = np.random.default_rng(3).permutation(n)
+    pd.DataFrame({"y": rows % 2, "x": rows / n, "a": rows % 100_000, "b": (rows // 2) % 100_000}).to_csv(
+        broken / "resources" / "huge.csv", index=False
+    )
+
+    def change(config):
+        config["datasets"]["huge"] = {"path": "resources/huge.csv", "factors": ["a", "b"]}
+        config["models"]["huge_glmm"] = {
+            "dataset": "huge",
+            "formula": "y ~ x + (1 | a) + (1 | b)",
+            "family": "binomial",
+        }
+
+    output = refused(broken, change)
+    assert re.search(
+        r"models\.huge_glmm\.formula: the mixed model needs at least about 29\d\.\d GiB \(200000 rows; "
+        r"a: 100000 levels x 1, b: 100000 levels x 1; a dense block of 100000 x 100000",
+        output,
+    ), output

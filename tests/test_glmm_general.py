@@ -330,12 +330,15 @@ def test_refused_forms_are_reported_before_any_job_runs():
     assert "models.gamma_agq.nAGQ: nAGQ = 2 is not available for the Gamma family" in message
 
 
-def test_a_design_too_large_for_the_dense_block_is_refused_with_its_sizes():
+def test_a_design_beyond_memory_is_refused_with_its_estimate():
+    # 100,000 levels crossed with 100,000: the dense block beyond the largest factor alone is
+    # 4 x 8 x 1e10 bytes, more than any machine this runs on
     rng = np.random.default_rng(5)
-    n = 12000
-    frame = pd.DataFrame({"a": rng.integers(0, 6000, n), "b": rng.integers(0, 6000, n), "x": rng.normal(size=n)})
+    n = 200_000
+    frame = pd.DataFrame({"a": rng.permutation(n) % 100_000, "b": rng.permutation(n) % 100_000})
+    frame["x"] = rng.normal(size=n)
     frame["y"] = (rng.random(n) < 0.5).astype(float)
-    with pytest.raises(GlmflowError, match=r"model 'big'.*need a dense .* block, over 256 MiB"):
+    with pytest.raises(GlmflowError, match=r"model 'big'.*needs about 29[0-9]\.[0-9] GiB .*100000 x 100000.*than this"):
         fit_glmm(frame, {"formula": "y ~ x + (1 | a) + (1 | b)", "family": "binomial"}, "big")
 
 

@@ -50,6 +50,7 @@ from glmflow.formula_syntax import (
     split_offsets,
     to_formulaic,
 )
+from glmflow.glmm_memory import memory_problem
 from glmflow.plan import comparison_models, is_mixed
 from glmflow.study import RESERVED_NAMES
 
@@ -430,6 +431,7 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
             for group in term.group_columns:
                 if data[group].nunique() < 2:
                     problems.add(f"{key}.formula", f"grouping factor {group!r} has one level; it needs more than one")
+        _check_mixed_model_memory(problems, key, data, model, name)
         if cbind_parts(required_variables(model["formula"], name)[0]) is not None:
             continue  # cbind(successes, failures): counts, checked when fitted
         response = data[variables[name][0]]
@@ -457,6 +459,22 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
                 bad = [v for v in values if isinstance(v, str | bool)]
                 if bad:
                     problems.add(key, f"{variable!r} is numeric; {', '.join(map(repr, bad))} is not a number")
+
+
+def _check_mixed_model_memory(problems: _Problems, key: str, data: pd.DataFrame, model: dict, name: str) -> None:
+    """A mixed model whose factorisation cannot fit in memory, refused before any job. From the
+    data: each written term's levels (a nesting a/b counts its innermost combinations), one
+    column a term and the rows complete in the model's columns, all lower bounds of what the
+    fit builds, so nothing that fits is refused here; the fit checks again with the design."""
+    terms = random_effect_terms(model["formula"])
+    if not terms:
+        return
+    columns = sorted(set(_finite_roles(model, name)) | {c for t in terms for c in t.group_columns})
+    rows = data[columns].dropna()
+    sizes = {t.group: (len(rows[t.group_columns].drop_duplicates()), 1) for t in terms}
+    problem = memory_problem(len(rows), sizes, at_least=True)
+    if problem:
+        problems.add(f"{key}.formula", problem)
 
 
 def _finite_roles(model: dict, name: str) -> dict[str, str]:

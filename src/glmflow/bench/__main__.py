@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from glmflow.bench import glm, glmm, simulate, workflow
+from glmflow.bench import glm, glmm, scale, simulate, workflow
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,10 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     glmm_parser.add_argument("--with-r", action="store_true", help="also time glmer with Rscript, if installed")
     glmm_parser.add_argument(
         "--suite",
-        choices=["chapter", "general"],
+        choices=["chapter", "general", "scale"],
         default="chapter",
-        help="the chapter's model per nAGQ, or the four reference models (crossed, slopes)",
+        help="the chapter's model per nAGQ, the four reference models (crossed, slopes), or models at scale "
+        "(InstEval binary, a simulated 10^6 rows), each in a fresh process with its peak memory",
     )
+    glmm_parser.add_argument("--r-timeout", type=float, default=1800, help="seconds glmer may take a scale model")
+    glmm_parser.add_argument("--models", nargs="+", choices=list(scale.MODELS), help="scale models to fit (all)")
     glm_parser = commands.add_parser("glm", help="one logistic fit of n x 8, against statsmodels, glum and R")
     glm_parser.add_argument("--n", default="100000,1000000", help="comma-separated sizes")
     glm_parser.add_argument("--repeats", type=int, default=3, help="timed fits after a warm-up; the median is kept")
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         glm.run([int(n) for n in arguments.n.split(",")], arguments.repeats, arguments.with_peers)
     elif arguments.command == "workflow":
         workflow.run(arguments.repeats, arguments.extra_models, arguments.cores)
+    elif arguments.suite == "scale":
+        scale.run_scale(arguments.with_r, arguments.r_timeout, arguments.models)
     elif arguments.suite == "general":
         glmm.run_general(arguments.repeats, arguments.with_r)
     else:

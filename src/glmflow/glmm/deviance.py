@@ -22,15 +22,14 @@ from numpy.polynomial.hermite_e import hermegauss
 from glmflow.errors import GlmflowError
 from glmflow.families import MIXED_MODEL_FAMILIES, Family
 from glmflow.glmm.design import GlmmDesign
-from glmflow.glmm.pirls import effective_rows, inverse_pieces, laplace, laplace_gradient, solve_factored
+from glmflow.glmm.pirls import cross_pattern, effective_rows, inverse_pieces, laplace, laplace_gradient, solve_factored
+from glmflow.glmm_memory import memory_problem
 
 PIRLS_TOLERANCE = 1e-10  # largest step in u at which PIRLS stops
 PIRLS_MAX_ITERATIONS = 200
 # With the analytic gradient, a full Newton step below 1e-6 ends PIRLS (the modes are then
 # within about 1e-12); the finite differences of the non-canonical links need the 1e-10 check.
 PIRLS_ACCEPT = 1e-6
-# The dense part of H (all but the largest factor's blocks): q_rest x q doubles at most.
-DENSE_LIMIT = 2**25
 
 
 class LaplaceDeviance:
@@ -65,13 +64,11 @@ class LaplaceDeviance:
         self.kmax = int(self.k.max())
         self.levels0, self.k0 = terms[0].n_levels, terms[0].k
         self.q_rest = self.q - self.levels0 * self.k0
-        if self.q_rest * (self.q_rest + self.levels0 * self.k0) > DENSE_LIMIT:
-            sizes = ", ".join(f"{t.name}: {t.n_levels} levels x {t.k}" for t in terms)
-            raise GlmflowError(
-                f"the random effects beyond the largest factor ({self.q_rest} of them; {sizes}) need a dense "
-                f"{self.q_rest} x {self.q} block, over {DENSE_LIMIT * 8 // 2**20} MiB: glmflow's factorisation keeps "
-                "only the largest grouping factor sparse; fit fewer or smaller crossed/nested factors"
-            )
+        self._check_memory(terms)
+        _, index = effective_rows(self.Zv, self.codes, np.ones((len(self.k), self.kmax, self.kmax)), self.k,
+                                  self.col, self.uoff)  # fmt: skip
+        q0 = self.levels0 * self.k0
+        self.ptr, self.rows, self.pos = cross_pattern(index, self.k0, q0, self.q_rest, self.levels0)
         self.n_theta = glmm_design.n_theta
         self.u = np.zeros(self.q)
         self.evaluations = 0
@@ -82,6 +79,12 @@ class LaplaceDeviance:
         self.family = family
         # logit binomial, log Poisson: the analytic gradient (the others: differences)
         self.canonical = family.is_default_link and not self.has_dispersion
+
+    def _check_memory(self, terms) -> None:
+        """Refuse a design whose factorisation cannot fit in this machine's memory, with the estimate."""
+        problem = memory_problem(len(self.y), {t.name: (t.n_levels, t.k) for t in terms})
+        if problem:
+            raise GlmflowError(problem)
 
     def _rows(self, theta):
         T = np.zeros((len(self.k), self.kmax, self.kmax))
@@ -101,7 +104,8 @@ class LaplaceDeviance:
         self.evaluations += 1
         deviance, _, converged, L0, L21, L22, eta = laplace(
             self.family_code, self.link_code, self.y, self.prior, self.constant, self._eta0(beta), values, index,
-            self.levels0, self.k0, self.q_rest, self.u, PIRLS_TOLERANCE, PIRLS_MAX_ITERATIONS,
+            self.pos, self.ptr, self.rows, self.levels0, self.k0, self.q_rest, self.u, PIRLS_TOLERANCE,
+            PIRLS_MAX_ITERATIONS,
             (PIRLS_ACCEPT if self.canonical else 0.0) if accept is None else accept,
         )  # fmt: skip
         if converged and self.has_dispersion:
@@ -135,9 +139,10 @@ class LaplaceDeviance:
         if state is None:
             return deviance, np.full(len(params), np.nan)
         values, index, L0, L21, L22, eta = state
+        factor = (L0, L21, L22, self.k0, self.ptr, self.rows)
         gradient = laplace_gradient(
-            self.family_code, self.link_code, self.y, self.prior, eta, values, index, self.Zv, self.X, self.u,
-            L0, L21, L22, self.k0, self.theta_map,
+            self.family_code, self.link_code, self.y, self.prior, eta, values, index, self.pos, self.Zv, self.X,
+            self.u, factor, inverse_pieces(*factor), self.theta_map,
         )  # fmt: skip
         return deviance, gradient
 
@@ -149,7 +154,7 @@ class LaplaceDeviance:
         if state is None:
             raise GlmflowError("PIRLS did not converge at the optimum")
         values, index, L0, L21, L22, eta = state
-        P0, _, P11 = inverse_pieces(L0, L21, L22, self.k0)
+        P0, _, P11 = inverse_pieces(L0, L21, L22, self.k0, self.ptr, self.rows)
         blocks, position = [P0], 0
         for term in self.gd.terms[1:]:  # the rest's diagonal blocks, level by level
             size = term.k * term.n_levels
@@ -172,7 +177,9 @@ class LaplaceDeviance:
         for a in range(values.shape[1]):
             for c in range(self.X.shape[1]):
                 ZtWX[:, c] += np.bincount(index[:, a], weights=values[:, a] * w * self.X[:, c], minlength=self.q)
-        solved = np.column_stack([solve_factored(L0, L21, L22, self.k0, ZtWX[:, c]) for c in range(self.X.shape[1])])
+        solved = np.column_stack(
+            [solve_factored(L0, L21, L22, self.k0, self.ptr, self.rows, ZtWX[:, c]) for c in range(self.X.shape[1])]
+        )
         return self.X.T @ (w[:, None] * self.X) - ZtWX.T @ solved
 
     def _penalised(self, params: np.ndarray):

@@ -21,6 +21,7 @@ import math
 
 import numba
 import numpy as np
+import scipy.linalg
 
 from glmflow.compiled_links import (
     FAMILY_BINOMIAL,
@@ -98,12 +99,31 @@ def effective_rows(Zv, codes, Tmats, k, col, uoff):
     return values, index
 
 
+def cross_pattern(index: np.ndarray, k0: int, q0: int, q_rest: int, levels0: int):
+    """The pattern of H's cross block, fixed by the design (not by theta): the (other term's
+    column r, term 0's level j) pairs that share a row. Returns ``ptr`` (levels0 + 1) and
+    ``rows`` (r ascending within each level j: rows[ptr[j]:ptr[j + 1]]), and ``pos`` (n x the
+    other columns), each row's entry in that list. The factor's L21 = A21 L0^-T keeps exactly
+    this pattern, since L0 is block diagonal."""
+    n, K = index.shape
+    if K == k0:
+        return np.zeros(levels0 + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((n, 0), dtype=np.int64)
+    level = index[:, 0] // k0
+    key = level[:, None] * q_rest + (index[:, k0:] - q0)
+    unique, inverse = np.unique(key.ravel(), return_inverse=True)
+    ptr = np.searchsorted(unique // q_rest, np.arange(levels0 + 1)).astype(np.int64)
+    rows = (unique % q_rest).astype(np.int64)
+    return ptr, rows, np.ascontiguousarray(inverse.reshape(n, K - k0).astype(np.int64))
+
+
 @numba.njit(**_KERNEL)
-def _assemble(family, link, y, prior, constant, eta0, values, index, k0, q0, u, D, A21, A22, rhs, eta):
-    """H's blocks, the right-hand side Lambda'Z' score - u, and -2 log-likelihood + |u|^2 at u."""
+def _assemble(family, link, y, prior, constant, eta0, values, index, pos, k0, q0, u, D, B, A22, rhs, eta):
+    """H's blocks (term 0's diagonal blocks D, the cross block B on its pattern, the dense rest
+    A22's lower triangle), the right-hand side Lambda'Z' score - u, and -2 log-likelihood +
+    |u|^2 at u."""
     n, K = values.shape
     D[:] = 0.0
-    A21[:] = 0.0
+    B[:] = 0.0
     A22[:] = 0.0
     for j in range(rhs.shape[0]):
         rhs[j] = -u[j]
@@ -144,8 +164,9 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, k0, q0, u, 
         for a in range(k0, K):
             wa = w * values[i, a]
             r = index[i, a] - q0
+            p = pos[i, a - k0]
             for b in range(k0):
-                A21[r, index[i, b]] += wa * values[i, b]
+                B[p, b] += wa * values[i, b]
             for b in range(k0, K):
                 s = index[i, b] - q0
                 if s <= r:
@@ -157,12 +178,12 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, k0, q0, u, 
 
 
 @numba.njit(**_KERNEL)
-def _factor(D, A21, A22, k0):
-    """Block Cholesky in place (D -> L0 blocks, A21 -> L21, A22 -> L22, lower triangles); log|H|."""
+def _factor_blocks(D, k0):
+    """Term 0's blocks in place: the unit diagonal of H added, then Cholesky of each k0 x k0
+    block (lower triangle); log|L0|^2."""
     logdet = 0.0
-    levels = D.shape[0]
-    for j in range(levels):
-        for a in range(k0):  # the unit diagonal of H, then Cholesky of the k0 x k0 block
+    for j in range(D.shape[0]):
+        for a in range(k0):
             D[j, a, a] += 1.0
         for a in range(k0):
             total = D[j, a, a]
@@ -176,38 +197,50 @@ def _factor(D, A21, A22, k0):
                 for m in range(a):
                     total -= D[j, b, m] * D[j, a, m]
                 D[j, b, a] = total / pivot
-    q_rest = A22.shape[0]
-    if q_rest == 0:
-        return logdet
-    for r in range(q_rest):  # L21 = A21 L0^-T, block by block (forward substitution per row)
-        for j in range(levels):
-            base = j * k0
-            for a in range(k0):
-                total = A21[r, base + a]
-                for m in range(a):
-                    total -= A21[r, base + m] * D[j, a, m]
-                A21[r, base + a] = total / D[j, a, a]
-    for r in range(q_rest):
-        A22[r, r] += 1.0
-    S = A22 - A21 @ A21.T  # only its lower triangle is used
-    for a in range(q_rest):
-        total = S[a, a]
-        for m in range(a):
-            total -= A22[a, m] * A22[a, m]
-        pivot = math.sqrt(total)
-        A22[a, a] = pivot
-        logdet += 2.0 * math.log(pivot)
-        for b in range(a + 1, q_rest):
-            total = S[b, a]
-            for m in range(a):
-                total -= A22[b, m] * A22[a, m]
-            A22[b, a] = total / pivot
     return logdet
 
 
 @numba.njit(**_KERNEL)
-def solve_factored(D, L21, L22, k0, rhs):
-    """H^-1 rhs from the block factor."""
+def _factor(D, B, A22, k0, ptr, rows):
+    """Block Cholesky: D -> L0's blocks, B -> L21 = A21 L0^-T on A21's own pattern, and
+    L22 = chol(A22 + I - L21 L21') (dense, LAPACK), whose fill the products of each level's
+    entries make; returns (log|H|, L22). L21 L21' costs sum over term 0's levels of the square
+    of its entries, not q_rest^2 q0."""
+    logdet = _factor_blocks(D, k0)
+    q_rest = A22.shape[0]
+    if q_rest == 0:
+        return logdet, A22
+    for j in range(D.shape[0]):
+        for p in range(ptr[j], ptr[j + 1]):  # forward substitution per entry (a row of k0)
+            for a in range(k0):
+                total = B[p, a]
+                for m in range(a):
+                    total -= B[p, m] * D[j, a, m]
+                B[p, a] = total / D[j, a, a]
+    for r in range(q_rest):
+        A22[r, r] += 1.0
+    for j in range(D.shape[0]):
+        for p in range(ptr[j], ptr[j + 1]):
+            r = rows[p]
+            for p2 in range(ptr[j], p + 1):
+                total = 0.0
+                for a in range(k0):
+                    total += B[p, a] * B[p2, a]
+                A22[r, rows[p2]] -= total
+    for a in range(q_rest):
+        for b in range(a):
+            A22[b, a] = A22[a, b]
+        if not math.isfinite(A22[a, a]):
+            return math.nan, A22
+    L22 = np.linalg.cholesky(A22)
+    for a in range(q_rest):
+        logdet += 2.0 * math.log(L22[a, a])
+    return logdet, L22
+
+
+@numba.njit(**_KERNEL)
+def solve_factored(D, L21, L22, k0, ptr, rows, rhs):
+    """H^-1 rhs from the block factor (L21 on its pattern)."""
     levels = D.shape[0]
     q0 = levels * k0
     q_rest = L22.shape[0]
@@ -219,10 +252,14 @@ def solve_factored(D, L21, L22, k0, rhs):
             for m in range(a):
                 total -= D[j, a, m] * x[base + m]
             x[base + a] = total / D[j, a, a]
-    for r in range(q_rest):  # L22 y1 = rhs1 - L21 y0
+    for j in range(levels):  # rhs1 - L21 y0
+        for p in range(ptr[j], ptr[j + 1]):
+            total = 0.0
+            for a in range(k0):
+                total += L21[p, a] * x[j * k0 + a]
+            x[q0 + rows[p]] -= total
+    for r in range(q_rest):  # L22 y1 = ...
         total = x[q0 + r]
-        for c in range(q0):
-            total -= L21[r, c] * x[c]
         for m in range(r):
             total -= L22[r, m] * x[q0 + m]
         x[q0 + r] = total / L22[r, r]
@@ -231,11 +268,10 @@ def solve_factored(D, L21, L22, k0, rhs):
         for m in range(r + 1, q_rest):
             total -= L22[m, r] * x[q0 + m]
         x[q0 + r] = total / L22[r, r]
-    for c in range(q0):  # y0 - L21' x1
-        total = 0.0
-        for r in range(q_rest):
-            total += L21[r, c] * x[q0 + r]
-        x[c] -= total
+    for j in range(levels):  # y0 - L21' x1
+        for p in range(ptr[j], ptr[j + 1]):
+            for a in range(k0):
+                x[j * k0 + a] -= L21[p, a] * x[q0 + rows[p]]
     for j in range(levels):  # L0' x0 = ...
         base = j * k0
         for a in range(k0 - 1, -1, -1):
@@ -248,8 +284,9 @@ def solve_factored(D, L21, L22, k0, rhs):
 
 @numba.njit(**_KERNEL)
 def laplace(
-    family, link, y, prior, constant, eta0, values, index, levels0, k0, q_rest, u, tolerance, max_iterations, accept
-):
+    family, link, y, prior, constant, eta0, values, index, pos, ptr, rows, levels0, k0, q_rest, u, tolerance,
+    max_iterations, accept,
+):  # fmt: skip
     """PIRLS from ``u`` (updated in place to the conditional mode) and the Laplace deviance
     there, -2 log p(y | u) + |u|^2 + log|H| (lme4's ``ldL2 + sqrL + aic``). Fisher-scoring
     steps with step-halving on the penalised objective, until the largest step is below
@@ -260,46 +297,64 @@ def laplace(
     q0 = levels0 * k0
     n = y.shape[0]
     D = np.empty((levels0, k0, k0))
-    A21 = np.empty((q_rest, q0))
+    B = np.empty((rows.shape[0], k0))
     A22 = np.empty((q_rest, q_rest))
     rhs = np.empty(u.shape[0])
     eta = np.empty(n)
-    penalised = _assemble(family, link, y, prior, constant, eta0, values, index, k0, q0, u, D, A21, A22, rhs, eta)
-    logdet = _factor(D, A21, A22, k0)
+    penalised = _assemble(family, link, y, prior, constant, eta0, values, index, pos, k0, q0, u, D, B, A22, rhs, eta)
+    logdet, L22 = _factor(D, B, A22, k0, ptr, rows)
     candidate = np.empty_like(u)
     for iteration in range(max_iterations):
-        step = solve_factored(D, A21, A22, k0, rhs)
+        if not math.isfinite(logdet):
+            return math.nan, iteration, False, D, B, L22, eta
+        step = solve_factored(D, B, L22, k0, ptr, rows, rhs)
         largest = 0.0
         for j in range(step.shape[0]):
             largest = max(largest, abs(step[j]))
         if largest < tolerance:
-            return penalised + logdet, iteration, True, D, A21, A22, eta
+            return penalised + logdet, iteration, True, D, B, L22, eta
         fraction = 1.0
         for _ in range(40):
             for j in range(u.shape[0]):
                 candidate[j] = u[j] + fraction * step[j]
             trial = _assemble(
-                family, link, y, prior, constant, eta0, values, index, k0, q0, candidate, D, A21, A22, rhs, eta
+                family, link, y, prior, constant, eta0, values, index, pos, k0, q0, candidate, D, B, A22, rhs, eta
             )
             if math.isfinite(trial) and trial <= penalised + 1e-10 * abs(penalised):
                 break
             fraction /= 2.0
         u[:] = candidate
         penalised = trial
-        logdet = _factor(D, A21, A22, k0)
-        if largest < accept and fraction == 1.0:
-            return penalised + logdet, iteration + 1, True, D, A21, A22, eta
-    return penalised + logdet, max_iterations, False, D, A21, A22, eta
+        logdet, L22 = _factor(D, B, A22, k0, ptr, rows)
+        if largest < accept and fraction == 1.0 and math.isfinite(logdet):
+            return penalised + logdet, iteration + 1, True, D, B, L22, eta
+    return penalised + logdet, max_iterations, False, D, B, L22, eta
+
+
+def inverse_pieces(D, L21, L22, k0, ptr, rows):
+    """H^-1 on H's own pattern from the block factor: the diagonal blocks of term 0 (P0), the
+    cross block on its pattern (P10, an entry per ``rows``) and the dense rest (P11). With
+    N = L21 L0^-1: P11 = (L22 L22')^-1 (LAPACK's potri), P10 = -P11 N, P0_j = L0_j^-T L0_j^-1
+    + N_j' P11 N_j: only the entries the pattern needs (a selected inverse)."""
+    q_rest = L22.shape[0]
+    if q_rest:
+        P11, info = scipy.linalg.lapack.dpotri(L22, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"H's dense block is singular (potri info {info})")
+        P11 = np.tril(P11)
+        P11 = np.ascontiguousarray(P11 + np.tril(P11, -1).T)
+    else:
+        P11 = np.zeros((0, 0))
+    P0, P10 = _selected_inverse(D, L21, P11, k0, ptr, rows)
+    return P0, P10, P11
 
 
 @numba.njit(**_KERNEL)
-def inverse_pieces(D, L21, L22, k0):
-    """H^-1 on H's own pattern from the block factor: the diagonal blocks of term 0 (P0), the
-    cross block (P10, q_rest x q0) and the dense rest (P11). With N = L21 L0^-1 and
-    M = L22^-1 N: P0_j = L0_j^-T L0_j^-1 + M_j' M_j, P10 = -L22^-T M, P11 = L22^-T L22^-1."""
-    levels, q_rest = D.shape[0], L22.shape[0]
-    q0 = levels * k0
+def _selected_inverse(D, L21, P11, k0, ptr, rows):
+    """``inverse_pieces``' term-0 blocks and cross entries, given P11."""
+    levels = D.shape[0]
     L0inv = np.zeros((levels, k0, k0))
+    P0 = np.zeros((levels, k0, k0))
     for j in range(levels):
         for c in range(k0):  # column c of L0_j^-1: forward substitution on e_c
             for a in range(c, k0):
@@ -307,79 +362,46 @@ def inverse_pieces(D, L21, L22, k0):
                 for m in range(c, a):
                     total -= D[j, a, m] * L0inv[j, m, c]
                 L0inv[j, a, c] = total / D[j, a, a]
-    P0 = np.zeros((levels, k0, k0))
-    for j in range(levels):
         for a in range(k0):
             for b in range(k0):
                 total = 0.0
                 for m in range(max(a, b), k0):
                     total += L0inv[j, m, a] * L0inv[j, m, b]
                 P0[j, a, b] = total
-    P10 = np.zeros((q_rest, q0))
-    P11 = np.zeros((q_rest, q_rest))
-    if q_rest == 0:
-        return P0, P10, P11
-    M = np.empty((q_rest, q0))
-    for r in range(q_rest):  # N = L21 L0^-1, block by block
-        for j in range(levels):
+    N = np.zeros(L21.shape)
+    P10 = np.zeros(L21.shape)
+    for j in range(levels):
+        for p in range(ptr[j], ptr[j + 1]):
             for c in range(k0):
                 total = 0.0
                 for m in range(c, k0):
-                    total += L21[r, j * k0 + m] * L0inv[j, m, c]
-                M[r, j * k0 + c] = total
-    for r in range(q_rest):  # M = L22^-1 N (forward substitution, all columns at once)
-        for m in range(r):
-            factor = L22[r, m]
-            if factor != 0.0:
-                for c in range(q0):
-                    M[r, c] -= factor * M[m, c]
-        for c in range(q0):
-            M[r, c] /= L22[r, r]
-    for j in range(levels):
-        for a in range(k0):
-            for b in range(k0):
-                total = 0.0
-                for r in range(q_rest):
-                    total += M[r, j * k0 + a] * M[r, j * k0 + b]
-                P0[j, a, b] += total
-    for r in range(q_rest - 1, -1, -1):  # P10 = -L22^-T M (back substitution)
-        for c in range(q0):
-            total = -M[r, c]
-            for m in range(r + 1, q_rest):
-                total -= L22[m, r] * P10[m, c]
-            P10[r, c] = total / L22[r, r]
-    Linv = np.zeros((q_rest, q_rest))
-    for c in range(q_rest):
-        for a in range(c, q_rest):
-            total = 1.0 if a == c else 0.0
-            for m in range(c, a):
-                total -= L22[a, m] * Linv[m, c]
-            Linv[a, c] = total / L22[a, a]
-    for a in range(q_rest):
-        for b in range(a + 1):
-            total = 0.0
-            for m in range(a, q_rest):
-                total += Linv[m, a] * Linv[m, b]
-            P11[a, b] = total
-            P11[b, a] = total
-    return P0, P10, P11
+                    total += L21[p, m] * L0inv[j, m, c]
+                N[p, c] = total
+        for p in range(ptr[j], ptr[j + 1]):
+            for p2 in range(ptr[j], ptr[j + 1]):
+                v = P11[rows[p], rows[p2]]
+                for a in range(k0):
+                    P10[p, a] -= v * N[p2, a]
+                    for b in range(k0):
+                        P0[j, a, b] += N[p, a] * v * N[p2, b]
+    return P0, P10
 
 
 @numba.njit(inline="always", **_KERNEL)
-def _inverse_entry(P0, P10, P11, k0, q0, level, a, b, c1, c2):
-    """H^-1 at u's indices (c1, c2), the row's columns a and b (term 0's are 0..k0-1, of the
-    row's level ``level``): no integer division in the row loop."""
+def _inverse_entry(P0, P10, P11, pos, k0, q0, i, level, a, b, c1, c2):
+    """H^-1 at u's indices (c1, c2), row i's columns a and b (term 0's are 0..k0-1, of the
+    row's level ``level``; a cross entry is the row's own entry of the pattern)."""
     if a < k0 and b < k0:
         return P0[level, a, b]
     if a >= k0 and b >= k0:
         return P11[c1 - q0, c2 - q0]
     if a >= k0:
-        return P10[c1 - q0, c2]
-    return P10[c2 - q0, c1]
+        return P10[pos[i, a - k0], b]
+    return P10[pos[i, b - k0], a]
 
 
 @numba.njit(**_KERNEL)
-def laplace_gradient(family, link, y, prior, eta, values, index, Zv, X, u, D, L21, L22, k0, theta_map):
+def laplace_gradient(family, link, y, prior, eta, values, index, pos, Zv, X, u, factor, inverse, theta_map):
     """The gradient of the Laplace deviance in (theta, beta) at the modes u, for the canonical
     links (logit binomial, log Poisson: Fisher and observed weights agree). With s the scores,
     W the weights, W' their slopes in eta, h_i = z_i H^-1 z_i' (Z Lambda's rows) and
@@ -390,11 +412,12 @@ def laplace_gradient(family, link, y, prior, eta, values, index, Zv, X, u, D, L2
     where Z_m = Z dLambda/dtheta_m and d = Z_m u: the envelope theorem for the modes, the
     implicit function theorem for their change, and d log|H| = tr(H^-1 dH).
     ``theta_map`` gives each theta's (term, row a, column b) of its factor and the term's
-    first column in ``values``."""
+    first column in ``values``; ``factor`` is (L0, L21, L22, k0, ptr, rows), ``inverse``
+    ``inverse_pieces``' (P0, P10, P11)."""
+    D, L21, L22, k0, ptr, rows = factor
+    P0, P10, P11 = inverse
     n, K = values.shape
-    levels = D.shape[0]
-    q0 = levels * k0
-    P0, P10, P11 = inverse_pieces(D, L21, L22, k0)
+    q0 = D.shape[0] * k0
     s = np.empty(n)
     w = np.empty(n)
     slope = np.empty(n)
@@ -420,13 +443,15 @@ def laplace_gradient(family, link, y, prior, eta, values, index, Zv, X, u, D, L2
         for a in range(K):
             total = 0.0
             for b in range(K):
-                total += _inverse_entry(P0, P10, P11, k0, q0, level, a, b, index[i, a], index[i, b]) * values[i, b]
+                total += (
+                    _inverse_entry(P0, P10, P11, pos, k0, q0, i, level, a, b, index[i, a], index[i, b]) * values[i, b]
+                )
             Hz[i, a] = total
             h += values[i, a] * total
         v[i] = slope[i] * h
         for a in range(K):
             rhs[index[i, a]] += values[i, a] * v[i]
-    A = solve_factored(D, L21, L22, k0, rhs)
+    A = solve_factored(D, L21, L22, k0, ptr, rows, rhs)
     p = X.shape[1]
     n_theta = theta_map.shape[0]
     gradient = np.zeros(n_theta + p)
