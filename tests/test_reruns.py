@@ -89,6 +89,24 @@ def test_editing_a_data_file_with_its_new_checksum_reruns_its_jobs(run):
     assert planned_jobs(run) == set()
 
 
+def test_changing_a_models_filter_reruns_its_fit_then_the_jobs_that_read_its_frame(run):
+    """The jobs after a fit take no part of the model's config: they rerun because the fit does,
+    and read the frame it writes (glmflow.frame)."""
+    config = (run / "config.yaml").read_text()
+    try:
+        edit_config(run, lambda c: c["models"]["poisson_sib_sp"].update(filter="age < 50"))
+        assert planned_jobs(run) == {
+            ("fit_model", "model=poisson_sib_sp"),
+            ("likelihood_check", "model=poisson_sib_sp"),
+            ("predict", "name=sib_sp_by_age"),
+            ("report", ""),
+            ("provenance", ""),
+        }
+    finally:
+        (run / "config.yaml").write_text(config)
+    assert planned_jobs(run) == set()
+
+
 def test_adding_a_study_value_reruns_only_the_new_cells(run):
     config = (run / "config.yaml").read_text()
     try:

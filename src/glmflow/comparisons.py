@@ -12,8 +12,7 @@ from scipy import special
 
 from glmflow.errors import GlmflowError
 from glmflow.families import family, family_class
-from glmflow.formula import build_design
-from glmflow.models import model_data
+from glmflow.frame import ModelFrame, model_frame
 from glmflow.plan import is_mixed
 
 TESTS = ("LRT", "Chisq", "F", "Rao")
@@ -150,11 +149,15 @@ def rao_scores(steps: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[f
     return scores
 
 
-def compare_models(spec: dict, models: dict, glances: list[dict], augments: list, data: pd.DataFrame) -> dict:
+def compare_models(
+    spec: dict, models: dict, glances: list[dict], augments: list, data: pd.DataFrame | dict[str, ModelFrame]
+) -> dict:
     """A configured comparison (``compact``/``augmented`` or ``models``) from the models' glance
     and augment files, in the comparison's order. The two-model form keeps its scalar fields
     (``df``, ``deviance``, ``p_value`` of the one step). With a mixed model among them, lme4's
-    ``anova.merMod`` table (``mixed_anova_table``), in both forms."""
+    ``anova.merMod`` table (``mixed_anova_table``), in both forms. ``data``: each model's frame
+    by name (the workflow's jobs read those their fits wrote), or the dataset to take them from;
+    the Rao test reads the larger models' model matrices from them."""
     names = list(spec["models"]) if "models" in spec else [spec["compact"], spec["augmented"]]
     frames = [pd.read_csv(path) if not isinstance(path, pd.DataFrame) else path for path in augments]
     if any(is_mixed(models[name]) for name in names):
@@ -173,9 +176,8 @@ def compare_models(spec: dict, models: dict, glances: list[dict], augments: list
             mu_eta = chosen.mu_eta(eta)
             working_residuals = (response.to_numpy(dtype=float) - mu) / mu_eta
             working_weights = rows[".working_weight"].to_numpy()  # R's m$weights: the last IRLS step's
-            design = build_design(larger["formula"], model_data(data, larger, names[i]), f"models.{names[i]}",
-                                  larger.get("offset"))  # fmt: skip
-            steps.append((working_residuals, working_weights, design.X))
+            frame = data[names[i]] if isinstance(data, dict) else model_frame(data, larger, names[i])
+            steps.append((working_residuals, working_weights, frame.design().X))
         rao = rao_scores(steps)
     table = anova_table(list(zip(names, glances, frames, strict=True)), test, rao)
     if "models" in spec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -275,13 +276,16 @@ def factor_level(value, levels) -> str | None:
 
 
 def apply_filter(data: pd.DataFrame, expression: str, where: str) -> pd.DataFrame:
-    """The rows where an allow-listed filter expression (``glmflow.filters``) holds; index kept."""
+    """The rows where an allow-listed filter expression (``glmflow.filters``) holds; index kept.
+    Each application is logged (in a job, to its log file): a model's filter is applied by its
+    fit job alone, and every later job reads the model frame the fit wrote (``glmflow.frame``)."""
     try:
         mask = evaluate_filter(data, expression)
     except FilterError as error:
         raise GlmflowError(f"{where}: filter {expression!r}: {error}") from None
     if not mask.any():
         raise GlmflowError(f"{where}: filter {expression!r} leaves no rows (of {len(data)})")
+    logging.getLogger("glmflow").info("%s: filter %r keeps %d of %d rows", where, expression, mask.sum(), len(data))
     return data.loc[mask]
 
 

@@ -1,9 +1,11 @@
 """The cleaned data set between jobs: one Parquet file that carries every dtype faithfully.
 
 Where data cross a file boundary in the workflow, and what carries their types:
-- ``results/data/{dataset}.parquet`` (clean_data -> every job that fits, predicts, counts or
-  draws): written and read here; the writer reads the file back and refuses to leave one
-  that differs from the frame in any dtype, factor level, level order or value.
+- ``results/data/{dataset}.parquet`` (clean_data -> the fit and count jobs): written and read
+  here; the writer reads the file back and refuses to leave one that differs from the frame
+  in any dtype, factor level, level order or value.
+- ``results/models/{model}/frame.parquet`` (a fit job -> the jobs that predict, compare, check
+  or draw from its fit): the model frame (``glmflow.frame``), written and read here as well.
 - ``results/simulation/demo/data.csv`` (numbers only): read with R's ``read.csv`` typing.
 - ``augment.csv``, ``tidy.csv``, ``vcov.csv``, count and prediction tables: results for
   people and for the checks; their readers use only numeric columns and ``.row``, or show

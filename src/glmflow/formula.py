@@ -127,6 +127,11 @@ def _r_call(expression: str) -> str:
     return re.sub(r"^C\((.*)\)$", r"factor(\1)", expression)
 
 
+def r_name(expression: str) -> str:
+    """A variable of formulaic's model spec under R's name for it (``factor(pclass)``, ``I(fare^2)``)."""
+    return r_deparse(_r_call(expression))
+
+
 def r_label(parts: tuple[str, ...]) -> str:
     """An R column label from its parts: ``tensionM:woolB``, ``(Intercept)``."""
     return ":".join(parts) if parts else "(Intercept)"

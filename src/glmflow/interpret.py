@@ -12,6 +12,7 @@ from glmflow.errors import GlmflowError
 from glmflow.families import family
 from glmflow.formula import Design, build_design, design_for, predictor_variables
 from glmflow.formula_syntax import fixed_part, split_formula
+from glmflow.frame import ModelFrame, model_frame
 from glmflow.models import model_data, predict_from, residual_df
 from glmflow.plan import is_mixed
 
@@ -137,14 +138,24 @@ def predictions(
     at: dict,
     where: str = "interpretation.predictions",
 ) -> pd.DataFrame:
+    """``frame_predictions`` on the model's frame taken from ``data`` (its dataset)."""
+    return frame_predictions(model_frame(data, model_spec, model), tidy, vcov, at, where)
+
+
+def frame_predictions(
+    frame: ModelFrame, tidy: pd.DataFrame, vcov: pd.DataFrame, at: dict, where: str = "interpretation.predictions"
+) -> pd.DataFrame:
     """A fitted model's effect (its coefficients and covariance as written) on a grid, as
-    ``effects::Effect``: the link with its SE, and the 95% interval transformed. A mixed
-    model's effect is that of its fixed part with ``vcov(fit)``. An offset (``offset()`` in the
-    formula or the ``offset`` key alike) is held at its mean over the rows used, as effects'
-    default ``offset = mean``; a column only in the offset is not a predictor of the grid."""
+    ``effects::Effect``, from the model's frame (the rows its fit was given): the link with its
+    SE, and the 95% interval transformed. A mixed model's effect is that of its fixed part with
+    ``vcov(fit)``. An offset (``offset()`` in the formula or the ``offset`` key alike) is held at
+    its mean over the rows used, as effects' default ``offset = mean``; a column only in the
+    offset is not a predictor of the grid."""
+    model_spec = frame.spec
     mixed = is_mixed(model_spec)
     spec = _fixed_effects_model(model_spec, where) if mixed else model_spec
-    rows = model_data(data, spec, model)
+    # the frame is after the model's filter: model_data drops the rows with a missing weight
+    rows = model_data(frame.data, spec, frame.name)
     design = build_design(spec["formula"], rows, where, spec.get("offset"))
     if list(tidy["term"]) != design.terms:
         raise GlmflowError(f"{where}: the model's terms {list(tidy['term'])} do not match its formula's {design.terms}")
@@ -191,22 +202,21 @@ def estimable(X: np.ndarray, aliased: np.ndarray, rows: np.ndarray, tol: float =
 
 
 def fitted_curve(
-    data: pd.DataFrame,
-    model_spec: dict,
-    model: str,
+    frame: ModelFrame,
     tidy: pd.DataFrame,
     vcov: pd.DataFrame,
     x: str,
     by: str | None = None,
     points: int = 200,
 ) -> pd.DataFrame:
-    """Predictions with 95% bands along ``x`` over its observed range, one curve per level of
-    ``by`` (what ``geom_smooth`` draws); other predictors held as ``effects`` holds them."""
-    rows = model_data(data, model_spec, model)[x].dropna()
-    grid = np.linspace(rows.min(), rows.max(), points)
+    """Predictions with 95% bands along ``x`` over its observed range in the model's frame, one
+    curve per level of ``by`` (what ``geom_smooth`` draws); other predictors held as ``effects``
+    holds them."""
+    values = frame.model_rows()[x].dropna()
+    grid = np.linspace(values.min(), values.max(), points)
     at = {by: []} if by else {}
     at[x] = grid.tolist()
-    return predictions(data, model_spec, model, tidy, vcov, at, f"figure of model {model!r}")
+    return frame_predictions(frame, tidy, vcov, at, f"figure of model {frame.name!r}")
 
 
 def count_table(data: pd.DataFrame, by: list[str], where: str) -> pd.DataFrame:

@@ -2,6 +2,7 @@ rule likelihood_check:
     input:
         augment="results/models/{model}/augment.csv",
         glance="results/models/{model}/glance.json",
+        frame_json="results/models/{model}/frame.json",
     output:
         report(
             "results/checks/likelihood_{model}.json",
@@ -19,7 +20,6 @@ rule likelihood_check:
         "../envs/stats.yaml"
     threads: 1
     params:
-        spec=model_spec,
         code=code_of("likelihood_check.py"),
     script:
         "../scripts/likelihood_check.py"
@@ -45,7 +45,7 @@ rule compare_models:
     threads: 1
     params:
         spec=comparison_spec,
-        models=comparison_model_specs,
+        names=comparison_names,
         code=code_of("compare_models.py"),
     script:
         "../scripts/compare_models.py"
@@ -53,7 +53,8 @@ rule compare_models:
 
 rule glmm_likelihood_check:
     input:
-        data=dataset_of_model,
+        frame="results/models/{model}/frame.parquet",
+        frame_json="results/models/{model}/frame.json",
         glance="results/models/{model}/glance.json",
         tidy="results/models/{model}/tidy.csv",
     output:
@@ -72,7 +73,6 @@ rule glmm_likelihood_check:
         "../envs/stats.yaml"
     threads: 1
     params:
-        spec=model_spec,
         code=code_of("glmm_likelihood_check.py"),
     script:
         "../scripts/glmm_likelihood_check.py"

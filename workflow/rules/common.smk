@@ -11,7 +11,7 @@ from glmflow.plan import (
     remember_checked,
 )
 from glmflow.report import report_files, report_settings
-from glmflow.study import DEMO_MODEL, DEMO_NAME, study_cells
+from glmflow.study import DEMO_NAME, study_cells
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 CONFIG_KEY = check_key(config, SCHEMA)
@@ -39,6 +39,7 @@ COMPARISONS = sorted(config.get("comparisons", {}))
 PREDICTIONS = sorted(config["interpretation"].get("predictions", {}))
 COUNTS = sorted(config["interpretation"].get("counts", {}))
 MODEL_FILES = ["tidy.csv", "glance.json", "summary.txt", "augment.csv", "vcov.csv"]
+MODEL_FILES += ["frame.parquet", "frame.json"]
 SIMULATION = config.get("simulation", {})
 STUDY_CELLS = (
     {c.label: c for c in study_cells(SIMULATION["study"])}
@@ -111,24 +112,25 @@ def prediction_model(wildcards):
     return config["interpretation"]["predictions"][wildcards.name]["model"]
 
 
-def prediction_model_spec(wildcards):
-    return config["models"][prediction_model(wildcards)]
-
-
 def prediction_at(wildcards):
     return config["interpretation"]["predictions"][wildcards.name]["at"]
 
 
-def prediction_data(wildcards):
-    return f"results/data/{prediction_model_spec(wildcards)['dataset']}.parquet"
+def frame_files(folder, suffix=""):
+    """A fit's model frame (glmflow.frame), which the jobs after the fit read instead of the data."""
+    return {
+        f"frame{suffix}": f"{folder}/frame.parquet",
+        f"frame_json{suffix}": f"{folder}/frame.json",
+    }
 
 
-def prediction_tidy(wildcards):
-    return model_result(prediction_model(wildcards), "tidy.csv")
-
-
-def prediction_vcov(wildcards):
-    return model_result(prediction_model(wildcards), "vcov.csv")
+def prediction_inputs(wildcards):
+    model = prediction_model(wildcards)
+    return {
+        **frame_files(f"results/models/{model}"),
+        "tidy": model_result(model, "tidy.csv"),
+        "vcov": model_result(model, "vcov.csv"),
+    }
 
 
 def counts_spec(wildcards):
@@ -147,23 +149,19 @@ def comparison_spec(wildcards):
     return config["comparisons"][wildcards.name]
 
 
+def comparison_names(wildcards):
+    return comparison_models(comparison_spec(wildcards))
+
+
 def comparison_inputs(wildcards):
-    """Each compared model's glance and augment, in the comparison's order, and the data (the
-    Rao test refits the smaller model's working residuals on the larger model's matrix).
-    """
-    names = comparison_models(comparison_spec(wildcards))
-    files = {"data": f"results/data/{config['models'][names[0]]['dataset']}.parquet"}
-    for i, name in enumerate(names):
+    """Each compared model's glance, augment and model frame, in the comparison's order (the Rao
+    test refits the smaller model's working residuals on the larger model's matrix)."""
+    files = {}
+    for i, name in enumerate(comparison_names(wildcards)):
         files[f"glance_{i}"] = model_result(name, "glance.json")
         files[f"augment_{i}"] = model_result(name, "augment.csv")
+        files.update(frame_files(f"results/models/{name}", f"_{i}"))
     return files
-
-
-def comparison_model_specs(wildcards):
-    return {
-        name: config["models"][name]
-        for name in comparison_models(comparison_spec(wildcards))
-    }
 
 
 def proportions_settings(wildcards):
@@ -180,21 +178,13 @@ def _fit_figures():
     """Every fitted-curve figure: the configured ones and the simulated data set's."""
     figures = {}
     for name, figure in config.get("figures", {}).get("fits", {}).items():
-        model = figure["model"]
-        spec = config["models"][model]
         figures[name] = {
             "figure": figure,
-            "spec": spec,
-            "model": model,
-            "data": f"results/data/{spec['dataset']}.parquet",
-            "results": f"results/models/{model}",
+            "results": f"results/models/{figure['model']}",
         }
     if "demo" in SIMULATION:
         figures[DEMO_NAME] = {
             "figure": {"x": "x", "y_label": "p(response)", "point_alpha": 0.1},
-            "spec": DEMO_MODEL,
-            "model": DEMO_NAME,
-            "data": "results/simulation/demo/data.csv",
             "results": "results/simulation/demo",
         }
     return figures
@@ -207,20 +197,12 @@ def fit_figure_settings(wildcards):
     return FIT_FIGURES[wildcards.name]["figure"]
 
 
-def fit_figure_model_spec(wildcards):
-    return FIT_FIGURES[wildcards.name]["spec"]
-
-
-def fit_figure_model(wildcards):
-    return FIT_FIGURES[wildcards.name]["model"]
-
-
 def fit_figure_inputs(wildcards):
-    figure = FIT_FIGURES[wildcards.name]
+    folder = FIT_FIGURES[wildcards.name]["results"]
     return {
-        "data": figure["data"],
-        "tidy": f"{figure['results']}/tidy.csv",
-        "vcov": f"{figure['results']}/vcov.csv",
+        **frame_files(folder),
+        "tidy": f"{folder}/tidy.csv",
+        "vcov": f"{folder}/vcov.csv",
     }
 
 

@@ -17,8 +17,6 @@ rule figure_fit:
     threads: 1
     params:
         figure=fit_figure_settings,
-        spec=fit_figure_model_spec,
-        model=fit_figure_model,
         code=code_of("figure_fit.py"),
     script:
         "../scripts/figure_fit.py"

@@ -1,8 +1,6 @@
 rule predict:
     input:
-        data=prediction_data,
-        tidy=prediction_tidy,
-        vcov=prediction_vcov,
+        unpack(prediction_inputs),
     output:
         report(
             "results/interpretation/predictions/{name}.csv",
@@ -19,8 +17,6 @@ rule predict:
         "../envs/stats.yaml"
     threads: 1
     params:
-        model=prediction_model,
-        spec=prediction_model_spec,
         at=prediction_at,
         code=code_of("predict.py"),
     script:

@@ -17,6 +17,8 @@ rule fit_model:
         ),
         augment="results/models/{model}/augment.csv",
         vcov="results/models/{model}/vcov.csv",
+        frame="results/models/{model}/frame.parquet",
+        frame_json="results/models/{model}/frame.json",
     log:
         "logs/models/{model}.log",
     benchmark:
@@ -52,6 +54,8 @@ rule fit_glmm:
         ),
         augment="results/models/{model}/augment.csv",
         vcov="results/models/{model}/vcov.csv",
+        frame="results/models/{model}/frame.parquet",
+        frame_json="results/models/{model}/frame.json",
         ranef="results/models/{model}/ranef.csv",
         varcorr=report(
             "results/models/{model}/varcorr.csv",

@@ -24,6 +24,8 @@ rule fit_simulation_demo:
         summary="results/simulation/demo/summary.txt",
         augment="results/simulation/demo/augment.csv",
         vcov="results/simulation/demo/vcov.csv",
+        frame="results/simulation/demo/frame.parquet",
+        frame_json="results/simulation/demo/frame.json",
         likelihood="results/simulation/demo/likelihood.csv",
         check="results/simulation/demo/likelihood_check.json",
     log:

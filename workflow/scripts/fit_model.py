@@ -1,14 +1,18 @@
-"""Fit one model and write R's tidy, glance, summary and augment outputs and the covariance."""
+"""Fit one model and write R's tidy, glance, summary and augment outputs, the covariance and the
+model frame every later job reads (glmflow.frame)."""
 
 from glmflow.datafile import read_dataset
+from glmflow.frame import fit_frame, model_frame, write_frame
 from glmflow.io import logged
 from glmflow.models import fit_model
 from glmflow.summaries import write_model_outputs
 
 with logged(snakemake) as log:
-    data = read_dataset(snakemake.input.data)
-    fit = fit_model(data, snakemake.params.spec, snakemake.wildcards.model)
+    output = snakemake.output
+    frame = model_frame(read_dataset(snakemake.input.data), snakemake.params.spec, snakemake.wildcards.model)
+    fit = fit_frame(fit_model, frame)
     log.info("%d rows used, %d dropped for missing values", fit.nobs, fit.design.n_dropped)
     for warning in fit.warnings:
         log.warning(warning)
-    write_model_outputs(fit, data, snakemake.output)
+    write_model_outputs(fit, frame.data, output)
+    write_frame(frame, fit, output.frame, output.frame_json)

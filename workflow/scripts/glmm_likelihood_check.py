@@ -1,18 +1,17 @@
-"""A mixed model's log-likelihood at its written estimates, recomputed independently, and the
-exact marginal log-likelihood by quadrature."""
+"""A mixed model's log-likelihood at its written estimates, recomputed independently from its
+model frame, and the exact marginal log-likelihood by quadrature."""
 
-from glmflow.datafile import read_dataset
 from glmflow.errors import GlmflowError
 from glmflow.families import family
+from glmflow.frame import read_frame
 from glmflow.glmm import build_glmm_design
 from glmflow.glmm_likelihood import glmm_likelihood_check
 from glmflow.io import logged, read_csv, read_json, write_json
-from glmflow.models import model_data
 
 with logged(snakemake) as log:
-    model, spec = snakemake.wildcards.model, snakemake.params.spec
-    data = model_data(read_dataset(snakemake.input.data), spec, model)
-    design = build_glmm_design(spec["formula"], data, f"model {model!r}", spec.get("weights"), spec.get("offset"))
+    model, frame = snakemake.wildcards.model, read_frame(snakemake.input.frame, snakemake.input.frame_json)
+    spec, rows = frame.spec, frame.model_rows()
+    design = build_glmm_design(spec["formula"], rows, frame.where, spec.get("weights"), spec.get("offset"))
     glance, tidy = read_json(snakemake.input.glance), read_csv(snakemake.input.tidy)
     check = glmm_likelihood_check(
         model,

@@ -1,15 +1,13 @@
 """The log-likelihood by hand from the fitted values against the model's logLik, AIC and BIC."""
 
 from glmflow.errors import GlmflowError
-from glmflow.formula_syntax import split_formula
 from glmflow.io import logged, read_csv, read_json, write_json
 from glmflow.likelihood import likelihood_check
 
 with logged(snakemake) as log:
-    spec, model = snakemake.params.spec, snakemake.wildcards.model
-    response, _ = split_formula(spec["formula"], f"model {model!r}")
+    model, frame = snakemake.wildcards.model, read_json(snakemake.input.frame_json)
     augment = read_csv(snakemake.input.augment)
-    check = likelihood_check(model, spec["family"], augment, response, read_json(snakemake.input.glance))
+    check = likelihood_check(model, frame["family"], augment, frame["response"], read_json(snakemake.input.glance))
     log.info("largest difference %.3g", check["max_abs_difference"])
     if not check["ok"]:
         raise GlmflowError(

@@ -1,18 +1,16 @@
-"""A fitted model's predictions on a grid, from its written coefficients and covariance."""
+"""A fitted model's predictions on a grid, from its model frame, coefficients and covariance."""
 
-from glmflow.datafile import read_dataset
-from glmflow.interpret import predictions
+from glmflow.frame import read_frame
+from glmflow.interpret import frame_predictions
 from glmflow.io import logged, read_csv, write_csv
 
 with logged(snakemake):
-    files, params = snakemake.input, snakemake.params
-    table = predictions(
-        read_dataset(files.data),
-        params.spec,
-        params.model,
+    files = snakemake.input
+    table = frame_predictions(
+        read_frame(files.frame, files.frame_json),
         read_csv(files.tidy),
         read_csv(files.vcov, index_col="term"),
-        params.at,
+        snakemake.params.at,
         f"interpretation.predictions.{snakemake.wildcards.name}",
     )
     write_csv(snakemake.output[0], table)
