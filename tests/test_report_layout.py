@@ -135,11 +135,11 @@ def test_a_renamed_or_changed_item_leaves_the_chapter():
 def test_text_columns_are_marked_for_left_alignment():
     frame = pd.DataFrame({"term": ["(Intercept)", "sexmale"], "estimate": ["1.5", "-2e-16"], "n": [1, 2],
                           "p-value": ["< 2.2e-16", "NA"], "95% CI": ["[1, 2]", "[-Inf, 0.5]"],
-                          "ticket": ["A/5 21171", "113803"]})  # fmt: skip
+                          "ticket": ["A/5 21171", "113803"], "livch": ["3+", "0"]})  # fmt: skip
     page = table_html(frame, "t")
     header = re.findall(r"<th( class=\"text\")?>([^<]*)</th>", page)
-    assert [name for marked, name in header if marked] == ["term", "ticket"]
-    assert page.count('<td class="text">') == 4
+    assert [name for marked, name in header if marked] == ["term", "ticket", "livch"]
+    assert page.count('<td class="text">') == 6
 
 
 def test_the_outlier_sentence_is_computed_from_the_data(titanic):
@@ -153,14 +153,16 @@ def test_the_outlier_sentence_is_computed_from_the_data(titanic):
 
 
 def test_held_values_are_the_means_and_proportions_of_the_rows_used(survey):
-    spec = USER_CONFIG["models"]["use_full"]
+    """Over the rows the model uses (here those its filter keeps), as effects::Effect holds them."""
+    spec = {**USER_CONFIG["models"]["use_full"], "filter": "age < 0"}
     survey = survey.astype({name: "category" for name in ["district", "use", "livch", "urban"]})
+    used = survey[survey["age"] < 0]
     held = held_values(survey, spec, "use_full", ["age"])
-    shares = survey["urban"].value_counts(normalize=True).sort_index()
+    shares = used["urban"].value_counts(normalize=True).sort_index()
     assert held[0] == f"urban at the proportions of its levels (N {shares['N']:.3g}, Y {shares['Y']:.3g})"
     assert held[1].startswith("livch at the proportions of its levels (0 ")
     held = held_values(survey, spec, "use_full", ["urban", "livch"])
-    assert held == [f"age at its mean, {survey['age'].mean():.4g}"]
+    assert held == [f"age at its mean, {used['age'].mean():.4g}"]
 
 
 @pytest.mark.parametrize("levels", [4, ALL_LABELS, ALL_LABELS + 1, 60])
