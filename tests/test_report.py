@@ -116,6 +116,12 @@ def open_in_browser(path: Path, screenshot: Path | None, script: str | None = No
                 scrollWidth: document.documentElement.scrollWidth,
                 wide: [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > 1281
                        && !e.closest('.scroll') && !e.closest('pre')).map(e => e.tagName),
+                // a heading followed by nothing, or by a heading of its level or above
+                empty: [...document.querySelectorAll('h1, h2, h3, h4')].filter(h => {
+                    let next = h.nextElementSibling;
+                    while (next && next.classList.contains('top')) next = next.nextElementSibling;
+                    return !next || (/^H[1-6]$/.test(next.tagName) && next.tagName <= h.tagName);
+                }).map(h => h.textContent),
             })"""
         )
         facts["provenance"] = page.evaluate(
@@ -133,7 +139,7 @@ def open_in_browser(path: Path, screenshot: Path | None, script: str | None = No
 def test_report_renders_in_a_real_browser(report, config):
     _, errors, facts = open_in_browser(report, SCREENSHOTS / "report.png")
     assert errors == []
-    assert facts["sections"][: len(SECTIONS)] == SECTIONS
+    assert facts["sections"][: len(SECTIONS)] == SECTIONS and facts["empty"] == []
     assert facts["scrollWidth"] <= 1280 and facts["wide"] == []
     tables = dict(facts["tables"])
     for model in config["models"]:

@@ -63,11 +63,6 @@ CHAPTER_WORDS = ["passenger", "fare", "chapter", "Titanic", "Linear vs logistic"
 CHAPTER_HEADINGS = {"Continuous predictor", "Several predictors", "Effects", "The likelihood"}
 LAYOUT_FACTS = """() => {
     const headings = [...document.querySelectorAll('h1, h2, h3, h4')];
-    const empty = headings.filter(h => {
-        let next = h.nextElementSibling;
-        while (next && next.classList.contains('top')) next = next.nextElementSibling;
-        return !next || (/^H[1-6]$/.test(next.tagName) && next.tagName <= h.tagName);
-    }).map(h => h.textContent);
     const within = {};
     for (const id of PLACES) {
         const element = document.getElementById(id);
@@ -79,7 +74,7 @@ LAYOUT_FACTS = """() => {
     const image = document.querySelector('img.provenance');
     const box = image.getBoundingClientRect();
     return {
-        empty, within, headings: headings.map(h => h.textContent.trim()),
+        within, headings: headings.map(h => h.textContent.trim()),
         toc: [...document.querySelectorAll('nav a')].map(a => a.getAttribute('href')),
         tops: document.querySelectorAll('p.top a[href="#top"]').length,
         alignment: [cell('coefficients-use_full', 1, 0), cell('coefficients-use_full', 1, 1),
@@ -189,7 +184,7 @@ def test_a_users_report_is_laid_out_from_the_config(user_run):
     assert errors == []
     assert facts["sections"] == ["data", "models", "provenance"]
     layout = facts["layout"]
-    assert layout["empty"] == [] and CHAPTER_HEADINGS.isdisjoint(layout["headings"])
+    assert facts["empty"] == [] and CHAPTER_HEADINGS.isdisjoint(layout["headings"])
     for item, place in PLACES.items():
         assert layout["within"][item] and place in layout["within"][item], (item, layout["within"][item])
     assert {f"#model-{m}" for m in USER_CONFIG["models"]} <= set(layout["toc"])

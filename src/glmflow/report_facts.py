@@ -171,12 +171,17 @@ def held_values(data: pd.DataFrame, spec: dict, model: str, focal: list[str]) ->
 def lme4_note(spec: dict, glance: dict, conditional: bool) -> list[str]:
     """How a mixed model's numbers relate to those of lme4's default ``glmer`` fit of the same
     model (README: How it is built), sentence by sentence."""
+    if spec["family"] == "gaussian" and spec.get("link", "identity") == "identity":
+        # lme4 fits a linear mixed model with lmer, not glmer: what follows is about glmer
+        return ["A linear mixed model: lme4 fits it with lmer; README (How it is built) says how glmflow's "
+                "fit relates to lmer's default one."]  # fmt: skip
     nagq = int(glance.get("nAGQ", spec.get("nAGQ", 1)))
     if nagq == 1:
         fit = (
-            "glmflow maximises lme4's Laplace approximation to its exact optimum (PIRLS to a step of 1e-10). "
+            "glmflow maximises lme4's Laplace approximation to its exact optimum (the conditional modes solved "
+            "to 1e-10 or tighter at every step). "
             "lme4's default glmer stops short of it (its PIRLS tolerance, 1e-7 relative, and its optimizer's "
-            "stopping rule): its -2 logLik can lie up to about 1e-3 from this one and its estimates differ "
+            "stopping rule): its -2 logLik can differ from this one by up to about 0.01 and its estimates "
             "in the fourth or fifth digit; with tight settings (tolPwrss = 1e-12) lme4 reaches the same optimum."
         )
     else:
