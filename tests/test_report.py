@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, snakemake
+from conftest import ROOT, edit_config, snakemake
 
 from glmflow.report import build_context, render_report, report_files, report_settings
 
@@ -40,7 +41,7 @@ SECTIONS = [
     "likelihood",
     "testing",
     "mixed-model",
-    "other-models",  # config.yaml's crossed and random-slope mixed models
+    "models",  # config.yaml's models beyond the chapter: crossed factors, a random slope, Gamma
     "provenance",
 ]
 SCREENSHOTS = ROOT / ".pytest-artifacts"
@@ -70,7 +71,7 @@ def test_report_is_self_contained(report):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     assert "<script" not in page and "<link" not in page and "@import" not in page
     assert page.count("<svg") >= 9 and "data:image" not in page
-    assert 'src="provenance.html"' in page  # the one part that changes between runs
+    assert 'src="provenance.svg"' in page and 'href="provenance.html"' in page  # the parts that change between runs
 
 
 def test_html_in_the_data_is_escaped(finished_run, tmp_path):
@@ -90,7 +91,9 @@ def test_html_in_the_data_is_escaped(finished_run, tmp_path):
     assert dialogs == []
 
 
-def open_in_browser(path: Path, screenshot: Path | None):
+def open_in_browser(path: Path, screenshot: Path | None, script: str | None = None):
+    """Dialogs, errors and facts of the page in headless Chromium (``script``'s result as
+    facts["layout"]), and a full-page screenshot where asked."""
     from playwright import sync_api as playwright  # pinned in requirements.lock: a missing one is a failure
 
     chromium = shutil.which("chromium")
@@ -113,11 +116,19 @@ def open_in_browser(path: Path, screenshot: Path | None):
                 scrollWidth: document.documentElement.scrollWidth,
                 wide: [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > 1281
                        && !e.closest('.scroll') && !e.closest('pre')).map(e => e.tagName),
+                // a heading followed by nothing, or by a heading of its level or above
+                empty: [...document.querySelectorAll('h1, h2, h3, h4')].filter(h => {
+                    let next = h.nextElementSibling;
+                    while (next && next.classList.contains('top')) next = next.nextElementSibling;
+                    return !next || (/^H[1-6]$/.test(next.tagName) && next.tagName <= h.tagName);
+                }).map(h => h.textContent),
             })"""
         )
-        # file:// pages are separate origins: the frame's document is read through Playwright
-        frames = [frame for frame in page.frames if frame.url.endswith("/provenance.html")]
-        facts["frames"] = [frame.locator("table").count() for frame in frames]
+        facts["provenance"] = page.evaluate(
+            "() => { const i = document.querySelector('img.provenance'); return i && [i.complete, i.naturalHeight]; }"
+        )
+        if script is not None:
+            facts["layout"] = page.evaluate(script)
         if screenshot is not None:
             screenshot.parent.mkdir(exist_ok=True)
             page.screenshot(path=str(screenshot), full_page=True)
@@ -128,12 +139,12 @@ def open_in_browser(path: Path, screenshot: Path | None):
 def test_report_renders_in_a_real_browser(report, config):
     _, errors, facts = open_in_browser(report, SCREENSHOTS / "report.png")
     assert errors == []
-    assert facts["sections"][: len(SECTIONS)] == SECTIONS
+    assert facts["sections"][: len(SECTIONS)] == SECTIONS and facts["empty"] == []
     assert facts["scrollWidth"] <= 1280 and facts["wide"] == []
     tables = dict(facts["tables"])
     for model in config["models"]:
         assert tables[f"coefficients-{model}"] >= 2, model
-    for name in ["head-titanic", "likelihood-rows", "likelihood-by-hand", "likelihood-checks", "lrt-sex_effect",
+    for name in ["head-titanic", "likelihood-rows", "likelihood-by-hand", "lrt-sex_effect",
                  "prediction-sex_fare_effects", "counts-survival_by_sex", "simulation-study",
                  "varcorr-glmm_repeatgr", "varcorr-glmm_verbagg_crossed",
                  "varcorr-glmm_contraception_slope"]:  # fmt: skip
@@ -146,28 +157,46 @@ def test_report_renders_in_a_real_browser(report, config):
     for name in expected:
         width, height = figures[f"figure-{name}"]
         assert width > 200 and height > 150, name
-    assert facts["frames"] and facts["frames"][0] >= 2  # provenance: versions, checksums
+    assert facts["provenance"][0] and facts["provenance"][1] > 300  # the provenance image, loaded
     assert (SCREENSHOTS / "report.png").stat().st_size > 100_000
 
 
-def test_a_new_model_in_the_config_gets_a_section(finished_run, tmp_path):
+def test_a_users_items_beside_the_chapters_go_beside_their_models(finished_run, tmp_path):
+    """Added to the chapter's config: a model gets a section under Models; a user's comparison
+    and grid go beside their models, never into the chapter's Testing hypotheses or Effects."""
     directory = tmp_path / "extended"
     shutil.copytree(finished_run, directory, symlinks=True)
-    config_path = directory / "config.yaml"
-    config = yaml.safe_load(config_path.read_text())
-    config["models"]["glm_class_age"] = {
-        "dataset": "titanic",
-        "formula": "survived ~ factor(pclass) + age",
-        "family": "binomial",
-    }
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def change(config):
+        config["models"]["glm_class_age"] = {"dataset": "titanic", "formula": "survived ~ factor(pclass) + age",
+                                             "family": "binomial"}  # fmt: skip
+        config["models"]["glm_class_fare"] = {"dataset": "titanic", "formula": "survived ~ factor(pclass) + fare",
+                                              "family": "binomial"}  # fmt: skip
+        config["comparisons"]["class_effect"] = {"compact": "glm_fare", "augmented": "glm_class_fare"}
+        config["interpretation"]["predictions"]["low_fares"] = {"model": "glm_sex_fare", "at": {"fare": [5, 10]}}
+
+    edit_config(directory, change)
     snakemake(directory)
-    page = (directory / "results" / "report.html").read_text()
-    assert 'id="other-models"' in page and 'id="model-glm_class_age"' in page
+    report = directory / "results" / "report.html"
+    page = report.read_text()
     assert "factor(pclass)2" in page and "177 dropped for missing values" in page
+    places = {"model-glm_class_age": "models", "comparison-class_effect": "model-glm_class_fare",
+              "predictions-low_fares": "model-glm_sex_fare", "comparison-sex_effect": "testing"}  # fmt: skip
+    script = f"""() => {json.dumps(list(places))}.map(id => [...document.querySelectorAll('section[id]')]
+        .filter(s => s.contains(document.getElementById(id))).map(s => s.id))"""
+    _, errors, facts = open_in_browser(report, None, script)
+    within = dict(zip(places, facts["layout"], strict=True))
+    assert errors == []
+    for item, place in places.items():
+        assert place in within[item], (item, within[item])
+    assert "testing" not in within["comparison-class_effect"] and "interpreting" in within["predictions-low_fares"]
+    # the user's grid is inside glm_sex_fare's section, so never under the chapter's "Effects"
+    assert page.index('id="predictions-low_fares"') < page.index("<h3>Effects</h3>")
 
 
 def test_report_stays_true_after_config_reorderings(finished_run, tmp_path, r_ref):
+    """A renamed or changed chapter item leaves the chapter's story (no sentence mislabelled) and
+    is shown beside its model, its numbers under their own labels."""
     directory = tmp_path / "reordered"
     shutil.copytree(finished_run, directory, symlinks=True)
     config_path = directory / "config.yaml"
@@ -183,9 +212,11 @@ def test_report_stays_true_after_config_reorderings(finished_run, tmp_path, r_re
     page = (directory / "results" / "report.html").read_text()
     table = pd.read_csv(directory / "results" / "interpretation" / "predictions" / "sex_probabilities.csv")
     assert table["sex"].tolist() == ["male", "female"]
-    female = re.search(r'id="p-female">([^<]+)<', page).group(1)
-    male = re.search(r'id="p-male">([^<]+)<', page).group(1)
-    assert (female, male) == ("0.7420382", "0.1889081")  # the chapter's, labels travel with the numbers
-    assert float(female) == pytest.approx(r_ref["glm_sex"]["p_female"], rel=1e-6)
-    assert 'id="p-intercept"' not in page and 'id="p-male-200"' not in page  # left out, not mislabelled
-    assert 'id="model-glm_gender"' in page and "<code>glm_gender</code>" in page
+    assert 'id="p-female"' not in page and 'id="p-intercept"' not in page and 'id="p-male-200"' not in page
+    section = page[page.index('id="model-glm_gender"') :]
+    grid = section[section.index('id="prediction-sex_probabilities"') :]
+    probability = {sex: re.search(rf'<td class="text">{sex}</td>\s*<td>[^<]*</td>\s*<td>([^<]+)</td>', grid).group(1)
+                   for sex in ["female", "male"]}  # fmt: skip
+    assert probability == {"female": "0.7420382", "male": "0.1889081"}  # the chapter's, labels travel with them
+    assert float(probability["female"]) == pytest.approx(r_ref["glm_sex"]["p_female"], rel=1e-6)
+    assert 'id="predictions-male_fare200"' in page[page.index('id="model-glm_sex_fare"') :]

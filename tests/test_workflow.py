@@ -299,7 +299,7 @@ def test_changing_a_dataset_reruns_its_jobs(small_run):
 def test_two_runs_give_identical_results(small_run, tmp_path):
     second = copy_workflow(tmp_path / "second", SMALL_CONFIG)
     snakemake(second)
-    # provenance.html holds the date and host: the one file allowed to differ
+    # provenance.html and provenance.svg hold the date and host: the files allowed to differ
     assert result_hashes(small_run) == result_hashes(second)
 
 

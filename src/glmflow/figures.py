@@ -109,21 +109,71 @@ def study_figure(summary: pd.DataFrame) -> str:
     return to_svg(figure)
 
 
+# A panel labels every level up to this many (one row each, as lattice's dotplot of ranef);
+# above it, its EXTREME_LABELS lowest and highest levels, and the report lists every level in
+# a table beneath the figure.
+ALL_LABELS = 30
+EXTREME_LABELS = 5
+
+
+def caterpillar_labels_all(n_levels: int) -> bool:
+    """Whether a panel of ``n_levels`` levels labels them all (else only its extremes)."""
+    return n_levels <= ALL_LABELS
+
+
+def caterpillar_panels(ranef: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(grouping factor, term, its rows sorted by conditional mode) per panel, in ranef.csv's order."""
+    panels = list(dict.fromkeys(zip(ranef["grp"], ranef["term"], strict=True)))
+    return [
+        (group, term, ranef[(ranef["grp"] == group) & (ranef["term"] == term)]
+         .sort_values("condval", kind="stable").reset_index(drop=True))
+        for group, term in panels
+    ]  # fmt: skip
+
+
 def caterpillar(ranef: pd.DataFrame) -> str:
     """Conditional modes with 95% intervals, sorted: one panel per grouping factor and term
-    (ranef.csv's ``grp`` and ``term``), stacked."""
-    panels = list(dict.fromkeys(zip(ranef["grp"], ranef["term"], strict=True)))
+    (ranef.csv's ``grp`` and ``term``), stacked. A panel with few levels has one labelled row
+    per level; a larger one draws the levels along x and labels its extremes."""
+    panels = caterpillar_panels(ranef)
+    heights = [0.26 * len(rows) + 1.2 if caterpillar_labels_all(len(rows)) else 3.6 for _, _, rows in panels]
     with plt.rc_context(STYLE):
-        figure, axes_list = plt.subplots(len(panels), 1, figsize=(7, 3.2 * len(panels)), squeeze=False)
-    for axes, (group, term) in zip(axes_list[:, 0], panels, strict=True):
-        rows = ranef[(ranef["grp"] == group) & (ranef["term"] == term)]
-        ordered = rows.sort_values("condval", kind="stable").reset_index(drop=True)
-        position = np.arange(len(ordered))
-        axes.errorbar(position, ordered["condval"], yerr=1.96 * ordered["condsd"], fmt="o", ms=2.5,
-                      color=SMOOTH_BLUE, ecolor="grey", elinewidth=0.8)  # fmt: skip
-        axes.axhline(0, color="black", lw=1)
-        axes.set_xlabel(f"{group} (sorted, {len(ordered)} levels)")
-        axes.set_ylabel(term)
-        axes.set_xticks([])
+        figure, axes_list = plt.subplots(len(panels), 1, figsize=(7, sum(heights)), squeeze=False,
+                                         gridspec_kw={"height_ratios": heights})  # fmt: skip
+    for axes, (group, term, rows) in zip(axes_list[:, 0], panels, strict=True):
+        if caterpillar_labels_all(len(rows)):
+            _labelled_panel(axes, group, term, rows)
+        else:
+            _extremes_panel(axes, group, term, rows)
     figure.tight_layout()
     return to_svg(figure)
+
+
+def _labelled_panel(axes, group: str, term: str, rows: pd.DataFrame) -> None:
+    position = np.arange(len(rows))
+    axes.errorbar(rows["condval"], position, xerr=1.96 * rows["condsd"], fmt="o", ms=4, color=SMOOTH_BLUE,
+                  ecolor="grey", elinewidth=0.8)  # fmt: skip
+    axes.axvline(0, color="black", lw=1)
+    axes.set_yticks(position, [str(level) for level in rows["level"]], fontsize=10)
+    axes.set_ylim(-0.7, len(rows) - 0.3)
+    axes.set_ylabel(f"{group} ({len(rows)} levels)")
+    axes.set_xlabel(term)
+
+
+def _extremes_panel(axes, group: str, term: str, rows: pd.DataFrame) -> None:
+    """Levels along x, sorted; the lowest labelled in the empty upper left, the highest in the
+    empty lower right, each joined to its point by a thin line (stacked so that lines do not cross)."""
+    n, k = len(rows), EXTREME_LABELS
+    position = np.arange(n)
+    axes.errorbar(position, rows["condval"], yerr=1.96 * rows["condsd"], fmt="o", ms=2.5, color=SMOOTH_BLUE,
+                  ecolor="grey", elinewidth=0.8)  # fmt: skip
+    axes.axhline(0, color="black", lw=1)
+    line = {"arrowstyle": "-", "color": "#888888", "lw": 0.6}
+    for j in range(k):
+        low, high, shift = j, n - 1 - j, 0.085 * (k - 1 - j)
+        for index, where, align in ((low, (0.1, 0.93 - shift), "left"), (high, (0.9, 0.07 + shift), "right")):
+            axes.annotate(str(rows["level"][index]), (index, rows["condval"][index]), xytext=where,
+                          textcoords="axes fraction", fontsize=9, ha=align, va="center", arrowprops=line)  # fmt: skip
+    axes.set_xlabel(f"{group} (sorted, {n} levels; the {k} lowest and highest labelled)")
+    axes.set_ylabel(term)
+    axes.set_xticks([])

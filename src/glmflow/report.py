@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import math
 import platform
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,22 +24,13 @@ import pandas as pd
 import yaml
 
 from glmflow.data import sha256_of
+from glmflow.datafile import read_dataset
+from glmflow.figures import ALL_LABELS, EXTREME_LABELS, caterpillar_labels_all, caterpillar_panels
 from glmflow.formula_syntax import random_effect_terms
+from glmflow.plan import comparison_models
+from glmflow.report_facts import chapter_items, config_items, filter_facts, held_values, lme4_note
 from glmflow.rformat import format_number, format_pval, format_real, r_round
 from glmflow.study import DEMO_MODEL, DEMO_NAME
-
-# The chapter's models, in the order its narrative uses them; any other model gets a
-# generic section.
-CHAPTER_MODELS = [
-    "lm_fare",
-    "glm_fare",
-    "glm_sex",
-    "glm_sex_fare",
-    "glm_sex_fare_no_outlier",
-    "glm_sex_plus_fare",
-    "glmm_repeatgr",
-    "glmm_repeatgr_agq10",
-]
 
 
 def _environment() -> jinja2.Environment:
@@ -52,10 +44,37 @@ def _environment() -> jinja2.Environment:
     )
 
 
+# A cell that reads as a number: R's printed numbers, p-values (< 2e-16), NA and Inf,
+# intervals ([a, b]) and estimates with their Monte Carlo SE (a (b)).
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?%?|NA|NaN|-?Inf"
+NUMBER_CELL = re.compile(rf"<?\s*(?:{_NUMBER})|\[(?:{_NUMBER}), (?:{_NUMBER})\]|(?:{_NUMBER}) \((?:{_NUMBER})\)")
+
+
+def is_text_column(values: pd.Series) -> bool:
+    """Whether a column holds text (names, terms, levels), aligned left; numbers align right."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return False
+    cells = [str(v).strip() for v in values if pd.notna(v) and str(v).strip() != ""]
+    return not all(NUMBER_CELL.fullmatch(cell) for cell in cells)
+
+
 def table_html(frame: pd.DataFrame, table_id: str) -> str:
-    """An escaped HTML table with a fixed id (no random uuids), numbers already formatted."""
+    """An escaped HTML table with a fixed id (no random uuids), numbers already formatted; the
+    cells of text columns have class ``text`` (left-aligned)."""
     # pandas writes table_id into the id attribute unescaped: escape it here.
-    return frame.to_html(index=False, table_id=html.escape(table_id), classes="data", border=0, escape=True, na_rep="")
+    table = frame.to_html(index=False, table_id=html.escape(table_id), classes="data", border=0, escape=True,
+                          na_rep="")  # fmt: skip
+    text = [is_text_column(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    if not any(text):
+        return table
+
+    def mark(row: re.Match) -> str:
+        cells = iter(text)
+        return re.sub(r"<(t[dh])>", lambda cell: f'<{cell.group(1)} class="text">' if next(cells) else
+                      cell.group(0), row.group(0))  # fmt: skip
+
+    # pandas escapes the cells' text, so a "<td>" inside this table is always a cell
+    return re.sub(r"<tr[^>]*>.*?</tr>", mark, table, flags=re.S)
 
 
 def fmt(value, significant: int = 7) -> str:
@@ -193,6 +212,37 @@ def render_provenance(context: dict) -> str:
     return _environment().get_template("provenance.html.j2").render(**context)
 
 
+# The provenance image's monospace text: DejaVu Sans Mono's advance is 0.602 em.
+SVG_FONT, SVG_ADVANCE, SVG_LINE, SVG_MARGIN = 13, 0.602, 17, 12
+
+
+def render_provenance_svg(context: dict) -> str:
+    """The provenance page as an SVG image of text lines, sized to its content: the report shows
+    it as an image, which renders in print and in whole-page captures (a frame does neither:
+    Chromium leaves a frame below the first screen blank in a full-page capture, and prints it
+    cut at its fixed height)."""
+    lines = [("Provenance", True), (f"Generated {context['generated']} on {context['host']}; git commit "
+                                    f"{context['commit']}.", False), ("", False), ("Software", True)]  # fmt: skip
+    lines += [(f"  {name:<12} {version}", False) for name, version in context["versions"].items()]
+    lines += [("", False), ("Data (sha256)", True)]
+    lines += [(f"  {row['name']}  {row['path']}  {row['sha256']}", False) for row in context["checksums"]]
+    lines += [("", False), ("Configuration as run", True)]
+    lines += [(f"  {line}", False) for line in context["config_yaml"].splitlines()]
+    longest = max(len(text) for text, _ in lines)
+    return (
+        _environment()
+        .get_template("provenance.svg.j2")
+        .render(
+            lines=[{"text": text, "heading": heading} for text, heading in lines],
+            width=math.ceil(longest * SVG_FONT * SVG_ADVANCE + 2 * SVG_MARGIN),
+            height=(len(lines) + 1) * SVG_LINE + 2 * SVG_MARGIN,
+            font_size=SVG_FONT,
+            line_height=SVG_LINE,
+            margin=SVG_MARGIN,
+        )
+    )
+
+
 def svg_inline(text: str) -> str:
     """An SVG file's markup for inlining: without the XML declaration and DOCTYPE."""
     start = text.find("<svg")
@@ -206,6 +256,16 @@ def _read_json(path: str | Path):
 DEMO_FILES = ["data", "tidy", "glance", "summary", "likelihood", "check"]
 
 
+def data_needed(config: dict) -> list[str]:
+    """The datasets whose rows the report reads: those of models with a filter (what it leaves
+    out is described) and of fitted curves and grids (what they hold the other predictors at)."""
+    models = config["models"]
+    items = config_items(config)
+    used = [m for m, spec in models.items() if spec.get("filter")]
+    used += [item["model"] for kind in ("fits", "predictions") for item in items[kind].values()]
+    return sorted({models[m]["dataset"] for m in used if m in models})
+
+
 def report_files(config: dict, figures: list[str]) -> dict[str, str]:
     """Every file the report reads, under the name it reads it by: the report rule declares
     exactly these as its named inputs, and build_context reads nothing else."""
@@ -213,12 +273,15 @@ def report_files(config: dict, figures: list[str]) -> dict[str, str]:
     for name in config["datasets"]:
         files[f"glimpse_{name}"] = f"results/data/{name}_glimpse.txt"
         files[f"head_{name}"] = f"results/data/{name}_head.csv"
+    for name in data_needed(config):
+        files[f"data_{name}"] = f"results/data/{name}.parquet"
     for name in config["models"]:
         for part, file in [("tidy", "tidy.csv"), ("glance", "glance.json"), ("summary", "summary.txt")]:
             files[f"{part}_{name}"] = f"results/models/{name}/{file}"
         files[f"check_{name}"] = f"results/checks/likelihood_{name}.json"
         if random_effect_terms(config["models"][name]["formula"]):
             files[f"varcorr_{name}"] = f"results/models/{name}/varcorr.csv"
+            files[f"ranef_{name}"] = f"results/models/{name}/ranef.csv"
     interpretation = config.get("interpretation", {})
     for name in interpretation.get("predictions", {}):
         files[f"prediction_{name}"] = f"results/interpretation/predictions/{name}.csv"
@@ -247,6 +310,9 @@ def _model_view(files, name: str, spec: dict, prefix: str = "") -> ModelView:
     extra = {"tidy": tidy}
     if key("varcorr") in files:
         extra["varcorr"] = table_html(varcorr_frame(pd.read_csv(files[key("varcorr")])), f"varcorr-{name}")
+        extra["note"] = lme4_note(spec, glance, "std_error_conditional" in tidy)
+    if key("ranef") in files:
+        extra["ranef_tables"] = ranef_tables(pd.read_csv(files[key("ranef")], keep_default_na=False), name)
     return ModelView(
         name=name,
         spec=spec,
@@ -256,6 +322,27 @@ def _model_view(files, name: str, spec: dict, prefix: str = "") -> ModelView:
         mixed="nAGQ" in glance,
         extra=extra,
     )
+
+
+def ranef_tables(ranef: pd.DataFrame, model: str) -> list[dict]:
+    """For each caterpillar panel too large to label every level: every level in the panel's
+    order, with its conditional mode, SD and 95% interval, for the table beneath the figure."""
+    tables = []
+    for index, (group, term, rows) in enumerate(caterpillar_panels(ranef)):
+        if caterpillar_labels_all(len(rows)):
+            continue
+        frame = pd.DataFrame({
+            "rank": [str(i + 1) for i in range(len(rows))],
+            group: rows["level"].astype(str),
+            "conditional mode": digits(rows["condval"], 4),
+            "conditional SD": digits(rows["condsd"], 4),
+            "95% interval": [f"[{a}, {b}]" for a, b in zip(digits(rows["condval"] - 1.96 * rows["condsd"], 4),
+                                                           digits(rows["condval"] + 1.96 * rows["condsd"], 4),
+                                                           strict=True)],
+        })  # fmt: skip
+        tables.append({"group": group, "term": term, "levels": len(rows),
+                       "html": table_html(frame, f"ranef-{model}-{index + 1}")})  # fmt: skip
+    return tables
 
 
 def varcorr_frame(varcorr: pd.DataFrame) -> pd.DataFrame:
@@ -273,8 +360,8 @@ def varcorr_frame(varcorr: pd.DataFrame) -> pd.DataFrame:
 
 # The config sections the report shows or decides by (the template reads `config.figures`).
 REPORT_SECTIONS = ["models", "comparisons", "interpretation", "simulation", "figures"]
-# Of a dataset, the report shows its first rows with `digits`; `path` and `filter` decide chapter_facts.
-REPORT_DATASET_KEYS = ["path", "filter", "digits"]
+# Of a dataset: `digits` prints its first rows; the others decide whether it is the chapter's.
+REPORT_DATASET_KEYS = ["path", "sha256", "clean_names", "factors", "filter", "digits"]
 
 
 def report_settings(config: dict) -> dict:
@@ -287,17 +374,46 @@ def report_settings(config: dict) -> dict:
     return settings
 
 
-def build_context(config: dict, files) -> dict:
-    """Everything the template shows, read from the files named in ``files`` (the report
-    rule's named inputs, ``report_files``) and from ``config``, the report's settings
-    (``report_settings``)."""
-    files = dict(files.items())  # snakemake's Namedlist: `in` tests its values, not its names
-    models = {name: _model_view(files, name, spec) for name, spec in config["models"].items()}
-    figures = {
-        key.removeprefix("figure_"): svg_inline(Path(files[key]).read_text())
-        for key in sorted(files.keys())
-        if key.startswith("figure_")
-    }
+def _datasets(config: dict, files: dict, chapter: dict) -> tuple[dict, dict]:
+    """Each dataset's glimpse, warnings, first rows and the count tables made from it (the
+    chapter's own count table is in its story instead); and the rows read for data_needed."""
+    interpretation = config.get("interpretation", {})
+    datasets, rows = {}, {}
+    for name, spec in config["datasets"].items():
+        lines = Path(files[f"glimpse_{name}"]).read_text().splitlines()
+        head = pd.read_csv(files[f"head_{name}"], keep_default_na=False, na_values=[""])
+        datasets[name] = {
+            "glimpse": "\n".join(line for line in lines if not line.startswith("Warning: ")) + "\n",
+            "warnings": [line.removeprefix("Warning: ") for line in lines if line.startswith("Warning: ")],
+            "head": kable(head, spec.get("digits"), f"head-{name}"),
+            "counts": [c for c, table in interpretation.get("counts", {}).items()
+                       if table["dataset"] == name and c not in chapter["counts"]],
+        }  # fmt: skip
+        if f"data_{name}" in files:
+            rows[name] = read_dataset(files[f"data_{name}"])
+    return datasets, rows
+
+
+def _attach(config: dict, chapter: dict) -> dict[str, dict[str, list]]:
+    """What each model's section shows besides its fit: the config's fitted curves, grids and
+    comparisons that use it and are not the chapter's (a comparison beside the last of its
+    models, the others linking to it), and the comparisons shown elsewhere that it is part of."""
+    items = config_items(config)
+    attached = {m: {"fits": [], "predictions": [], "comparisons": [], "compared_in": []} for m in config["models"]}
+    for kind in ("fits", "predictions"):
+        for name, item in items[kind].items():
+            if name not in chapter[kind]:
+                attached[item["model"]][kind].append(name)
+    for name, comparison in items["comparisons"].items():
+        models = comparison_models(comparison)
+        if name not in chapter["comparisons"]:
+            attached[models[-1]]["comparisons"].append(name)
+        for model in dict.fromkeys(models[:-1]):
+            attached[model]["compared_in"].append(name)
+    return attached
+
+
+def _predictions_and_counts(config: dict, files: dict) -> tuple[dict, dict]:
     interpretation = config.get("interpretation", {})
     predictions = {}
     for name, prediction in interpretation.get("predictions", {}).items():
@@ -312,21 +428,10 @@ def build_context(config: dict, files) -> dict:
     for name, table in interpretation.get("counts", {}).items():
         frame = pd.read_csv(files[f"counts_{name}"])
         counts[name] = kable(frame, table.get("digits"), f"counts-{name}")
-    comparisons = {}
-    for name in config.get("comparisons", {}):
-        test = _read_json(files[f"comparison_{name}"])
-        comparisons[name] = {"test": test, "html": lrt_table(test, f"lrt-{name}")}
-    checks = {name: _read_json(files[f"check_{name}"]) for name in config["models"]}
-    datasets = {}
-    for name, spec in config["datasets"].items():
-        text = Path(files[f"glimpse_{name}"]).read_text()
-        lines = text.splitlines()
-        head = pd.read_csv(files[f"head_{name}"], keep_default_na=False, na_values=[""])
-        datasets[name] = {
-            "glimpse": "\n".join(line for line in lines if not line.startswith("Warning: ")) + "\n",
-            "warnings": [line.removeprefix("Warning: ") for line in lines if line.startswith("Warning: ")],
-            "head": kable(head, spec.get("digits"), f"head-{name}"),
-        }
+    return predictions, counts
+
+
+def _simulation(config: dict, files: dict) -> tuple[dict, dict | None]:
     simulation = {}
     if "demo_data" in files:
         data = pd.read_csv(files["demo_data"])
@@ -350,7 +455,76 @@ def build_context(config: dict, files) -> dict:
                 for v, e in zip(summary[name_], summary[f"{name_}_mcse"], strict=True)
             ]
         study = {"spec": config["simulation"]["study"], "html": table_html(shown, "simulation-study")}
-    extra_models = [name for name in config["models"] if name not in CHAPTER_MODELS]
+    return simulation, study
+
+
+def _data_sentences(config: dict, rows: dict) -> tuple[dict, dict]:
+    """Computed from the data: what each model's filter leaves out, and what each fitted curve
+    and grid holds its other predictors at."""
+    models, items = config["models"], config_items(config)
+    filters = {m: filter_facts(rows[spec["dataset"]], spec, m) for m, spec in models.items() if spec.get("filter")}
+    held = {}
+    for kind in ("fits", "predictions"):
+        for name, item in items[kind].items():
+            spec = models[item["model"]]
+            focal = [item["x"], item.get("by")] if kind == "fits" else list(item["at"])
+            held[f"{kind}:{name}"] = held_values(rows[spec["dataset"]], spec, item["model"], focal)
+    return filters, held
+
+
+def _contents(config: dict, chapter: dict, sections: dict) -> list[dict]:
+    """The table of contents: the sections present, in the page's order, and an entry per model."""
+    entries = [{"id": "data", "title": "The data",
+                "children": [(f"dataset-{d}", d) for d in config["datasets"]]}]  # fmt: skip
+    titles = {"linear-vs-logistic": "Linear vs logistic regression", "interpreting": "Interpreting the parameters",
+              "simulation": "Simulating a logistic regression", "likelihood": "The likelihood",
+              "testing": "Testing hypotheses", "mixed-model": "Logistic mixed model"}  # fmt: skip
+    for section, title in titles.items():
+        if sections[section]:
+            entries.append({"id": section, "title": title, "children": []})
+    models = [(f"model-{m}", m + (" (chapter)" if m in chapter["models"] else "")) for m in config["models"]]
+    entries.append({"id": "models" if sections["models"] else models[0][0], "title": "Models", "children": models})
+    entries.append({"id": "provenance", "title": "Provenance", "children": []})
+    return entries
+
+
+def _sections(config: dict, chapter: dict, files: dict, predictions: dict) -> dict[str, bool]:
+    """Which of the page's sections have something to show (a heading is never left empty)."""
+    models, chosen = chapter["models"], chapter["predictions"]
+    return {
+        "linear-vs-logistic": bool({"lm_fare", "glm_fare"} & models),
+        "interpreting": bool({"glm_sex", "glm_sex_fare", "glm_sex_fare_no_outlier"} & models or chosen
+                             or chapter["counts"] or chapter["proportions"]),
+        "simulation": "demo_data" in files or "study_summary" in files,
+        "likelihood": "demo_data" in files,
+        "testing": bool(chapter["comparisons"]) or "glm_sex_plus_fare" in models,
+        "mixed-model": bool({"glmm_repeatgr", "glmm_repeatgr_agq10"} & models),
+        "models": any(m not in models for m in config["models"]),
+    }  # fmt: skip
+
+
+def build_context(config: dict, files) -> dict:
+    """Everything the template shows, read from the files named in ``files`` (the report
+    rule's named inputs, ``report_files``) and from ``config``, the report's settings
+    (``report_settings``)."""
+    files = dict(files.items())  # snakemake's Namedlist: `in` tests its values, not its names
+    chapter = chapter_items(config)
+    models = {name: _model_view(files, name, spec) for name, spec in config["models"].items()}
+    figures = {
+        key.removeprefix("figure_"): svg_inline(Path(files[key]).read_text())
+        for key in sorted(files.keys())
+        if key.startswith("figure_")
+    }
+    predictions, counts = _predictions_and_counts(config, files)
+    comparisons = {}
+    for name in config.get("comparisons", {}):
+        test = _read_json(files[f"comparison_{name}"])
+        comparisons[name] = {"test": test, "html": lrt_table(test, f"lrt-{name}")}
+    checks = {name: _read_json(files[f"check_{name}"]) for name in config["models"]}
+    datasets, rows = _datasets(config, files, chapter)
+    filters, held = _data_sentences(config, rows)
+    simulation, study = _simulation(config, files)
+    sections = _sections(config, chapter, files, predictions)
     return {
         "models": models,
         "figures": figures,
@@ -361,41 +535,22 @@ def build_context(config: dict, files) -> dict:
         "datasets": datasets,
         "simulation": simulation,
         "study": study,
-        "extra_models": extra_models,
-        "chapter": chapter_facts(config),
+        "chapter": chapter,
+        "chapter_only": all(m in chapter["models"] for m in config["models"]),
+        "attached": _attach(config, chapter),
+        "filters": filters,
+        "held": held,
+        "sections": sections,
+        "contents": _contents(config, chapter, sections),
+        "items": config_items(config),
+        "all_labels": ALL_LABELS,
+        "extreme_labels": EXTREME_LABELS,
         "config": config,
         "lookup": lookup,
         "digits": digits,
         "fmt": fmt,
         "fixed": lambda value, places=2: f"{float(value):.{places}f}",
     }
-
-
-# Sentences that quote the chapter's own printed facts (the outlier fares, lme4's
-# early-stopped fit) hold only for the chapter's model on the chapter's data: each is shown
-# only when the config's model is exactly that one.
-CHAPTER_SPECS = {
-    "glm_sex_fare_no_outlier": {"dataset": "titanic", "formula": "survived ~ 1 + sex * fare", "family": "binomial",
-                                "filter": "fare < 500"},
-    "glmm_repeatgr": {"dataset": "bdf", "formula": "repeatgr ~ 1 + ses * minority + (1 | school_nr)",
-                      "family": "binomial", "nAGQ": 1},
-}  # fmt: skip
-CHAPTER_DATASETS = {
-    "titanic": {"path": "resources/titanic_train.csv", "filter": None},
-    "bdf": {"path": "resources/bdf.csv", "filter": "repeatgr != 2"},
-}
-
-
-def chapter_facts(config: dict) -> dict[str, bool]:
-    """Which of the chapter's fixed sentences are true of this config."""
-    facts = {}
-    for name, expected in CHAPTER_SPECS.items():
-        spec = config["models"].get(name, {})
-        same_model = all(spec.get(k) == v for k, v in expected.items())
-        dataset = config["datasets"].get(expected["dataset"], {})
-        same_data = all(dataset.get(k) == v for k, v in CHAPTER_DATASETS[expected["dataset"]].items())
-        facts[name] = same_model and same_data
-    return facts
 
 
 def provenance_context(config: dict, root: Path, workflow_root: Path | None = None) -> dict:
