@@ -355,7 +355,7 @@ ALLOWED_LINKS = {
 }
 FAMILY_NAMES = list(DEFAULT_LINKS)
 # lme4's glmer families (glmer refuses the quasi families); gaussian with the identity link is
-# lmer's linear mixed model, which glmflow does not fit
+# lmer's linear mixed model (glmflow.glmm.lmm)
 MIXED_MODEL_FAMILIES = ("binomial", "poisson", "Gamma", "inverse.gaussian", "gaussian")
 
 
@@ -365,9 +365,9 @@ def mixed_model_family_problem(name: str, link: str | None, nAGQ: int) -> tuple[
     if name not in MIXED_MODEL_FAMILIES:
         return "family", (f"mixed models are fitted for the families {', '.join(MIXED_MODEL_FAMILIES)} (any of "
                           f"their links), not {name!r}")  # fmt: skip
-    if name == "gaussian" and (link or DEFAULT_LINKS[name]) == "identity":
-        return "link", ("a gaussian mixed model with the identity link is a linear mixed model (lme4's lmer), "
-                        "which glmflow does not fit; use another link or family")  # fmt: skip
+    if name == "gaussian" and (link or DEFAULT_LINKS[name]) == "identity" and nAGQ != 1:
+        return "nAGQ", ("a gaussian mixed model with the identity link is a linear mixed model, fitted as lme4's "
+                        "lmer, which has no nAGQ (its likelihood is exact); remove nAGQ")  # fmt: skip
     if nAGQ > 1 and name not in ("binomial", "poisson"):
         # lme4 runs its quadrature for these families but on another scale: the bdf Gamma(log)
         # model of tests/r/glmm_general.R gives logLik -41.65 at nAGQ = 5, -7731.7 at nAGQ = 1

@@ -14,10 +14,12 @@ from glmflow.families import family as glm_family
 from glmflow.families import mixed_model_family_problem
 from glmflow.glmm.design import GlmmDesign, build_glmm_design
 from glmflow.glmm.deviance import LaplaceDeviance, QuadratureDeviance
+from glmflow.glmm.lmm import fit_lmm
 from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minimise_scalar, stage_zero
 from glmflow.glmm.result import CHECK_CONV_TOL, GlmmFit
 from glmflow.glmm.scalar import ScalarDeviance, conditional_vcov
 from glmflow.models import model_data
+from glmflow.plan import is_linear_mixed
 from glmflow.separation import detect_separation
 
 
@@ -54,6 +56,8 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     problem = check_response(family.name, gd.design.y, gd.prior)
     if problem:
         raise GlmflowError(f"{where}: response {gd.design.response!r}: {problem}")
+    if is_linear_mixed(spec):
+        return _fit_linear(gd, spec, name, where)
     if family.dispersion_in_loglik:
         _check_exact_fit(gd, family.name, where)
     # logit binomial, log Poisson
@@ -71,6 +75,33 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     fit.warnings[:0] = gd.messages  # lme4's design messages (dropped columns) come first, as it prints them
     if family.is_binomial:
         _check_separation(fit, gd)
+    check = fit.convergence_check()
+    if not check["check_passed"]:
+        fit.warnings.append(
+            f"Model failed to converge with max|grad| = {check['relative_gradient']:.6g} (tol = {CHECK_CONV_TOL:g})"
+        )
+    if fit.singular:
+        fit.warnings.append("boundary (singular) fit: see help('isSingular')")
+    return fit
+
+
+def _fit_linear(gd: GlmmDesign, spec: dict, name: str, where: str) -> GlmmFit:
+    """lmer's fit (REML unless ``REML: false``), with lmer's checks and warnings; a REML fit
+    carries its ML refit's logLik, AIC and BIC for anova (lme4 refits REML fits by ML there)."""
+    if np.any(gd.prior < 0):
+        raise GlmflowError(f"{where}: weights {spec.get('weights')!r}: negative weights are not allowed (as lmer)")
+    if np.any(gd.prior == 0):
+        raise GlmflowError(f"{where}: weights {spec.get('weights')!r}: zero weights; drop those rows with a filter")
+    reml = bool(spec.get("REML", True))
+    try:
+        fit = fit_lmm(gd, reml)
+        if reml:
+            ml = fit_lmm(gd, False, satterthwaite_df=False)
+            fit.ml_refit = {"logLik": ml.loglik, "AIC": ml.aic, "BIC": ml.bic, "deviance": ml.criterion}
+    except GlmflowError as error:
+        raise GlmflowError(f"{where}: {error}") from None
+    fit.name, fit.formula, fit.dataset = name, spec["formula"], spec.get("dataset", "data")
+    fit.warnings[:0] = gd.messages
     check = fit.convergence_check()
     if not check["check_passed"]:
         fit.warnings.append(

@@ -1,0 +1,120 @@
+# Reference fits for glmflow's linear mixed models (lme4::lmer, lmerTest's Satterthwaite df) and
+# the data sets they use. R 4.2, lme4 and lmerTest from Debian. Run from the repository root:
+#   Rscript tests/r/lmm.R   (writes tests/r/lmm/<name>.csv and tests/r/lmm_reference.json)
+# Data: column names as janitor::clean_names() leaves them, factors as their labels, NA as NA
+# (as tests/r/differential_data.R writes its data). "exact" fits are lmer with bobyqa run to
+# rhoend 1e-12, lme4's optimum to the last digits; "default_criterion" is lmer's default fit's
+# objective, which glmflow's must not exceed.
+suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
+options(useFancyQuotes = FALSE)
+exact <- function(x) sprintf("%.17g", x)
+dir.create("tests/r/lmm", showWarnings = FALSE)
+write_data <- function(d, name) {
+  names(d) <- gsub("_+", "_", gsub("^_|_$", "", tolower(gsub("[^A-Za-z0-9]+", "_", names(d)))))
+  for (column in names(d)) if (is.factor(d[[column]])) d[[column]] <- as.character(d[[column]])
+  write.csv(d, file.path("tests/r/lmm", paste0(name, ".csv")), row.names = FALSE, na = "NA")
+}
+sleep <- sleepstudy
+sleep$w <- 1 + (seq_len(nrow(sleep)) %% 4) / 2          # prior weights 1, 1.5, 2, 2.5
+sleep$off <- round(sin(seq_len(nrow(sleep))), 4) * 10   # an offset
+sleep$phase <- ifelse(sleep$Days < 5, "early", "late")  # a factor for a random slope
+sleep_na <- sleep
+sleep_na$Reaction[c(5, 37, 111)] <- NA                  # NA rows, in the response and a predictor
+sleep_na$Days[c(60, 150)] <- NA
+write_data(sleep, "sleepstudy")
+write_data(sleep_na, "sleepstudy_na")
+write_data(Penicillin, "penicillin")
+write_data(Pastes, "pastes")
+write_data(Dyestuff2, "dyestuff2")
+data(Machines, package = "nlme")
+write_data(as.data.frame(Machines), "machines")
+
+read <- function(name, factors) {
+  d <- read.csv(file.path("tests/r/lmm", paste0(name, ".csv")))
+  for (column in factors) d[[column]] <- factor(d[[column]])
+  d
+}
+data_sets <- list(
+  sleepstudy = read("sleepstudy", c("subject", "phase")),
+  sleepstudy_na = read("sleepstudy_na", c("subject", "phase")),
+  penicillin = read("penicillin", c("plate", "sample")),
+  pastes = read("pastes", c("batch", "cask", "sample")),
+  dyestuff2 = read("dyestuff2", c("batch")),
+  machines = read("machines", c("worker", "machine"))
+)
+tight <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
+
+# name, data, formula, REML, weights, offset column, subset
+cases <- list(
+  list("sleep_reml", "sleepstudy", "reaction ~ days + (days | subject)", TRUE),
+  list("sleep_ml", "sleepstudy", "reaction ~ days + (days | subject)", FALSE),
+  list("sleep_uncorrelated", "sleepstudy", "reaction ~ days + (days || subject)", TRUE),
+  list("sleep_intercept", "sleepstudy", "reaction ~ days + (1 | subject)", TRUE),
+  list("penicillin", "penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", TRUE),
+  list("pastes", "pastes", "strength ~ 1 + (1 | batch/cask)", TRUE),
+  list("machines", "machines", "score ~ machine + (machine | worker)", TRUE),
+  list("phase_slope", "sleepstudy", "reaction ~ phase + days + (0 + phase | subject)", FALSE),
+  list("singular", "dyestuff2", "yield ~ 1 + (1 | batch)", TRUE),
+  list("na_rows", "sleepstudy_na", "reaction ~ days + (days | subject)", TRUE),
+  list("weights_offset", "sleepstudy", "reaction ~ days + (days | subject)", TRUE, "w", "off"),
+  list("subset", "sleepstudy", "reaction ~ days + (days | subject)", TRUE, NULL, NULL, "days >= 2")
+)
+
+fit_case <- function(case, control) {
+  d <- data_sets[[case[[2]]]]
+  if (length(case) >= 7 && !is.null(case[[7]])) d <- d[with(d, eval(parse(text = case[[7]]))), ]
+  d$.w <- if (length(case) >= 5 && !is.null(case[[5]])) d[[case[[5]]]] else 1
+  d$.off <- if (length(case) >= 6 && !is.null(case[[6]])) d[[case[[6]]]] else 0
+  suppressMessages(lmerTest::lmer(as.formula(case[[3]]), d, REML = case[[4]], weights = .w, offset = .off,
+                                  control = control))
+}
+
+describe <- function(case) {
+  fit <- fit_case(case, tight)
+  default <- fit_case(case, lmerControl())
+  coefs <- summary(fit)$coefficients
+  vc <- as.data.frame(VarCorr(fit))
+  re <- as.data.frame(ranef(fit, condVar = TRUE))
+  ll <- logLik(fit)
+  list(
+    name = case[[1]], data = case[[2]], formula = case[[3]], REML = case[[4]],
+    weights = if (length(case) >= 5) case[[5]] else NULL, offset = if (length(case) >= 6) case[[6]] else NULL,
+    subset = if (length(case) >= 7) case[[7]] else NULL,
+    term = rownames(coefs), beta = exact(coefs[, "Estimate"]), se = exact(coefs[, "Std. Error"]),
+    t = exact(coefs[, "t value"]), df = exact(coefs[, "df"]), p = exact(coefs[, "Pr(>|t|)"]),
+    theta = exact(getME(fit, "theta")), sigma = exact(sigma(fit)),
+    criterion = exact(if (case[[4]]) REMLcrit(fit) else deviance(fit)),
+    default_criterion = exact(if (case[[4]]) REMLcrit(default) else deviance(default)),
+    logLik = exact(as.numeric(ll)), df_logLik = attr(ll, "df"), AIC = exact(AIC(fit)), BIC = exact(BIC(fit)),
+    nobs = nobs(fit), singular = isSingular(fit),
+    varcorr = list(grp = vc$grp, var1 = vc$var1, var2 = vc$var2, vcov = exact(vc$vcov), sdcor = exact(vc$sdcor)),
+    ranef = list(grp = as.character(re$grpvar), term = as.character(re$term), level = as.character(re$grp),
+                 condval = exact(re$condval), condsd = exact(re$condsd)),
+    vcov = exact(as.vector(as.matrix(vcov(fit)))),
+    fitted = exact(unname(fitted(fit))),
+    summary = capture.output(print(summary(fit)))
+  )
+}
+fits <- lapply(cases, describe)
+names(fits) <- vapply(cases, `[[`, "", 1)
+
+# anova.merMod of nested fits: REML fits refitted by ML, with lme4's message
+comparison <- function(small, large) {
+  a <- fit_case(cases[[which(names(fits) == small)]], tight)
+  b <- fit_case(cases[[which(names(fits) == large)]], tight)
+  message <- NULL
+  table <- withCallingHandlers(anova(a, b), message = function(m) {
+    message <<- conditionMessage(m); invokeRestart("muffleMessage")
+  })
+  list(models = c(small, large), message = trimws(message), npar = table$npar, AIC = exact(table$AIC),
+       BIC = exact(table$BIC), logLik = exact(table$logLik), deviance = exact(table$deviance),
+       Chisq = exact(table$Chisq), Df = table$Df, p = exact(table[["Pr(>Chisq)"]]))
+}
+anovas <- list(
+  reml = comparison("sleep_intercept", "sleep_reml"),
+  ml = comparison("sleep_ml", "phase_slope")
+)
+writeLines(toJSON(list(r_version = R.version.string, lme4 = as.character(packageVersion("lme4")),
+                       lmerTest = as.character(packageVersion("lmerTest")), fits = fits, anova = anovas),
+                  auto_unbox = TRUE, pretty = TRUE, null = "null", digits = NA),
+           "tests/r/lmm_reference.json")

@@ -1,0 +1,121 @@
+"""Linear mixed models (gaussian, identity link) as lme4's lmer fits them, REML and ML, with
+lmerTest's Satterthwaite df; checked against tight lmer fits (tests/r/lmm.R)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, assert_close
+
+from glmflow.data import load_dataset
+from glmflow.errors import GlmflowError
+from glmflow.glmm import fit_glmm
+
+REFERENCE = json.loads((ROOT / "tests" / "r" / "lmm_reference.json").read_text())
+FITS = REFERENCE["fits"]
+FACTORS = {
+    "sleepstudy": ["subject", "phase"],
+    "sleepstudy_na": ["subject", "phase"],
+    "penicillin": ["plate", "sample"],
+    "pastes": ["batch", "cask", "sample"],
+    "dyestuff2": ["batch"],
+    "machines": ["worker", "machine"],
+}
+
+
+def numbers(values):
+    return np.array([float(v) for v in np.atleast_1d(values)])
+
+
+def data(name):
+    return load_dataset(ROOT / "tests" / "r" / "lmm" / f"{name}.csv", factors=FACTORS[name])
+
+
+def spec_of(reference) -> dict:
+    spec = {"formula": reference["formula"], "family": "gaussian", "dataset": reference["data"]}
+    if not reference["REML"]:
+        spec["REML"] = False
+    for key, setting in (("weights", "weights"), ("offset", "offset"), ("subset", "filter")):
+        if reference.get(key):
+            spec[setting] = reference[key]
+    return spec
+
+
+@pytest.fixture(scope="module")
+def fits():
+    return {name: fit_glmm(data(ref["data"]), spec_of(ref), name) for name, ref in FITS.items()}
+
+
+@pytest.mark.parametrize("name", list(FITS))
+def test_estimates_and_criterion_match_lmer(fits, name):
+    fit, ref = fits[name], FITS[name]
+    assert fit.terms == list(np.atleast_1d(ref["term"]))
+    assert fit.nobs == ref["nobs"]
+    assert_close(fit.beta, numbers(ref["beta"]), 1e-6, f"{name} estimates")
+    assert_close(np.sqrt(np.diag(fit.vcov)), numbers(ref["se"]), 1e-4, f"{name} SEs")
+    assert np.max(np.abs(fit.theta - numbers(ref["theta"]))) <= 1e-5, fit.theta
+    assert_close([fit.sigma], numbers(ref["sigma"]), 1e-5, f"{name} sigma")
+    assert abs(fit.loglik - float(ref["logLik"])) <= 1e-6
+    # the criterion at lme4's default optimum or below, and at its tightest one within rounding
+    assert fit.criterion <= float(ref["default_criterion"]) + 1e-9
+    assert fit.criterion <= float(ref["criterion"]) + 1e-9
+    glance = fit.glance()
+    assert glance["REML"] is ref["REML"]
+    assert glance["df"] == ref["df_logLik"]
+    assert_close([glance["logLik"], glance["AIC"], glance["BIC"]],
+                 [float(ref[k]) for k in ("logLik", "AIC", "BIC")], 1e-9, f"{name} glance")  # fmt: skip
+    key = "REMLcrit" if ref["REML"] else "deviance"
+    assert key in glance and abs(glance[key] - float(ref["criterion"])) <= 1e-6
+    assert glance["singular"] is ref["singular"]
+    assert glance["check_passed"]
+
+
+@pytest.mark.parametrize("name", list(FITS))
+def test_satterthwaite_df_and_p_values_match_lmertest(fits, name):
+    tidy, ref = fits[name].tidy(), FITS[name]
+    assert list(tidy.columns[:6]) == ["term", "estimate", "std_error", "statistic", "df", "p_value"]
+    assert_close(tidy["df"], numbers(ref["df"]), 1e-3, f"{name} Satterthwaite df")
+    assert_close(tidy["statistic"], numbers(ref["t"]), 1e-4, f"{name} t")
+    assert_close(tidy["p_value"], numbers(ref["p"]), 1e-3, f"{name} p")
+
+
+@pytest.mark.parametrize("name", list(FITS))
+def test_varcorr_and_conditional_modes_match_lmer(fits, name):
+    fit, ref = fits[name], FITS[name]
+    varcorr = fit.varcorr()
+    expected = pd.DataFrame(ref["varcorr"])
+    assert list(varcorr["grp"]) == list(expected["grp"])
+    assert varcorr["grp"].iloc[-1] == "Residual"
+    r_vcov = numbers(expected["vcov"])
+    zero = np.abs(r_vcov) < 1e-10  # the singular fit's variance: 0 on both sides
+    assert np.all(np.abs(varcorr["vcov"].to_numpy()[zero]) < 1e-10)
+    assert_close(varcorr["vcov"].to_numpy()[~zero], r_vcov[~zero], 1e-4, f"{name} VarCorr")
+    ranef = fit.ranef().merge(pd.DataFrame(ref["ranef"]), on=["grp", "level", "term"], suffixes=("", "_r"))
+    assert len(ranef) == len(fit.ranef()) == len(np.atleast_1d(ref["ranef"]["level"]))
+    for _, block in ranef.groupby(["grp", "term"]):
+        theirs = block["condval_r"].astype(float)
+        scale = max(np.max(np.abs(theirs)), 1e-300)
+        assert np.max(np.abs(block["condval"] - theirs)) <= 1e-5 * scale or scale < 1e-8
+        if scale >= 1e-8:
+            assert_close(block["condsd"], block["condsd_r"].astype(float), 1e-4, f"{name} condsd")
+
+
+def test_the_singular_fit_is_flagged(fits):
+    fit = fits["singular"]
+    assert fit.singular and fit.theta[0] == 0.0
+    assert "boundary (singular) fit: see help('isSingular')" in fit.warnings
+
+
+def test_na_rows_are_dropped_as_lmer(fits):
+    fit = fits["na_rows"]
+    assert fit.design.n_dropped == 5
+    assert fit.glance()["n_dropped"] == 5
+
+
+def test_nagq_on_a_linear_mixed_model_is_refused():
+    spec = {"formula": "reaction ~ days + (1 | subject)", "family": "gaussian", "nAGQ": 5}
+    with pytest.raises(GlmflowError, match="linear mixed model.*no nAGQ"):
+        fit_glmm(data("sleepstudy"), spec, "m")
