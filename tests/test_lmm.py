@@ -13,6 +13,7 @@ from conftest import ROOT, assert_close
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm import fit_glmm
+from glmflow.summaries import summary_text
 
 REFERENCE = json.loads((ROOT / "tests" / "r" / "lmm_reference.json").read_text())
 FITS = REFERENCE["fits"]
@@ -119,3 +120,12 @@ def test_nagq_on_a_linear_mixed_model_is_refused():
     spec = {"formula": "reaction ~ days + (1 | subject)", "family": "gaussian", "nAGQ": 5}
     with pytest.raises(GlmflowError, match="linear mixed model.*no nAGQ"):
         fit_glmm(data("sleepstudy"), spec, "m")
+
+
+@pytest.mark.parametrize("name", list(FITS))
+def test_summary_is_laid_out_as_lmertest_prints_it(fits, name):
+    """Line for line as lmerTest's summary() of the tight fit (whose optimizer, bobyqa, its last
+    block names; lmer's default, which glmflow's summary names, is nloptwrap)."""
+    theirs = [line.replace("(bobyqa)", "(nloptwrap)") for line in np.atleast_1d(FITS[name]["summary"])]
+    ours = summary_text(fits[name]).split("\n")[:-1]  # the text ends in a newline
+    assert ours == theirs

@@ -101,6 +101,7 @@ def _fit_linear(gd: GlmmDesign, spec: dict, name: str, where: str) -> GlmmFit:
     except GlmflowError as error:
         raise GlmflowError(f"{where}: {error}") from None
     fit.name, fit.formula, fit.dataset = name, spec["formula"], spec.get("dataset", "data")
+    fit.weights, fit.offset, fit.subset = spec.get("weights"), spec.get("offset"), spec.get("filter")
     fit.warnings[:0] = gd.messages
     check = fit.convergence_check()
     if not check["check_passed"]:

@@ -252,6 +252,9 @@ class LmmFit(GlmmFit):
     df_satterthwaite: np.ndarray | None = None
     vcov_varpar: np.ndarray | None = None
     ml_refit: dict | None = None  # logLik, AIC, BIC, deviance of the ML refit of a REML fit (anova)
+    weights: str | None = None  # the configured weights, offset and filter, as summary() names them
+    offset: str | None = None
+    subset: str | None = None
 
     @property
     def n_params(self) -> int:
