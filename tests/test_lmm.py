@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, assert_close
 
+from glmflow.comparisons import compare_models
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm import fit_glmm
@@ -129,3 +130,21 @@ def test_summary_is_laid_out_as_lmertest_prints_it(fits, name):
     theirs = [line.replace("(bobyqa)", "(nloptwrap)") for line in np.atleast_1d(FITS[name]["summary"])]
     ours = summary_text(fits[name]).split("\n")[:-1]  # the text ends in a newline
     assert ours == theirs
+
+
+@pytest.mark.parametrize("comparison", list(REFERENCE["anova"]))
+def test_anova_of_linear_mixed_models_is_lme4s(fits, comparison):
+    """anova.merMod: REML fits compared by their ML refits, with lme4's message."""
+    ref = REFERENCE["anova"][comparison]
+    names = list(reversed(ref["models"]))  # lme4 orders the models by npar itself
+    specs = {name: spec_of(FITS[name]) for name in names}
+    sleep = data("sleepstudy")
+    table = compare_models({"models": names}, specs, [fits[n].glance() for n in names],
+                           [fits[n].augment(sleep) for n in names], sleep)  # fmt: skip
+    assert table["models"] == ref["models"]
+    assert table["npar"] == ref["npar"] and table["Df"][1:] == ref["Df"][1:]
+    assert table["messages"] == ([ref["message"]] if ref["message"] else [])
+    for column in ("AIC", "BIC", "logLik", "deviance"):
+        assert_close(table[column], numbers(ref[column]), 1e-9, column)
+    assert abs(table["Chisq"][1] - float(ref["Chisq"][1])) <= 1e-6
+    assert_close(table["p_value"][1:], numbers(ref["p"][1:]), 1e-4, "p")

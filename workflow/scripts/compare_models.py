@@ -9,6 +9,8 @@ with logged(snakemake) as log:
     glances = [read_json(files[f"glance_{i}"]) for i in range(len(params.models))]
     augments = [files[f"augment_{i}"] for i in range(len(params.models))]
     table = compare_models(params.spec, params.models, glances, augments, read_dataset(files.data))
+    for message in table.get("messages", []):
+        log.info(message)
     for warning in table.get("warnings", []):
         log.warning(warning)
     write_json(snakemake.output[0], table)
