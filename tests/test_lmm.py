@@ -14,6 +14,8 @@ from glmflow.comparisons import compare_models
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm import fit_glmm
+from glmflow.glmm_likelihood import lmm_likelihood_check
+from glmflow.report import coefficient_frame
 from glmflow.summaries import summary_text
 
 REFERENCE = json.loads((ROOT / "tests" / "r" / "lmm_reference.json").read_text())
@@ -148,3 +150,18 @@ def test_anova_of_linear_mixed_models_is_lme4s(fits, comparison):
         assert_close(table[column], numbers(ref[column]), 1e-9, column)
     assert abs(table["Chisq"][1] - float(ref["Chisq"][1])) <= 1e-6
     assert_close(table["p_value"][1:], numbers(ref["p"][1:]), 1e-4, "p")
+
+
+@pytest.mark.parametrize("name", list(FITS))
+def test_the_likelihood_check_recomputes_logLik_from_the_marginal_distribution(fits, name):
+    """The workflow's independent check: y ~ N(X beta + offset, V) with sparse LU, not the fit's
+    block factor; REML's log-likelihood for REML fits."""
+    fit = fits[name]
+    check = lmm_likelihood_check(name, fit.glmm_design, fit.theta, fit.beta, fit.sigma, fit.reml, fit.loglik)
+    assert check["ok"], check["difference"]
+    assert abs(check["logLik_recomputed"] - float(FITS[name]["logLik"])) <= 1e-6
+
+
+def test_the_report_shows_satterthwaite_df(fits):
+    frame = coefficient_frame(fits["sleep_reml"].tidy())
+    assert list(frame.columns[:5]) == ["term", "estimate", "std. error", "statistic", "df"]

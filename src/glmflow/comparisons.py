@@ -102,7 +102,7 @@ def mixed_anova_table(models: list[tuple[str, dict, pd.DataFrame]]) -> dict:
     (nAGQ > 1) fit, whose log-likelihoods are on another scale."""
     _check_same_rows(models)
     names = [name for name, _, _ in models]
-    glm_fits = [name for name, glance, _ in models if "nAGQ" not in glance]
+    glm_fits = [name for name, glance, _ in models if "theta" not in glance]
     quadrature = [name for name, glance, _ in models if glance.get("nAGQ", 1) > 1]
     if glm_fits and quadrature:
         raise GlmflowError(
