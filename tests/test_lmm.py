@@ -15,6 +15,7 @@ from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm import fit_glmm
 from glmflow.glmm_likelihood import lmm_likelihood_check
+from glmflow.interpret import predictions
 from glmflow.report import coefficient_frame
 from glmflow.summaries import summary_text
 
@@ -165,3 +166,18 @@ def test_the_likelihood_check_recomputes_logLik_from_the_marginal_distribution(f
 def test_the_report_shows_satterthwaite_df(fits):
     frame = coefficient_frame(fits["sleep_reml"].tidy())
     assert list(frame.columns[:5]) == ["term", "estimate", "std. error", "statistic", "df"]
+
+
+@pytest.mark.parametrize("grid", list(REFERENCE["effects"]))
+def test_prediction_grids_are_effects_on_the_lmer_fit(fits, grid):
+    """effects::Effect on an lmer fit: the fixed part with vcov(fit), an offset at its mean,
+    t intervals on the fixed-part refit's residual df."""
+    ref = REFERENCE["effects"][grid]
+    fit, spec = fits[ref["model"]], spec_of(FITS[ref["model"]])
+    sleep = data("sleepstudy")
+    at = {variable: ref["at"].get(variable, []) for variable in ref["grid"]}  # Effect's order of the focal ones
+    table = predictions(sleep, spec, ref["model"], fit.tidy(), fit.vcov_frame(), at)
+    for column, values in ref["grid"].items():
+        assert [str(v).removesuffix(".0") for v in table[column]] == list(values)
+    for ours, theirs in (("link", "fit"), ("se_link", "se"), ("conf_low", "lower"), ("conf_high", "upper")):
+        assert_close(table[ours], numbers(ref[theirs]), 1e-6, f"{grid} {ours}")

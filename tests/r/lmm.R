@@ -5,7 +5,7 @@
 # (as tests/r/differential_data.R writes its data). "exact" fits are lmer with bobyqa run to
 # rhoend 1e-12, lme4's optimum to the last digits; "default_criterion" is lmer's default fit's
 # objective, which glmflow's must not exceed.
-suppressMessages({library(lme4); library(lmerTest); library(jsonlite)})
+suppressMessages({library(lme4); library(lmerTest); library(effects); library(jsonlite)})
 options(useFancyQuotes = FALSE)
 exact <- function(x) sprintf("%.17g", x)
 dir.create("tests/r/lmm", showWarnings = FALSE)
@@ -118,7 +118,18 @@ anovas <- list(
   reml = comparison("sleep_intercept", "sleep_reml"),
   ml = comparison("sleep_ml", "phase_slope")
 )
+# effects::Effect on lmer fits: the fixed part's grid with vcov(fit), t on the refit's residual df
+effect_grid <- function(name, focal, xlevels) {
+  e <- as.data.frame(Effect(focal, fit_case(cases[[which(names(fits) == name)]], tight), xlevels = xlevels))
+  list(model = name, at = xlevels, grid = lapply(e[focal], as.character), fit = exact(e$fit), se = exact(e$se),
+       lower = exact(e$lower), upper = exact(e$upper))
+}
+grids <- list(
+  phase_days = effect_grid("phase_slope", c("phase", "days"), list(days = c(0, 4.5, 9))),
+  days_weighted = effect_grid("weights_offset", "days", list(days = c(0, 3, 9)))
+)
 writeLines(toJSON(list(r_version = R.version.string, lme4 = as.character(packageVersion("lme4")),
-                       lmerTest = as.character(packageVersion("lmerTest")), fits = fits, anova = anovas),
+                       lmerTest = as.character(packageVersion("lmerTest")), fits = fits, anova = anovas,
+                       effects = grids),
                   auto_unbox = TRUE, pretty = TRUE, null = "null", digits = NA),
            "tests/r/lmm_reference.json")
