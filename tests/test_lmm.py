@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, assert_close
 
 from glmflow.comparisons import compare_models
+from glmflow.config import check_config
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm import fit_glmm
@@ -181,3 +182,39 @@ def test_prediction_grids_are_effects_on_the_lmer_fit(fits, grid):
         assert [str(v).removesuffix(".0") for v in table[column]] == list(values)
     for ours, theirs in (("link", "fit"), ("se_link", "se"), ("conf_low", "lower"), ("conf_high", "upper")):
         assert_close(table[ours], numbers(ref[theirs]), 1e-6, f"{grid} {ours}")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"formula": "reaction ~ days + (1 | row_id)"}, "number of levels of each grouping factor must be < number"),
+        ({"filter": "days < 2"}, r"number of observations \(=36\) <= number of random effects \(=36\)"),
+        ({"weights": "w_zero"}, "weights 'w_zero' has zeros"),
+        ({"weights": "w_negative"}, "weights 'w_negative' has negative values"),
+    ],
+)
+def test_what_lmer_refuses_is_refused_naming_the_model(change, message):
+    sleep = data("sleepstudy")
+    sleep["row_id"] = np.arange(len(sleep)).astype(str)
+    sleep["w_zero"] = np.where(np.arange(len(sleep)) == 0, 0.0, 1.0)
+    sleep["w_negative"] = -sleep["w_zero"]
+    spec = {"formula": "reaction ~ days + (days | subject)", "family": "gaussian", **change}
+    with pytest.raises(GlmflowError, match=message) as error:
+        fit_glmm(sleep, spec, "my_lmm")
+    assert "my_lmm" in str(error.value)
+
+
+def test_the_config_check_accepts_reml_on_lmms_only():
+    config = {
+        "datasets": {"sleep": {"path": "tests/r/lmm/sleepstudy.csv", "factors": ["subject"]}},
+        "models": {
+            "reml": {"dataset": "sleep", "formula": "reaction ~ days + (days | subject)", "family": "gaussian"},
+            "ml": {"dataset": "sleep", "formula": "reaction ~ days + (1 | subject)", "family": "gaussian",
+                   "REML": False},
+        },
+        "comparisons": {"slope": {"models": ["ml", "reml"]}},
+    }  # fmt: skip
+    check_config(config, ROOT)
+    config["models"]["glm"] = {"dataset": "sleep", "formula": "reaction ~ days", "family": "gaussian", "REML": True}
+    with pytest.raises(GlmflowError, match="models.glm.REML: REML applies to linear mixed models only"):
+        check_config(config, ROOT)

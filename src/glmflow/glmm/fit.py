@@ -88,10 +88,7 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
 def _fit_linear(gd: GlmmDesign, spec: dict, name: str, where: str) -> GlmmFit:
     """lmer's fit (REML unless ``REML: false``), with lmer's checks and warnings; a REML fit
     carries its ML refit's logLik, AIC and BIC for anova (lme4 refits REML fits by ML there)."""
-    if np.any(gd.prior < 0):
-        raise GlmflowError(f"{where}: weights {spec.get('weights')!r}: negative weights are not allowed (as lmer)")
-    if np.any(gd.prior == 0):
-        raise GlmflowError(f"{where}: weights {spec.get('weights')!r}: zero weights; drop those rows with a filter")
+    _check_linear(gd, spec, where)
     reml = bool(spec.get("REML", True))
     try:
         fit = fit_lmm(gd, reml)
@@ -111,6 +108,31 @@ def _fit_linear(gd: GlmmDesign, spec: dict, name: str, where: str) -> GlmmFit:
     if fit.singular:
         fit.warnings.append("boundary (singular) fit: see help('isSingular')")
     return fit
+
+
+def _check_linear(gd: GlmmDesign, spec: dict, where: str) -> None:
+    """What lmer refuses (its checks' defaults "stop"), and weights it cannot use."""
+    if gd.design.trials is not None:
+        raise GlmflowError(f"{where}: a linear mixed model (gaussian, identity) needs a numeric response, "
+                           f"not {gd.design.response!r}")  # fmt: skip
+    weights = spec.get("weights")
+    if np.any(gd.prior < 0):  # lmer: all(weights >= 0) is not TRUE
+        raise GlmflowError(f"{where}: weights {weights!r} has negative values; lmer needs weights >= 0")
+    if np.any(gd.prior == 0):  # lmer's log|W| is then -Inf: logLik -Inf, "Gradient contains NAs"
+        raise GlmflowError(f"{where}: weights {weights!r} has zeros, where lmer's likelihood is -Inf; "
+                           "leave those rows out with the model's filter")  # fmt: skip
+    n = len(gd.design.y)
+    too_many = [term.factor for term in gd.terms if term.n_levels >= n]
+    if too_many:  # lme4's check.nobs.vs.nlev
+        raise GlmflowError(f"{where}: number of levels of each grouping factor must be < number of observations "
+                           f"(problems: {', '.join(dict.fromkeys(too_many))}), as lmer requires")  # fmt: skip
+    for term in gd.terms:  # lme4's check.nobs.vs.nRE
+        if n <= term.k * term.n_levels:
+            raise GlmflowError(
+                f"{where}: number of observations (={n}) <= number of random effects (={term.k * term.n_levels}) "
+                f"for term ({' + '.join(term.columns)} | {term.factor}); the random-effects parameters and the "
+                "residual variance (or scale parameter) are probably unidentifiable (lmer stops here)"
+            )
 
 
 def _check_exact_fit(gd: GlmmDesign, family: str, where: str) -> None:
