@@ -4,11 +4,12 @@ lmerTest's Satterthwaite df; checked against tight lmer fits (tests/r/lmm.R)."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, assert_close
+from conftest import ROOT, SMALL_CONFIG, assert_close, copy_workflow, edit_config, snakemake
 
 from glmflow.comparisons import compare_models
 from glmflow.config import check_config
@@ -218,3 +219,35 @@ def test_the_config_check_accepts_reml_on_lmms_only():
     config["models"]["glm"] = {"dataset": "sleep", "formula": "reaction ~ days", "family": "gaussian", "REML": True}
     with pytest.raises(GlmflowError, match="models.glm.REML: REML applies to linear mixed models only"):
         check_config(config, ROOT)
+
+
+def test_lmms_run_in_the_workflow(tmp_path):
+    """fit, likelihood check, anova and a grid for lmer fits in one targeted run of the small
+    config: the written tidy, glance and summary are those of the fit in process."""
+    directory = copy_workflow(tmp_path / "lmm", SMALL_CONFIG)
+    shutil.copy(ROOT / "tests" / "r" / "lmm" / "sleepstudy.csv", directory / "resources" / "sleepstudy.csv")
+    models = {name: {**spec_of(FITS[name]), "dataset": "sleep"} for name in ("sleep_intercept", "sleep_reml")}
+
+    def change(config):
+        config["datasets"]["sleep"] = {"path": "resources/sleepstudy.csv", "factors": ["subject", "phase"]}
+        config["models"].update(models)
+        config["comparisons"]["slope"] = {"models": list(models)}
+        config["interpretation"]["predictions"]["days"] = {"model": "sleep_reml", "at": {"days": [0, 9]}}
+
+    edit_config(directory, change)
+    results = directory / "results"
+    targets = ["results/models/sleep_reml/summary.txt", "results/checks/likelihood_sleep_reml.json",
+               "results/comparisons/slope.json", "results/interpretation/predictions/days.csv"]  # fmt: skip
+    snakemake(directory, *targets)
+    fit = fit_glmm(data("sleepstudy"), models["sleep_reml"], "sleep_reml")
+    folder = results / "models" / "sleep_reml"
+    assert (folder / "summary.txt").read_text().startswith("Linear mixed model fit by REML. t-tests use")
+    tidy = pd.read_csv(folder / "tidy.csv")
+    assert_close(tidy["df"], fit.tidy()["df"], 1e-9, "written df")
+    glance = json.loads((folder / "glance.json").read_text())
+    assert glance["REML"] is True and abs(glance["REMLcrit"] - fit.criterion) < 1e-9
+    assert json.loads((results / "checks" / "likelihood_sleep_reml.json").read_text())["ok"]
+    table = json.loads((results / "comparisons" / "slope.json").read_text())
+    assert table["messages"] == ["refitting model(s) with ML (instead of REML)"]
+    assert_close(table["Chisq"][1:], numbers(REFERENCE["anova"]["reml"]["Chisq"][1:]), 1e-6, "Chisq")
+    assert len(pd.read_csv(results / "interpretation" / "predictions" / "days.csv")) == 2
