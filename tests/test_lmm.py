@@ -38,6 +38,8 @@ def numbers(values):
 
 
 def data(name):
+    if name == "bdf":  # the GLMMs' data set, vendored in resources/
+        return load_dataset(ROOT / "resources" / "bdf.csv", factors=["school_nr"])
     return load_dataset(ROOT / "tests" / "r" / "lmm" / f"{name}.csv", factors=FACTORS[name])
 
 

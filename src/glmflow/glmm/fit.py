@@ -101,12 +101,12 @@ def _fit_linear(gd: GlmmDesign, spec: dict, name: str, where: str) -> GlmmFit:
     fit.weights, fit.offset, fit.subset = spec.get("weights"), spec.get("offset"), spec.get("filter")
     fit.warnings[:0] = gd.messages
     check = fit.convergence_check()
-    if not check["check_passed"]:
+    if fit.singular:  # lme4's checkConv stops there: no gradient check at a boundary
+        fit.warnings.append("boundary (singular) fit: see help('isSingular')")
+    elif not check["check_passed"]:
         fit.warnings.append(
             f"Model failed to converge with max|grad| = {check['relative_gradient']:.6g} (tol = {CHECK_CONV_TOL:g})"
         )
-    if fit.singular:
-        fit.warnings.append("boundary (singular) fit: see help('isSingular')")
     return fit
 
 

@@ -36,8 +36,11 @@ from glmflow.glmm.optimize import _value_differences, canonical_theta
 from glmflow.glmm.result import GlmmFit
 from glmflow.models import wald_table
 
-# bobyqa's and Newton's stopping rules: the criterion's gradient in theta below this
-GRADIENT_TOL = 1e-7
+# Newton's stopping rule: the criterion's gradient in theta below this. The L-BFGS-B search
+# before it stops at a gradient of SEARCH_GTOL (its differences' noise makes a tighter one
+# cost a hundred iterations); Newton steps (central-difference gradient with steps of
+# NEWTON_STEP, rough Hessian) then finish.
+GRADIENT_TOL, SEARCH_GTOL, NEWTON_STEP = 1e-7, 1e-4, 1e-5
 # numDeriv's defaults, as lmerTest calls numDeriv::hessian and ::jacobian: a first step of
 # d |x| (d = 0.1 for hessian, 1e-4 for jacobian; 1e-4 where |x| is below zero.tol), four
 # Richardson halvings. A Hessian from steps of 1e-4 |x| is lost to rounding (sleepstudy's theta
@@ -163,12 +166,14 @@ def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> tuple[np.ndarray,
 
     result = optimize.minimize(
         value_and_gradient, gd.theta_start(), jac=True, method="L-BFGS-B", bounds=bounds,
-        options={"ftol": 1e-15, "gtol": GRADIENT_TOL, "maxiter": 2000},
+        options={"ftol": 1e-12, "gtol": SEARCH_GTOL, "maxiter": 2000},
     )  # fmt: skip
     theta, value = np.maximum(result.x, lower), float(result.fun)
     for _ in range(10):
         free = ~((lower == 0) & (theta < 1e-7))
-        _, gradient, hessian = richardson_derivatives(criterion, theta)
+        # the gradient to the criterion's rounding; the Hessian only steers (one level, 0.1 steps)
+        gradient = _central_gradient(criterion, theta, lower, NEWTON_STEP)
+        hessian = richardson_derivatives(criterion, theta, 1)[2]
         if np.max(np.abs(gradient[free]), initial=0.0) < GRADIENT_TOL:
             break
         try:
@@ -209,13 +214,13 @@ def _richardson_steps(x: np.ndarray, relative: float) -> np.ndarray:
     return relative * np.abs(x) + np.where(np.abs(x) < ZERO_TOL, ZERO_STEP, 0.0)
 
 
-def richardson_derivatives(objective, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def richardson_derivatives(objective, x: np.ndarray, count: int = RICHARDSON_LEVELS):
     """Value, gradient and Hessian by central differences at halving steps with Richardson's
     extrapolation (numDeriv's ``hessian``: first step 0.1 relative, four levels)."""
     x = np.asarray(x, dtype=float)
     base = _richardson_steps(x, HESSIAN_STEP)
     f0 = objective(x)
-    levels = [_value_differences(objective, x, base / 2**k, f0)[1:] for k in range(RICHARDSON_LEVELS)]
+    levels = [_value_differences(objective, x, base / 2**k, f0)[1:] for k in range(count)]
     return f0, _extrapolate([g for g, _ in levels]), _extrapolate([h for _, h in levels])
 
 
