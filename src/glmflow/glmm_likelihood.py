@@ -35,11 +35,7 @@ def glmm_likelihood_check(model: str, glmm_design, family: Family, nAGQ: int, th
         "family": family.name,
         "link": family.link.name,
         "nAGQ": nAGQ,
-        "logLik_fitted": loglik,
-        "logLik_recomputed": float(recomputed),
-        "difference": float(recomputed - loglik),
-        "tolerance": tolerance,
-        "ok": bool(abs(recomputed - loglik) <= tolerance),
+        **_agreement(recomputed, loglik, tolerance),
         "logLik_exact_marginal": None if exact is None else float(exact),
         "approximation_error": None if exact is None else float(loglik - exact),
     }
@@ -176,6 +172,12 @@ def lmm_likelihood_check(model: str, glmm_design, theta, beta, sigma: float, rem
         "family": "gaussian",
         "link": "identity",
         "REML": reml,
+        **_agreement(recomputed, loglik, tolerance),
+    }
+
+
+def _agreement(recomputed: float, loglik: float, tolerance: float) -> dict:
+    return {
         "logLik_fitted": loglik,
         "logLik_recomputed": float(recomputed),
         "difference": float(recomputed - loglik),
