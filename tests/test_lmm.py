@@ -65,6 +65,11 @@ def test_estimates_and_criterion_match_lmer(fits, name):
     assert fit.nobs == ref["nobs"]
     assert_close(fit.beta, numbers(ref["beta"]), 1e-6, f"{name} estimates")
     assert_close(np.sqrt(np.diag(fit.vcov)), numbers(ref["se"]), 1e-4, f"{name} SEs")
+    # vcov(fit) entrywise, relative to the product of the SEs (a covariance near 0 has no digits of its own)
+    se = np.sqrt(np.diag(fit.vcov))
+    r_vcov = numbers(ref["vcov"]).reshape(len(se), len(se), order="F")
+    assert np.max(np.abs(fit.vcov - r_vcov) / np.outer(se, se)) <= 1e-4
+    assert_close(fit.fitted, numbers(ref["fitted"]), 1e-6, f"{name} fitted")
     assert np.max(np.abs(fit.theta - numbers(ref["theta"]))) <= 1e-5, fit.theta
     assert_close([fit.sigma], numbers(ref["sigma"]), 1e-5, f"{name} sigma")
     assert abs(fit.loglik - float(ref["logLik"])) <= 1e-6
