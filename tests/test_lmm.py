@@ -33,8 +33,20 @@ FACTORS = {
 }
 
 
+def listed(values) -> list:
+    """A JSON value of R's: a vector of one is a scalar, an empty one may be null."""
+    return [] if values is None else list(np.atleast_1d(values))
+
+
 def numbers(values):
-    return np.array([float(v) for v in np.atleast_1d(values)])
+    return np.array([float(v) for v in listed(values)])
+
+
+def close(actual, expected, rtol, what):
+    """assert_close, where a model without fixed effects has nothing to compare on both sides."""
+    if len(actual) == len(expected) == 0:
+        return
+    assert_close(actual, expected, rtol, what)
 
 
 def data(name):
@@ -45,7 +57,7 @@ def data(name):
 
 def spec_of(reference) -> dict:
     spec = {"formula": reference["formula"], "family": "gaussian", "dataset": reference["data"]}
-    if not reference["REML"]:
+    if not reference["REML_requested"]:
         spec["REML"] = False
     for key, setting in (("weights", "weights"), ("offset", "offset"), ("subset", "filter")):
         if reference.get(key):
@@ -61,14 +73,14 @@ def fits():
 @pytest.mark.parametrize("name", list(FITS))
 def test_estimates_and_criterion_match_lmer(fits, name):
     fit, ref = fits[name], FITS[name]
-    assert fit.terms == list(np.atleast_1d(ref["term"]))
+    assert fit.terms == listed(ref["term"])
     assert fit.nobs == ref["nobs"]
-    assert_close(fit.beta, numbers(ref["beta"]), 1e-6, f"{name} estimates")
-    assert_close(np.sqrt(np.diag(fit.vcov)), numbers(ref["se"]), 1e-4, f"{name} SEs")
+    close(fit.beta, numbers(ref["beta"]), 1e-6, f"{name} estimates")
+    close(np.sqrt(np.diag(fit.vcov)), numbers(ref["se"]), 1e-4, f"{name} SEs")
     # vcov(fit) entrywise, relative to the product of the SEs (a covariance near 0 has no digits of its own)
     se = np.sqrt(np.diag(fit.vcov))
     r_vcov = numbers(ref["vcov"]).reshape(len(se), len(se), order="F")
-    assert np.max(np.abs(fit.vcov - r_vcov) / np.outer(se, se)) <= 1e-4
+    assert np.max(np.abs(fit.vcov - r_vcov) / np.outer(se, se), initial=0.0) <= 1e-4
     assert_close(fit.fitted, numbers(ref["fitted"]), 1e-6, f"{name} fitted")
     assert np.max(np.abs(fit.theta - numbers(ref["theta"]))) <= 1e-5, fit.theta
     assert_close([fit.sigma], numbers(ref["sigma"]), 1e-5, f"{name} sigma")
@@ -91,9 +103,9 @@ def test_estimates_and_criterion_match_lmer(fits, name):
 def test_satterthwaite_df_and_p_values_match_lmertest(fits, name):
     tidy, ref = fits[name].tidy(), FITS[name]
     assert list(tidy.columns[:6]) == ["term", "estimate", "std_error", "statistic", "df", "p_value"]
-    assert_close(tidy["df"], numbers(ref["df"]), 1e-3, f"{name} Satterthwaite df")
-    assert_close(tidy["statistic"], numbers(ref["t"]), 1e-4, f"{name} t")
-    assert_close(tidy["p_value"], numbers(ref["p"]), 1e-3, f"{name} p")
+    close(tidy["df"], numbers(ref["df"]), 1e-3, f"{name} Satterthwaite df")
+    close(tidy["statistic"], numbers(ref["t"]), 1e-4, f"{name} t")
+    close(tidy["p_value"], numbers(ref["p"]), 1e-3, f"{name} p")
 
 
 @pytest.mark.parametrize("name", list(FITS))

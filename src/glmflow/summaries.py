@@ -176,9 +176,11 @@ def lmm_summary_text(fit) -> str:
         text += "\n" + _information_criteria(fit)
     text += _random_part(fit)
     tidy = fit.tidy()
-    text += "\nFixed effects:\n" + coefficient_table(
-        tidy["estimate"], tidy["std_error"], tidy["statistic"], tidy["p_value"], fit.terms, "t", DIGITS, df=tidy["df"]
-    )
+    if len(fit.terms):  # lme4 prints no table without fixed effects
+        text += "\nFixed effects:\n" + coefficient_table(
+            tidy["estimate"], tidy["std_error"], tidy["statistic"], tidy["p_value"], fit.terms, "t", DIGITS,
+            df=tidy["df"],
+        )  # fmt: skip
     if len(fit.terms) > 1:
         text += "\nCorrelation of Fixed Effects:\n" + _correlation_text(fit.correlation(), fit.terms)
     design_messages = fit.glmm_design.messages

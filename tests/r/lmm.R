@@ -67,7 +67,9 @@ cases <- list(
   list("singular_slope", "bdf", "lang_post ~ iq_verb + ses + (ses | school_nr)", TRUE),
   list("na_rows", "sleepstudy_na", "reaction ~ days + (days | subject)", TRUE),
   list("weights_offset", "sleepstudy", "reaction ~ days + (days | subject)", TRUE, "w", "off"),
-  list("subset", "sleepstudy", "reaction ~ days + (days | subject)", TRUE, NULL, NULL, "days >= 2")
+  list("subset", "sleepstudy", "reaction ~ days + (days | subject)", TRUE, NULL, NULL, "days >= 2"),
+  list("interaction_group", "sleepstudy", "reaction ~ days + (1 | subject) + (1 | phase:subject)", TRUE),
+  list("no_fixed_effects", "sleepstudy", "reaction ~ 0 + (1 | subject)", TRUE)  # lmer fits it by ML
 )
 
 # The call written out as a user writes it, so that summary() prints Formula, Data, Weights,
@@ -97,7 +99,7 @@ describe <- function(case) {
   re <- as.data.frame(ranef(fit, condVar = TRUE))
   ll <- logLik(fit)
   list(
-    name = case[[1]], data = case[[2]], formula = case[[3]], REML = case[[4]],
+    name = case[[1]], data = case[[2]], formula = case[[3]], REML_requested = case[[4]], REML = isREML(fit),
     weights = if (length(case) >= 5) case[[5]] else NULL, offset = if (length(case) >= 6) case[[6]] else NULL,
     subset = if (length(case) >= 7) case[[7]] else NULL,
     term = rownames(coefs), beta = exact(coefs[, "Estimate"]), se = exact(coefs[, "Std. Error"]),

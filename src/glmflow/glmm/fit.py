@@ -89,7 +89,8 @@ def _fit_linear(gd: GlmmDesign, spec: dict, name: str, where: str) -> GlmmFit:
     """lmer's fit (REML unless ``REML: false``), with lmer's checks and warnings; a REML fit
     carries its ML refit's logLik, AIC and BIC for anova (lme4 refits REML fits by ML there)."""
     _check_linear(gd, spec, where)
-    reml = bool(spec.get("REML", True))
+    # lmer: REML without fixed effects is ML (REML <- REML && p > 0), and says so in summary()
+    reml = bool(spec.get("REML", True)) and gd.design.X.shape[1] > 0
     try:
         fit = fit_lmm(gd, reml)
         if reml:
