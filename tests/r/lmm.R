@@ -69,7 +69,8 @@ cases <- list(
   list("weights_offset", "sleepstudy", "reaction ~ days + (days | subject)", TRUE, "w", "off"),
   list("subset", "sleepstudy", "reaction ~ days + (days | subject)", TRUE, NULL, NULL, "days >= 2"),
   list("interaction_group", "sleepstudy", "reaction ~ days + (1 | subject) + (1 | phase:subject)", TRUE),
-  list("no_fixed_effects", "sleepstudy", "reaction ~ 0 + (1 | subject)", TRUE)  # lmer fits it by ML
+  list("no_fixed_effects", "sleepstudy", "reaction ~ 0 + (1 | subject)", TRUE),  # lmer fits it by ML
+  list("aliased", "sleepstudy", "reaction ~ days + I(2 * days) + (1 | subject)", TRUE)  # a column dropped
 )
 
 # The call written out as a user writes it, so that summary() prints Formula, Data, Weights,
