@@ -106,6 +106,8 @@ def test_satterthwaite_df_and_p_values_match_lmertest(fits, name):
     close(tidy["df"], numbers(ref["df"]), 1e-3, f"{name} Satterthwaite df")
     close(tidy["statistic"], numbers(ref["t"]), 1e-4, f"{name} t")
     close(tidy["p_value"], numbers(ref["p"]), 1e-3, f"{name} p")
+    # the intervals: lme4's confint(method = "Wald"), normal quantiles
+    close(np.concatenate([tidy["conf_low"], tidy["conf_high"]]), numbers(ref["wald"]), 1e-6, f"{name} intervals")
 
 
 @pytest.mark.parametrize("name", list(FITS))

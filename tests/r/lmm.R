@@ -113,6 +113,7 @@ describe <- function(case) {
     ranef = list(grp = as.character(re$grpvar), term = as.character(re$term), level = as.character(re$grp),
                  condval = exact(re$condval), condsd = exact(re$condsd)),
     vcov = exact(as.vector(as.matrix(vcov(fit)))),
+    wald = if (length(fixef(fit))) exact(as.vector(confint(fit, parm = "beta_", method = "Wald"))) else NULL,
     fitted = exact(unname(fitted(fit))),
     summary = grep("^Control:", capture.output(print(summary(fit))), value = TRUE, invert = TRUE)
   )

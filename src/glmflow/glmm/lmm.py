@@ -284,9 +284,12 @@ class LmmFit(GlmmFit):
         return self.criterion + math.log(self.nobs) * self.n_params
 
     def tidy(self) -> pd.DataFrame:
-        """lmerTest's summary() table: t statistics on Satterthwaite's df (intervals on the same t)."""
-        table = wald_table(self.terms, self.beta, self.vcov, self.df_satterthwaite)
-        table.insert(4, "df", self.df_satterthwaite)
+        """lmerTest's summary() table: t statistics with p-values on Satterthwaite's df; the
+        intervals are lme4's ``confint(fit, method = "Wald")`` (normal quantiles)."""
+        table = wald_table(self.terms, self.beta, self.vcov)
+        if len(self.beta):
+            table["p_value"] = wald_table(self.terms, self.beta, self.vcov, self.df_satterthwaite)["p_value"]
+        table.insert(4, "df", self.df_satterthwaite if self.df_satterthwaite is not None else np.nan)
         return table
 
     def glance(self) -> dict:
