@@ -286,7 +286,10 @@ def test_the_general_engine_equals_the_scalar_one_on_a_random_intercept():
             {"formula": "use ~ age + (1 | district)", "family": "quasipoisson"},
             "families binomial, poisson, Gamma, inverse.gaussian, gaussian (any of their links), not 'quasipoisson'",
         ),
-        ({"formula": "age ~ urban + (1 | district)", "family": "gaussian"}, "is a linear mixed model (lme4's lmer)"),
+        (
+            {"formula": "age ~ urban + (1 | district)", "family": "gaussian", "nAGQ": 2},
+            "is a linear mixed model, fitted as lme4's lmer, which has no nAGQ",
+        ),
         (
             {"formula": "age ~ urban + (1 | district)", "family": "gaussian", "link": "log", "nAGQ": 5},
             "nAGQ = 5 is not available for the gaussian family",
@@ -315,7 +318,9 @@ def test_refused_forms_are_reported_before_any_job_runs():
     config["models"]["quasi_glmm"] = {"dataset": "contraception", "formula": "age ~ urban + (1 | district)",
                                       "family": "quasipoisson"}  # fmt: skip
     config["models"]["lmm"] = {"dataset": "contraception", "formula": "age ~ urban + (1 | district)",
-                               "family": "gaussian"}  # fmt: skip
+                               "family": "gaussian", "nAGQ": 2}  # fmt: skip
+    config["models"]["reml_glmm"] = {"dataset": "contraception", "formula": "use ~ age + (1 | district)",
+                                     "family": "binomial", "REML": True}  # fmt: skip
     config["models"]["gamma_agq"] = {"dataset": "contraception", "formula": "age ~ urban + (1 | district)",
                                      "family": "Gamma", "link": "log", "nAGQ": 2}  # fmt: skip
     config["models"]["probit_agq"] = {"dataset": "contraception", "formula": "use ~ age + (1 | district)",
@@ -326,7 +331,8 @@ def test_refused_forms_are_reported_before_any_job_runs():
     assert "models.slope_agq.nAGQ: nAGQ = 5 needs a single scalar random intercept" in message
     assert "probit_agq" not in message  # lme4 fits nAGQ > 1 with any link of binomial and Poisson
     assert "models.quasi_glmm.family: mixed models are fitted for the families binomial, poisson, Gamma" in message
-    assert "models.lmm.link: a gaussian mixed model with the identity link is a linear mixed model" in message
+    assert "models.lmm.nAGQ: a gaussian mixed model with the identity link is a linear mixed model" in message
+    assert "models.reml_glmm.REML: REML applies to linear mixed models only" in message
     assert "models.gamma_agq.nAGQ: nAGQ = 2 is not available for the Gamma family" in message
 
 

@@ -95,12 +95,13 @@ def mixed_anova_table(models: list[tuple[str, dict, pd.DataFrame]]) -> dict:
     glance and augment: per model ``npar`` (logLik's df), AIC, BIC, logLik and deviance
     (-2 logLik), the models ordered by npar (stably, as R's order()); per step ``Chisq`` =
     2 max(0, diff(logLik)), ``Df`` = diff(npar) and ``p_value`` (R's Pr(>Chisq); NA where
-    Df is 0). The first entries are None (R's NA). glmer fits are ML fits already. As lme4,
+    Df is 0). The first entries are None (R's NA). glmer fits are ML fits already; lmer fits by
+    REML are compared by their ML refits, with lme4's message (``messages``). As lme4,
     models fitted to different rows are refused, and so are glm fits with a quadrature
     (nAGQ > 1) fit, whose log-likelihoods are on another scale."""
     _check_same_rows(models)
     names = [name for name, _, _ in models]
-    glm_fits = [name for name, glance, _ in models if "nAGQ" not in glance]
+    glm_fits = [name for name, glance, _ in models if "theta" not in glance]
     quadrature = [name for name, glance, _ in models if glance.get("nAGQ", 1) > 1]
     if glm_fits and quadrature:
         raise GlmflowError(
@@ -108,6 +109,11 @@ def mixed_anova_table(models: list[tuple[str, dict, pd.DataFrame]]) -> dict:
             "cannot be compared (lme4: 'GLMMs with nAGQ>1 have log-likelihoods incommensurate with glm() objects'); "
             "fit the mixed models with nAGQ: 1"
         )
+    # lme4 compares linear mixed models by their ML fits: REML ones are refitted (glmflow did so
+    # when it fitted them; their glance keeps the refit's logLik, AIC and BIC)
+    refitted = [name for name, glance, _ in models if glance.get("REML")]
+    models = [(name, {**glance, **glance["ml_refit"]} if glance.get("REML") else glance, rows)
+              for name, glance, rows in models]  # fmt: skip
     order = sorted(range(len(models)), key=lambda i: models[i][1]["df"])
     glances = [models[i][1] for i in order]
     npar = [g["df"] for g in glances]
@@ -130,6 +136,7 @@ def mixed_anova_table(models: list[tuple[str, dict, pd.DataFrame]]) -> dict:
         "Df": df,
         "p_value": p_value,
         "warnings": [],
+        "messages": ["refitting model(s) with ML (instead of REML)"] if refitted else [],
     }
 
 

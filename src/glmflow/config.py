@@ -51,7 +51,7 @@ from glmflow.formula_syntax import (
     to_formulaic,
 )
 from glmflow.glmm_memory import memory_problem
-from glmflow.plan import comparison_models, is_mixed
+from glmflow.plan import comparison_models, is_linear_mixed, is_mixed
 from glmflow.study import RESERVED_NAMES
 
 
@@ -231,6 +231,10 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             _check_mixed_model(problems, key, model)
         if not is_mixed(model) and model.get("nAGQ", 1) != 1:
             problems.add(f"{key}.nAGQ", "nAGQ applies to mixed models (a ( | ) term) only")
+        if "REML" in model and not is_linear_mixed(model):
+            problems.add(f"{key}.REML", "REML applies to linear mixed models only (family gaussian with the "
+                         "identity link and a ( | ) term, lme4's lmer); glm and glmer fit by maximum likelihood: "
+                         "remove REML")  # fmt: skip
 
     for name, comparison in config.get("comparisons", {}).items():
         _check_comparison(problems, f"comparisons.{name}", comparison_models(comparison), models, variables,

@@ -685,9 +685,9 @@ def mixed_model_family_problem(name: str, link: str | None, nAGQ: int) -> tuple[
     if cls is None or not cls.glmer:
         return "family", (f"mixed models are fitted for the families {', '.join(MIXED_MODEL_FAMILIES)} (any of "
                           f"their links), not {name!r}")  # fmt: skip
-    if (link or cls.links[0]) in cls.links and cls(LINKS[link or cls.links[0]]).is_linear:
-        return "link", ("a gaussian mixed model with the identity link is a linear mixed model (lme4's lmer), "
-                        "which glmflow does not fit; use another link or family")  # fmt: skip
+    if (link or cls.links[0]) in cls.links and cls(LINKS[link or cls.links[0]]).is_linear and nAGQ != 1:
+        return "nAGQ", ("a gaussian mixed model with the identity link is a linear mixed model, fitted as lme4's "
+                        "lmer, which has no nAGQ (its likelihood is exact); remove nAGQ")  # fmt: skip
     if nAGQ > 1 and not cls.quadrature:
         return "nAGQ", (f"nAGQ = {nAGQ} is not available for the {name} family (lme4's quadrature for families "
                         "with a dispersion does not give the log-likelihood); use nAGQ: 1 (Laplace)")  # fmt: skip

@@ -163,6 +163,11 @@ def is_mixed(model: dict) -> bool:
     return bool(random_effect_terms(model["formula"]))
 
 
+def is_linear_mixed(model: dict) -> bool:
+    """A mixed model with the gaussian family and the identity link: lme4's lmer, not glmer."""
+    return is_mixed(model) and model["family"] == "gaussian" and (model.get("link") or "identity") == "identity"
+
+
 def comparison_models(comparison: dict) -> list[str]:
     """The models of a comparison, smallest first: ``models``, or ``[compact, augmented]``."""
     return list(comparison["models"]) if "models" in comparison else [comparison["compact"], comparison["augmented"]]

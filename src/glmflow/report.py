@@ -107,6 +107,8 @@ def coefficient_frame(tidy: pd.DataFrame) -> pd.DataFrame:
             ],
         }
     )
+    if "df" in tidy:  # a linear mixed model's Satterthwaite df (lmerTest)
+        frame.insert(4, "df", digits(tidy["df"], 5))
     if "std_error_conditional" in tidy:
         frame.insert(3, "conditional SE", digits(tidy["std_error_conditional"], 5))
     return frame
@@ -319,7 +321,7 @@ def _model_view(files, name: str, spec: dict, prefix: str = "") -> ModelView:
         glance=glance,
         coefficients=table_html(coefficient_frame(tidy), f"coefficients-{name}"),
         summary=Path(files[key("summary")]).read_text(),
-        mixed="nAGQ" in glance,
+        mixed="theta" in glance,
         extra=extra,
     )
 

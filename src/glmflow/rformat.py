@@ -253,10 +253,13 @@ def coefficient_table(
     stat_name: str,
     digits: int = 4,
     p_name: str | None = None,
+    df=None,
 ) -> str:
     """R's ``printCoefmat()`` as called by ``summary.glm``/``summary.lm`` (with the legend);
-    ``p_name`` where the p-value's column differs (glmer with a dispersion: "t value", "Pr(>|z|)")."""
-    coef_se = np.column_stack([estimate, std_error]).astype(float)
+    ``p_name`` where the p-value's column differs (glmer with a dispersion: "t value", "Pr(>|z|)");
+    ``df`` a column of degrees of freedom before the statistic (lmerTest's), formatted with the
+    estimates and SEs (printCoefmat's default cs.ind is every column before the statistic)."""
+    coef_se = np.column_stack([estimate, std_error] + ([] if df is None else [df])).astype(float)
     acs = np.abs(coef_se[np.isfinite(coef_se) & (coef_se != 0)])
     digmin = 1 + (np.floor(np.log10([acs.min(), acs.max()])) if acs.size else np.zeros(2))
     rounded = r_round(coef_se, max(1, int(np.max(digits - digmin))))
@@ -269,8 +272,9 @@ def coefficient_table(
     tst = format_real(r_round(statistic, dig_tst), digits)
     pvals = format_pval(p_value, dig_tst)
     # an aliased coefficient (NA in R) prints NA in every column, as printCoefmat
-    cells = [[c.replace("NaN", " NA") for c in (cs[i, 0], cs[i, 1], tst[i], pvals[i])] for i in range(len(terms))]
-    colnames = ["Estimate", "Std. Error", f"{stat_name} value", f"Pr(>|{p_name or stat_name}|)"]
+    cells = [[c.replace("NaN", " NA") for c in (*cs[i], tst[i], pvals[i])] for i in range(len(terms))]
+    colnames = ["Estimate", "Std. Error", *([] if df is None else ["df"]), f"{stat_name} value",
+                f"Pr(>|{p_name or stat_name}|)"]  # fmt: skip
     show_stars = bool(np.any(np.asarray(p_value) < 0.1))
     if show_stars:
         stars = _pad([signif_stars(p) if np.isfinite(p) else "" for p in p_value], right=False)

@@ -134,20 +134,16 @@ def _lm_summary(fit: ModelFit) -> str:
 
 
 def glmm_summary_text(fit) -> str:
-    """``summary()`` of a glmer fit as lme4 1.1-31 prints it (``print.summary.merMod``)."""
+    """``summary()`` of a glmer fit as lme4 1.1-31 prints it (``print.summary.merMod``); of an
+    lmer fit as lmerTest prints it."""
+    if hasattr(fit, "df_satterthwaite"):
+        return lmm_summary_text(fit)
     method = "Laplace Approximation" if fit.nAGQ == 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {fit.nAGQ}"
     title = strwrap(f"Generalized linear mixed model fit by maximum likelihood ({method})", 78, exdent=2)
     text = "\n".join(title) + " [glmerMod]\n"
     text += f" Family: {fit.family}  ( {fit.link} )\n"
     text += f"Formula: {deparse_formula(fit.formula)}\n   Data: {fit.dataset}\n\n"
-    rounded = [round(v, 1) for v in (fit.aic, fit.bic, fit.loglik, fit.deviance)]
-    aic_table = format_real(rounded) + [str(fit.nobs - fit.n_params)]
-    text += print_named_vector(aic_table, ["AIC", "BIC", "logLik", "deviance", "df.resid"]) + "\n"
-    quantiles = zapsmall(np.quantile(fit.scaled_residuals(), [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
-    text += "Scaled residuals: \n" + print_named_vector(quantiles, QUANTILE_NAMES, DIGITS) + "\n"
-    text += "Random effects:\n" + _random_effects_table(fit)
-    groups = "; ".join(f"{name}, {count}" for name, count in fit.glmm_design.n_groups.items())
-    text += f"Number of obs: {fit.nobs}, groups:  {groups}\n"
+    text += _information_criteria(fit) + _random_part(fit)
     tidy = fit.tidy()
     # with a dispersion lme4 heads the statistic "t value" but its p-values stay normal ones
     text += "\nFixed effects:\n" + coefficient_table(
@@ -163,6 +159,67 @@ def glmm_summary_text(fit) -> str:
         if warning not in design_messages:
             text += f"{warning}\n"
     return text
+
+
+def lmm_summary_text(fit) -> str:
+    """``summary()`` of an lmer fit as lmerTest 3.1 prints it (lme4's ``print.summary.merMod``
+    with Satterthwaite's df in the fixed-effects table)."""
+    method = "REML" if fit.reml else "maximum likelihood "  # lme4's methTitle has that space
+    text = _method_title(f"Linear mixed model fit by {method}. t-tests use Satterthwaite's method", "lmerModLmerTest")
+    text += f"Formula: {deparse_formula(fit.formula)}\n   Data: {fit.dataset}\n"
+    for label, value in (("Weights:", fit.weights), (" Offset:", fit.offset), (" Subset:", fit.subset)):
+        if value:
+            text += f"{label} {deparse_formula(value)}\n"
+    if fit.reml:
+        text += f"\nREML criterion at convergence: {format_number(r_round(fit.criterion, 1), 7).strip()}\n\n"
+    else:
+        text += "\n" + _information_criteria(fit)
+    text += _random_part(fit)
+    tidy = fit.tidy()
+    if len(fit.terms):  # lme4 prints no table without fixed effects
+        text += "\nFixed effects:\n" + coefficient_table(
+            tidy["estimate"], tidy["std_error"], tidy["statistic"], tidy["p_value"], fit.terms, "t", DIGITS,
+            df=tidy["df"],
+        )  # fmt: skip
+    if len(fit.terms) > 1:
+        text += "\nCorrelation of Fixed Effects:\n" + _correlation_text(fit.correlation(), fit.terms)
+    design_messages = fit.glmm_design.messages
+    if design_messages:
+        text += "fit warnings:\n" + "".join(f"{message}\n" for message in design_messages)
+    messages = [warning for warning in fit.warnings if warning not in design_messages]
+    if messages:  # lme4's .prt.warn, which names lmer's default optimizer
+        text += "optimizer (nloptwrap) convergence code: 0 (OK)\n" + "".join(f"{m}\n" for m in messages) + "\n"
+    return text
+
+
+def _method_title(title: str, class_name: str, width: int = 80) -> str:
+    """lme4's ``.prt.methTit``: the title wrapped (strwrap, width - 2, exdent 2) when it and the
+    class are too long for one line, then ``cat(..., " [", class, "]", sep = "", fill = TRUE)``,
+    which breaks the line before an item that would pass the width."""
+    if len(title) + 5 + len(class_name) <= width:
+        return f"{title} ['{class_name}']\n"
+    text, column = "", 0
+    for item in [*strwrap(title, width - 2, exdent=2), " [", class_name, "]"]:
+        if column and column + len(item) > width:
+            text, column = text + "\n", 0
+        text, column = text + item, column + len(item)
+    return text + "\n"
+
+
+def _information_criteria(fit) -> str:
+    """lme4's ``.prt.aictab``: AIC, BIC, logLik, deviance (rounded to 1 decimal) and df.resid."""
+    rounded = [round(v, 1) for v in (fit.aic, fit.bic, fit.loglik, -2 * fit.loglik)]
+    aic_table = format_real(rounded) + [str(fit.nobs - fit.n_params)]
+    return print_named_vector(aic_table, ["AIC", "BIC", "logLik", "deviance", "df.resid"]) + "\n"
+
+
+def _random_part(fit) -> str:
+    """Scaled residuals' quantiles, the random effects' table and the numbers of groups."""
+    quantiles = zapsmall(np.quantile(fit.scaled_residuals(), [0, 0.25, 0.5, 0.75, 1]), DIGITS + 1)
+    text = "Scaled residuals: \n" + print_named_vector(quantiles, QUANTILE_NAMES, DIGITS) + "\n"
+    text += "Random effects:\n" + _random_effects_table(fit)
+    groups = "; ".join(f"{name}, {count}" for name, count in fit.glmm_design.n_groups.items())
+    return text + f"Number of obs: {fit.nobs}, groups:  {groups}\n"
 
 
 def _random_effects_table(fit) -> str:

@@ -12,6 +12,8 @@ with logged(snakemake) as log:
     augments = [files[f"augment_{i}"] for i in range(len(names))]
     models = {name: frame.spec for name, frame in frames.items()}
     table = compare_models(snakemake.params.spec, models, glances, augments, frames)
+    for message in table.get("messages", []):
+        log.info(message)
     for warning in table.get("warnings", []):
         log.warning(warning)
     write_json(snakemake.output[0], table)

@@ -15,10 +15,12 @@ from glmflow.families import family as glm_family
 from glmflow.families import mixed_model_family_problem
 from glmflow.glmm.design import GlmmDesign, build_glmm_design
 from glmflow.glmm.deviance import LaplaceDeviance, QuadratureDeviance
+from glmflow.glmm.lmm import fit_lmm
 from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minimise_scalar, stage_zero
 from glmflow.glmm.result import CHECK_CONV_TOL, GlmmFit
 from glmflow.glmm.scalar import ScalarDeviance, conditional_vcov
 from glmflow.models import model_data
+from glmflow.plan import is_linear_mixed
 from glmflow.separation import detect_separation
 
 
@@ -39,6 +41,8 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     problem = family.mixed_response_problem(gd.design.y, gd.prior)
     if problem:
         raise GlmflowError(f"{where}: response {gd.design.response!r}: {problem}")
+    if is_linear_mixed(spec):
+        return _fit_linear(gd, spec, name, where)
     if family.dispersion_in_loglik:
         _check_exact_fit(gd, family.name, where)
     # logit binomial, log Poisson
@@ -64,6 +68,57 @@ def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     if fit.singular:
         fit.warnings.append("boundary (singular) fit: see help('isSingular')")
     return fit
+
+
+def _fit_linear(gd: GlmmDesign, spec: dict, name: str, where: str) -> GlmmFit:
+    """lmer's fit (REML unless ``REML: false``), with lmer's checks and warnings; a REML fit
+    carries its ML refit's logLik, AIC and BIC for anova (lme4 refits REML fits by ML there)."""
+    _check_linear(gd, spec, where)
+    # lmer: REML without fixed effects is ML (REML <- REML && p > 0), and says so in summary()
+    reml = bool(spec.get("REML", True)) and gd.design.X.shape[1] > 0
+    try:
+        fit = fit_lmm(gd, reml)
+        if reml:
+            ml = fit_lmm(gd, False, satterthwaite_df=False)
+            fit.ml_refit = {"logLik": ml.loglik, "AIC": ml.aic, "BIC": ml.bic, "deviance": ml.criterion}
+    except GlmflowError as error:
+        raise GlmflowError(f"{where}: {error}") from None
+    fit.name, fit.formula, fit.dataset = name, spec["formula"], spec.get("dataset", "data")
+    fit.weights, fit.offset, fit.subset = spec.get("weights"), spec.get("offset"), spec.get("filter")
+    fit.warnings[:0] = gd.messages
+    check = fit.convergence_check()
+    if fit.singular:  # lme4's checkConv stops there: no gradient check at a boundary
+        fit.warnings.append("boundary (singular) fit: see help('isSingular')")
+    elif not check["check_passed"]:
+        fit.warnings.append(
+            f"Model failed to converge with max|grad| = {check['relative_gradient']:.6g} (tol = {CHECK_CONV_TOL:g})"
+        )
+    return fit
+
+
+def _check_linear(gd: GlmmDesign, spec: dict, where: str) -> None:
+    """What lmer refuses (its checks' defaults "stop"), and weights it cannot use."""
+    if gd.design.trials is not None:
+        raise GlmflowError(f"{where}: a linear mixed model (gaussian, identity) needs a numeric response, "
+                           f"not {gd.design.response!r}")  # fmt: skip
+    weights = spec.get("weights")
+    if np.any(gd.prior < 0):  # lmer: all(weights >= 0) is not TRUE
+        raise GlmflowError(f"{where}: weights {weights!r} has negative values; lmer needs weights >= 0")
+    if np.any(gd.prior == 0):  # lmer's log|W| is then -Inf: logLik -Inf, "Gradient contains NAs"
+        raise GlmflowError(f"{where}: weights {weights!r} has zeros, where lmer's likelihood is -Inf; "
+                           "leave those rows out with the model's filter")  # fmt: skip
+    n = len(gd.design.y)
+    too_many = [term.factor for term in gd.terms if term.n_levels >= n]
+    if too_many:  # lme4's check.nobs.vs.nlev
+        raise GlmflowError(f"{where}: number of levels of each grouping factor must be < number of observations "
+                           f"(problems: {', '.join(dict.fromkeys(too_many))}), as lmer requires")  # fmt: skip
+    for term in gd.terms:  # lme4's check.nobs.vs.nRE
+        if n <= term.k * term.n_levels:
+            raise GlmflowError(
+                f"{where}: number of observations (={n}) <= number of random effects (={term.k * term.n_levels}) "
+                f"for term ({' + '.join(term.columns)} | {term.factor}); the random-effects parameters and the "
+                "residual variance (or scale parameter) are probably unidentifiable (lmer stops here)"
+            )
 
 
 def _check_exact_fit(gd: GlmmDesign, family: str, where: str) -> None:
