@@ -26,7 +26,16 @@ from glmflow.separation import detect_separation
 
 def fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     """Fit a configured mixed model: ``formula`` in lme4's syntax, ``family`` and ``link``,
-    optional ``weights``, ``offset``, ``filter`` and ``nAGQ``."""
+    optional ``weights``, ``offset``, ``filter``, ``nAGQ`` and ``REML``."""
+    # One BLAS thread: the dense factor's LAPACK calls are small and frequent, and OpenBLAS's
+    # threads spin against each other on a busy machine (a 377 x 377 Cholesky per PIRLS step:
+    # 28 ms an evaluation with one thread, 437 ms with two, at load 9 on 2 cores); one thread
+    # also makes the numbers independent of the machine's core count.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_glmm(data, spec, name)
+
+
+def _fit_glmm(data: pd.DataFrame, spec: dict, name: str) -> GlmmFit:
     where = f"model {name!r} (dataset {spec.get('dataset')!r})"
     nAGQ = int(spec.get("nAGQ", 1))
     problem = mixed_model_family_problem(spec["family"], spec.get("link"), nAGQ)
@@ -179,15 +188,6 @@ def _fit_scalar(gd: GlmmDesign, family, nAGQ: int) -> GlmmFit:
 def fit_general(gd: GlmmDesign, family, nAGQ: int = 1) -> GlmmFit:
     """The general engine: Laplace for any structure, or, with nAGQ > 1 (one scalar random
     intercept, binomial or Poisson with a non-canonical link), lme4's adaptive quadrature."""
-    # One BLAS thread: the dense factor's LAPACK calls are small and frequent, and OpenBLAS's
-    # threads spin against each other on a busy machine (a 377 x 377 Cholesky per PIRLS step:
-    # 28 ms an evaluation with one thread, 437 ms with two, at load 9 on 2 cores); one thread
-    # also makes the numbers independent of the machine's core count.
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_general(gd, family, nAGQ)
-
-
-def _fit_general(gd: GlmmDesign, family, nAGQ: int) -> GlmmFit:
     design, warnings = gd.design, []
     # a GlmflowError names the sizes; fit_glmm adds the model
     objective = QuadratureDeviance(gd, family, nAGQ) if nAGQ > 1 else LaplaceDeviance(gd, family)

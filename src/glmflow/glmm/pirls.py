@@ -228,11 +228,9 @@ def _factor(D, B, A22, k0, ptr, rows):
                     total += B[p, a] * B[p2, a]
                 A22[r, rows[p2]] -= total
     for a in range(q_rest):
-        for b in range(a):
-            A22[b, a] = A22[a, b]
         if not math.isfinite(A22[a, a]):
             return math.nan, A22
-    L22 = np.linalg.cholesky(A22)
+    L22 = np.linalg.cholesky(A22)  # LAPACK's potrf reads the lower triangle only (numba passes 'U' in F order)
     for a in range(q_rest):
         logdet += 2.0 * math.log(L22[a, a])
     return logdet, L22
