@@ -42,6 +42,7 @@ class ModelFrame:
     spec: dict
     filter: str | None
     data: pd.DataFrame
+    left_out: dict | None = None  # what the filter left out (``report_facts.filter_facts``), for the report
 
     @property
     def where(self) -> str:
@@ -72,10 +73,15 @@ def model_frame(data: pd.DataFrame, spec: dict, name: str) -> ModelFrame:
     """The model's frame from its dataset: the model's ``filter`` applied (the only place a job
     applies it) and the columns it reads kept. A column missing from the data is left for the
     fit to name in its error."""
+    from glmflow.report_facts import filter_facts  # the report's sentence, from the one application
+
     rows = apply_filter(data, spec["filter"], f"models.{name}.filter") if spec.get("filter") else data
     columns = [c for c in model_columns(spec, f"model {name!r}") if c in rows.columns]
     unfiltered = {key: value for key, value in spec.items() if key != "filter"}
-    return ModelFrame(name, unfiltered, spec.get("filter"), rows[columns])
+    left_out = None
+    if spec.get("filter"):
+        left_out = filter_facts(data, spec, name, data[~data.index.isin(rows.index)])
+    return ModelFrame(name, unfiltered, spec.get("filter"), rows[columns], left_out)
 
 
 def fit_frame(fitter, frame: ModelFrame):
@@ -119,6 +125,7 @@ def frame_description(frame: ModelFrame, fit) -> dict:
         "offset": list(design.offsets),
         "weights": frame.spec.get("weights"),
         "rows": {"after_filter": len(frame.data), "used": len(design.y), "dropped": int(design.n_dropped)},
+        "left_out": frame.left_out,
     }
 
 
@@ -137,4 +144,4 @@ def read_frame(parquet: str | Path, description: str | Path) -> ModelFrame:
     if ".row" not in table.columns:
         raise GlmflowError(f"{parquet}: no .row column; rerun the model's fit job (snakemake --forcerun fit_model)")
     data = table.drop(columns=".row").set_index(pd.Index(table[".row"].to_numpy() - 1))
-    return ModelFrame(meta["model"], meta["spec"], meta["filter"], data)
+    return ModelFrame(meta["model"], meta["spec"], meta["filter"], data, meta.get("left_out"))

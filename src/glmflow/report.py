@@ -24,11 +24,11 @@ import pandas as pd
 import yaml
 
 from glmflow.data import sha256_of
-from glmflow.datafile import read_dataset
 from glmflow.figures import ALL_LABELS, EXTREME_LABELS, caterpillar_labels_all, caterpillar_panels
 from glmflow.formula_syntax import random_effect_terms
+from glmflow.frame import read_frame
 from glmflow.plan import comparison_models
-from glmflow.report_facts import chapter_items, config_items, filter_facts, held_values, lme4_note
+from glmflow.report_facts import chapter_items, config_items, held_values, lme4_note
 from glmflow.rformat import format_number, format_pval, format_real, r_round
 from glmflow.study import DEMO_MODEL, DEMO_NAME
 
@@ -258,14 +258,15 @@ def _read_json(path: str | Path):
 DEMO_FILES = ["data", "tidy", "glance", "summary", "likelihood", "check"]
 
 
-def data_needed(config: dict) -> list[str]:
-    """The datasets whose rows the report reads: those of models with a filter (what it leaves
-    out is described) and of fitted curves and grids (what they hold the other predictors at)."""
+def frames_needed(config: dict) -> list[str]:
+    """The models whose frames the report reads (written by their fit jobs): those with a filter
+    (what it left out is described) and those of fitted curves and grids (what they hold the
+    other predictors at, over the rows used)."""
     models = config["models"]
     items = config_items(config)
     used = [m for m, spec in models.items() if spec.get("filter")]
     used += [item["model"] for kind in ("fits", "predictions") for item in items[kind].values()]
-    return sorted({models[m]["dataset"] for m in used if m in models})
+    return sorted({m for m in used if m in models})
 
 
 def report_files(config: dict, figures: list[str]) -> dict[str, str]:
@@ -275,8 +276,9 @@ def report_files(config: dict, figures: list[str]) -> dict[str, str]:
     for name in config["datasets"]:
         files[f"glimpse_{name}"] = f"results/data/{name}_glimpse.txt"
         files[f"head_{name}"] = f"results/data/{name}_head.csv"
-    for name in data_needed(config):
-        files[f"data_{name}"] = f"results/data/{name}.parquet"
+    for name in frames_needed(config):
+        files[f"frame_{name}"] = f"results/models/{name}/frame.parquet"
+        files[f"frame_json_{name}"] = f"results/models/{name}/frame.json"
     for name in config["models"]:
         for part, file in [("tidy", "tidy.csv"), ("glance", "glance.json"), ("summary", "summary.txt")]:
             files[f"{part}_{name}"] = f"results/models/{name}/{file}"
@@ -378,9 +380,9 @@ def report_settings(config: dict) -> dict:
 
 def _datasets(config: dict, files: dict, chapter: dict) -> tuple[dict, dict]:
     """Each dataset's glimpse, warnings, first rows and the count tables made from it (the
-    chapter's own count table is in its story instead); and the rows read for data_needed."""
+    chapter's own count table is in its story instead)."""
     interpretation = config.get("interpretation", {})
-    datasets, rows = {}, {}
+    datasets = {}
     for name, spec in config["datasets"].items():
         lines = Path(files[f"glimpse_{name}"]).read_text().splitlines()
         head = pd.read_csv(files[f"head_{name}"], keep_default_na=False, na_values=[""])
@@ -391,9 +393,7 @@ def _datasets(config: dict, files: dict, chapter: dict) -> tuple[dict, dict]:
             "counts": [c for c, table in interpretation.get("counts", {}).items()
                        if table["dataset"] == name and c not in chapter["counts"]],
         }  # fmt: skip
-        if f"data_{name}" in files:
-            rows[name] = read_dataset(files[f"data_{name}"])
-    return datasets, rows
+    return datasets
 
 
 def _attach(config: dict, chapter: dict) -> dict[str, dict[str, list]]:
@@ -460,17 +460,18 @@ def _simulation(config: dict, files: dict) -> tuple[dict, dict | None]:
     return simulation, study
 
 
-def _data_sentences(config: dict, rows: dict) -> tuple[dict, dict]:
-    """Computed from the data: what each model's filter leaves out, and what each fitted curve
-    and grid holds its other predictors at."""
-    models, items = config["models"], config_items(config)
-    filters = {m: filter_facts(rows[spec["dataset"]], spec, m) for m, spec in models.items() if spec.get("filter")}
+def _data_sentences(config: dict, files: dict) -> tuple[dict, dict]:
+    """Computed from the data, as the fit jobs wrote it in the model frames: what each model's
+    filter left out, and what each fitted curve and grid holds its other predictors at."""
+    items = config_items(config)
+    frames = {m: read_frame(files[f"frame_{m}"], files[f"frame_json_{m}"]) for m in frames_needed(config)}
+    filters = {m: frame.left_out for m, frame in frames.items() if frame.left_out is not None}
     held = {}
     for kind in ("fits", "predictions"):
         for name, item in items[kind].items():
-            spec = models[item["model"]]
+            frame = frames[item["model"]]
             focal = [item["x"], item.get("by")] if kind == "fits" else list(item["at"])
-            held[f"{kind}:{name}"] = held_values(rows[spec["dataset"]], spec, item["model"], focal)
+            held[f"{kind}:{name}"] = held_values(frame.data, frame.spec, item["model"], focal)
     return filters, held
 
 
@@ -523,8 +524,8 @@ def build_context(config: dict, files) -> dict:
         test = _read_json(files[f"comparison_{name}"])
         comparisons[name] = {"test": test, "html": lrt_table(test, f"lrt-{name}")}
     checks = {name: _read_json(files[f"check_{name}"]) for name in config["models"]}
-    datasets, rows = _datasets(config, files, chapter)
-    filters, held = _data_sentences(config, rows)
+    datasets = _datasets(config, files, chapter)
+    filters, held = _data_sentences(config, files)
     simulation, study = _simulation(config, files)
     sections = _sections(config, chapter, files, predictions)
     return {

@@ -119,11 +119,13 @@ def r_text(value) -> str:
     return format_number(float(value), 7).strip()
 
 
-def filter_facts(data: pd.DataFrame, spec: dict, model: str) -> dict:
+def filter_facts(data: pd.DataFrame, spec: dict, model: str, left_out: pd.DataFrame | None = None) -> dict:
     """What a model's ``filter`` leaves out of its dataset: how many rows of how many, the
-    values they have in the filter's columns, and how they fall on the model's factors."""
+    values they have in the filter's columns, and how they fall on the model's factors. The
+    fit job passes the rows its filter left out (``glmflow.frame``), so the filter runs once."""
     text = spec["filter"]
-    left_out = data[~evaluate_filter(data, text)]
+    if left_out is None:
+        left_out = data[~evaluate_filter(data, text)]
     values = {}
     for column in filter_columns(text):
         counts = left_out[column].value_counts(dropna=False).sort_index()
