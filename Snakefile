@@ -3,11 +3,14 @@
 from snakemake.utils import min_version
 
 from glmflow.plan import load_config_yaml, read_config_yaml
+from glmflow.runs import mark_run
 from glmflow.snakemake_fixes import apply as apply_snakemake_fixes
 
 min_version("9.0")
 # SIGTERM without a deadlock in Snakemake's handler (glmflow/snakemake_fixes.py)
 apply_snakemake_fixes()
+# Jobs die with this run, and a job whose run has ended writes no output (glmflow/runs.py)
+mark_run()
 
 # Files of the workflow (schema, scripts, report captions) resolve from the rule files, so this
 # Snakefile also runs as a module of another workflow (README: Use as a Snakemake module); data
