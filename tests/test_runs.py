@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import edit_config, snakemake
+from conftest import edit_config, result_hashes, snakemake
 from test_hardening import broken  # noqa: F401 (the fixture)
 
 from glmflow import runs
@@ -141,3 +141,29 @@ def test_a_job_kills_itself_when_its_run_ends(tmp_path):
     sleeper.wait()
     assert job.wait(timeout=10) == -signal.SIGKILL
     assert f"the Snakemake run (pid {sleeper.pid}) has ended: this job stops" in job.stderr.read()
+
+
+@pytest.mark.parametrize("server", ["1", "0"], ids=["job server", "own process"])
+def test_a_job_killed_by_a_signal_says_which(broken, server, monkeypatch):  # noqa: F811
+    """An out-of-memory kill is a SIGKILL of the job's process: with the job server the run said
+    only "exit status 1" (its client knew no better). Both ways name the signal; no earlier result
+    is lost."""
+    monkeypatch.setenv("GLMFLOW_JOBSERVER", server)
+    before = result_hashes(broken)
+    edit_config(broken, lambda c: c["simulation"]["study"].update(LONG))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "results/simulation/summary.csv"],
+        cwd=broken, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for pid in running_jobs(broken / "logs" / "simulation" / "cells", time.monotonic() + 120):
+            os.kill(pid, signal.SIGKILL)
+        output = run.communicate(timeout=300)[0]
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode != 0
+    assert "' died with <Signals.SIGKILL: 9>." in output, output[-3000:]  # Snakemake's words, either way
+    if server == "1":
+        assert "was killed by signal 9 (SIGKILL): an out-of-memory kill" in output, output[-3000:]
+    assert {path: digest for path, digest in result_hashes(broken).items() if path in before} == before

@@ -66,6 +66,8 @@ RUN_HERE = b"run it yourself"  # the answer of a server that found itself unsafe
 # exited idle with the connection waiting, or the child failed to set up) runs the script
 # itself, and a client that got it never does (the job would run twice).
 STARTED = b"started"
+KILLED = b"killed "  # the server's word to a client whose job's process a signal killed: "killed <pid> <signal>"
+OOM_HINT = ": an out-of-memory kill (the kernel's log says so: `journalctl -k` or `dmesg`), or a kill by hand"
 
 
 def enabled() -> bool:
@@ -146,11 +148,25 @@ def delegate(script: str, threads: int) -> None:
         return
     if answer != STARTED:  # RUN_HERE, or the server went away before a child took the job
         return
-    try:  # from here the job runs there: its exit status, or nothing if it died without one
-        status = connection.recv(16)
+    try:  # from here the job runs there: its exit status, the signal that killed it, or nothing
+        status = connection.recv(64)
     except OSError:
         status = b""
+    if status.startswith(KILLED):
+        _die_as_the_job(*(int(part) for part in status[len(KILLED) :].split(b" ")))
     os._exit(status[0] if status else 1)
+
+
+def _die_as_the_job(pid: int, number: int) -> None:
+    """The job's process was killed by a signal (an out-of-memory kill is SIGKILL): say which,
+    and die of it, so that Snakemake reports it as it does for a job in its own process."""
+    name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else "?"
+    print(f"glmflow: this job's process (pid {pid}, forked by the glmflow job server) was killed by signal "
+          f"{number} ({name}){OOM_HINT if number == signal.SIGKILL else ''}", file=sys.stderr, flush=True)  # fmt: skip
+    if number not in (signal.SIGKILL, signal.SIGSTOP):  # the others may have a handler here
+        signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+    os._exit(128 + number)  # a signal that does not end a process by default
 
 
 def stop() -> bool:
@@ -242,7 +258,9 @@ def serve(listener: socket.socket, forking: bool = True) -> None:
             except ProcessLookupError:
                 pass
         for connection, pid in list(children.items()):
-            if os.waitpid(pid, os.WNOHANG)[0]:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                _tell_signal(connection, pid, status)
                 connection.close()
                 del children[connection]
                 last = time.monotonic()
@@ -279,6 +297,15 @@ def serve(listener: socket.socket, forking: bool = True) -> None:
             os.close(descriptor)
         children[connection] = pid
         last = time.monotonic()
+
+
+def _tell_signal(connection: socket.socket, pid: int, status: int) -> None:
+    """Tell a client that a signal killed its job's process (the child could not say it)."""
+    if os.WIFSIGNALED(status):
+        try:
+            connection.send(KILLED + f"{pid} {os.WTERMSIG(status)}".encode())
+        except OSError:  # the client has gone (the server killed the child for that)
+            pass
 
 
 def single_threaded_environment() -> None:
