@@ -29,6 +29,13 @@ STYLE = {
     "figure.dpi": 100,
 }
 
+# Matplotlib's own defaults and the style above, whatever matplotlibrc or style the process found
+# when matplotlib loaded (one in the working directory, ~/.config/matplotlib, $MATPLOTLIBRC): a
+# project's matplotlibrc changed every figure, and only in a job run in its own process (the job
+# server imports matplotlib elsewhere). Figures depend on their inputs alone.
+matplotlib.rcdefaults()
+matplotlib.rcParams.update(STYLE)
+
 
 def _figure(width: float = 7.0, height: float = 4.5):
     with plt.rc_context(STYLE):

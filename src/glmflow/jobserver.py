@@ -38,6 +38,7 @@ import hashlib
 import importlib
 import json
 import os
+import resource
 import runpy
 import select
 import signal
@@ -138,7 +139,9 @@ def delegate(script: str, threads: int) -> None:
         return
     if connection is None:
         return
-    header = json.dumps({"script": script, "cwd": os.getcwd(), "env": dict(os.environ), "threads": threads})
+    header = json.dumps(
+        {"script": script, "cwd": os.getcwd(), "env": dict(os.environ), "threads": threads, "state": process_state()}
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -169,6 +172,42 @@ def _die_as_the_job(pid: int, number: int) -> None:
     os._exit(128 + number)  # a signal that does not end a process by default
 
 
+# The limits a job inherits from its caller (ulimit), carried over to the child that runs it
+LIMITS = [
+    name
+    for name in ("AS", "CORE", "CPU", "DATA", "FSIZE", "MEMLOCK", "NOFILE", "NPROC", "RSS", "STACK")
+    if hasattr(resource, f"RLIMIT_{name}")
+]
+
+
+def process_state() -> dict:
+    """What a process passes to its children besides its environment and streams, and the job
+    server's forked child would otherwise take from the server: the file-creation mask (a 0600
+    output stays 0600), resource limits, nice value and CPU affinity."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return {
+        "umask": umask,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "limits": {name: resource.getrlimit(getattr(resource, f"RLIMIT_{name}")) for name in LIMITS},
+    }
+
+
+def take_process_state(state: dict) -> None:
+    """Become as the caller is (``process_state``); OSError where the server's own limits do not
+    allow it (a higher hard limit, a lower nice value, CPUs outside its set): the job then runs
+    in the caller's process, as without the server."""
+    os.umask(state["umask"])
+    os.setpriority(os.PRIO_PROCESS, 0, state["nice"])
+    os.sched_setaffinity(0, state["affinity"])
+    for name, (soft, hard) in state["limits"].items():
+        try:
+            resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (soft, hard))
+        except ValueError as error:  # raising a hard limit is "not allowed" (ValueError)
+            raise OSError(f"RLIMIT_{name}: {error}") from None
+
+
 def stop() -> bool:
     """Ask this code's server, if one runs, to exit (after its running jobs); True if one did."""
     try:
@@ -196,6 +235,12 @@ def _child(connection: socket.socket, header: dict, descriptors: list[int]) -> N
         os.chdir(header["cwd"])
         os.environ.clear()
         os.environ.update(header["env"])
+        try:
+            take_process_state(header["state"])
+        except OSError:
+            connection.send(RUN_HERE)  # not as the caller: the caller runs the job itself
+            status = 0
+            return
         numba = importlib.import_module("numba")  # preloaded with glmflow.glmm
         numba.set_num_threads(max(1, min(int(header["threads"]), numba.config.NUMBA_NUM_THREADS)))
         connection.send(STARTED)
