@@ -19,6 +19,9 @@ with ``python -m glmflow.bench workflow``: 40.3 s -> 15.2 s, and 1.13 s -> 0.24 
   server: its name shows in ``/proc/net/unix``, so another user could bind it first; a client
   checks the listening process's uid (SO_PEERCRED) before sending anything, and finding another
   user's process there, says so and runs its script in its own process.
+- A child takes its client's process state (umask, resource limits, nice value, CPU affinity),
+  or, where the server may not give it that, the client runs the script itself; a child killed
+  by a signal is reported to its client, which dies of the same signal.
 - A child dies with its client: the server watches each client's connection and kills the
   child when it closes (Ctrl-C, SIGTERM from Snakemake, SIGKILL of the run).
 - The server is single-threaded when it forks (OpenBLAS with one thread, numba's pools not
