@@ -2,12 +2,15 @@
 # Run `snakemake --cores all` in the project's environment (see README.md).
 from snakemake.utils import min_version
 
-from glmflow.plan import load_config_yaml, read_config_yaml
+from glmflow.plan import check_given_configfiles, load_config_yaml, read_config_yaml
+from glmflow.runs import mark_run
 from glmflow.snakemake_fixes import apply as apply_snakemake_fixes
 
 min_version("9.0")
 # SIGTERM without a deadlock in Snakemake's handler (glmflow/snakemake_fixes.py)
 apply_snakemake_fixes()
+# Jobs die with this run, and a job whose run has ended writes no output (glmflow/runs.py)
+mark_run()
 
 # Files of the workflow (schema, scripts, report captions) resolve from the rule files, so this
 # Snakefile also runs as a module of another workflow (README: Use as a Snakemake module); data
@@ -17,11 +20,15 @@ apply_snakemake_fixes()
 #   so `snakemake --configfile my.yaml` runs only my.yaml (README: Your own data);
 # - config.yaml in the working directory. A YAML syntax error is reported with its line and
 #   column (Snakemake's message has neither), and YTE templating (`__use_yte__`: Python in
-#   config) is refused before `configfile:` would run it.
+#   config) is refused before `configfile:` would run it. Files of --configfile are checked
+#   alike (Snakemake's command line has read them already: a templated one stops the run).
 if read_config_yaml(workflow):
     load_config_yaml("config.yaml")
 
     configfile: "config.yaml"
+
+else:
+    check_given_configfiles(workflow)
 
 
 # snakemake --report results/workflow-report.html: the figures and tables flagged with

@@ -6,18 +6,25 @@ run the real Snakemake on a copy of a finished run of tests/config/small.yaml (t
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, edit_config, result_hashes, snakemake
 from test_hardening import broken, refused  # noqa: F401 (broken: the fixture)
 
 from glmflow.errors import GlmflowError
 from glmflow.filters import FilterError, evaluate_filter, parse_filter
 from glmflow.formula_syntax import check_formula_text
 from glmflow.plan import MAX_CONFIG_VALUES, load_config_yaml
+from glmflow.simulate import UNDEFINED_WITHOUT_FITS
+from glmflow.study import CELL_BYTES_PER_REPLICATE, cell_memory
 
 # Each level lists the one before ten times: 10^10 values from 600 bytes.
 BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -186,3 +193,78 @@ def test_a_mixed_model_beyond_memory_is_refused_before_any_job(broken):  # noqa:
         r"a: 100000 levels x 1, b: 100000 levels x 1; a dense block of 100000 x 100000",
         output,
     ), output
+
+
+# lme4's limits on nAGQ (tests/r/nagq_limits.R)
+NAGQ = json.loads((ROOT / "tests" / "r" / "nagq_limits_reference.json").read_text())
+
+
+def test_nagq_beyond_lme4_s_is_refused_by_key(broken):  # noqa: F811
+    """glmer's GHrule stops beyond 100 nodes and a fraction is truncated silently: both refused."""
+    mixed = {"dataset": "titanic", "formula": "survived ~ sex + (1 | pclass)", "family": "binomial"}
+
+    def change(config):
+        config["models"]["too_many"] = {**mixed, "nAGQ": NAGQ["largest_accepted"] + 1}
+        config["models"]["fraction"] = {**mixed, "nAGQ": 2.5}
+        config["models"]["most"] = {**mixed, "nAGQ": NAGQ["largest_accepted"]}  # allowed
+
+    output = refused(broken, change)
+    hint = f"nAGQ is a whole number of quadrature nodes from 1 to {NAGQ['largest_accepted']}, as lme4's glmer"
+    assert f"models.too_many.nAGQ: 101 is greater than the maximum of 100: {hint}" in output, output
+    assert f"(beyond 100, lme4 stops: '{NAGQ['beyond_largest']}'; a fraction, it truncates silently)" in output
+    assert NAGQ["fraction_fits_as_its_integer"]
+    assert f"models.fraction.nAGQ: 2.5 is not of type 'integer': {hint}" in output
+    assert "models.most" not in output
+
+
+def test_nan_and_inf_in_the_study_grid_are_refused_by_key(broken):  # noqa: F811
+    def change(config):
+        config["simulation"]["study"].update(b1=[0, float("nan")], b0=[float("-inf")])
+
+    output = refused(broken, change)
+    for key, value in [("b1[1]", "nan"), ("b0[0]", "-inf")]:
+        assert f"simulation.study.{key}: {value} is not a number glmflow can use; give a finite number" in output
+
+
+def test_a_study_that_cannot_fit_in_memory_is_refused_with_the_estimate(broken):  # noqa: F811
+    replicates = 10**15
+    have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    most = (have - cell_memory(0, 100)) // CELL_BYTES_PER_REPLICATE
+    output = refused(broken, lambda config: config["simulation"]["study"].update(replicates=replicates))
+    assert (
+        f"simulation.study.replicates: {replicates} replicates at n = 100 need about "
+        f"{cell_memory(replicates, 100) / 2**30:.1f} GiB in each cell's job (128 bytes a replicate, 32 a row of n), "
+        f"more than this machine's {have / 2**30:.1f} GiB of memory: use at most {most} replicates"
+    ) in output, output
+
+
+def test_a_cell_s_memory_is_within_its_estimate():
+    """The estimate the refusal gives is an upper bound of a cell job's measured peak, and not
+    a loose one (within 2x)."""
+    code = (
+        "import resource, sys\nfrom glmflow.simulate import run_cell\nfrom glmflow.study import Cell\n"
+        "run_cell(7, Cell(50, 0.0, 0.5), 100)\nbefore = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "run_cell(7, Cell(1000, 0.0, 0.5), 2_000_000)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=True)
+    peak, estimate = int(result.stdout), cell_memory(2_000_000, 1000)
+    assert estimate / 2 <= peak <= estimate, (peak, estimate)
+
+
+def test_a_study_whose_every_replicate_is_separated_is_reported(broken):  # noqa: F811
+    """At n = 3 or 4 and b1 = 60 or 100 every replicate is separated: no estimate exists, and the
+    report stopped on KeyError 'bias'. Each cell's row has every column, NaN where nothing was fitted."""
+    before = result_hashes(broken)
+    edit_config(broken, lambda c: c["simulation"]["study"].update(n=[3, 4], b1=[60, 100]))
+    snakemake(broken)
+    summary = pd.read_csv(broken / "results" / "simulation" / "summary.csv")
+    assert (summary["separated"] == summary["replicates"]).all() and len(summary) == 4
+    without_fits = [*UNDEFINED_WITHOUT_FITS, "power_without_separated", "power_without_separated_mcse"]
+    assert summary.columns[summary.isna().any()].tolist() == without_fits
+    assert summary[without_fits].isna().all().all()
+    html = (broken / "results" / "report.html").read_text()
+    separated_row = "<td>3</td>\n      <td>60.0</td>\n      <td>0</td>\n      <td>200</td>\n" + "      <td></td>\n" * 5
+    assert separated_row in html  # used 0, separated 200: no estimate, bias, RMSE, ratio or coverage
+    kept = [path for path in before if path.startswith(("results/models/", "results/data/"))]
+    assert {path: result_hashes(broken)[path] for path in kept} == {path: before[path] for path in kept}

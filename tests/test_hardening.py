@@ -61,6 +61,25 @@ def test_yte_templating_is_refused_before_it_runs(broken, tmp_path):
     assert not marker.exists()
 
 
+def test_yte_templating_in_a_given_configfile_stops_the_run(broken):
+    """Files of --configfile are read by Snakemake's command line, YTE and all, before the
+    Snakefile runs: glmflow cannot refuse them first, but refuses the run before any job."""
+    before = result_hashes(broken)
+    given = broken / "my.yaml"
+    given.write_text("__use_yte__: true\n" + (broken / "config.yaml").read_text())
+    result = snakemake(broken, "--configfile", "my.yaml", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (
+        f"{given}: __use_yte__: YTE templating is refused (nothing was run): Snakemake's command line has "
+        "already run its ?expressions as Python code"
+    ) in output, output[-3000:]
+    assert "pass only files you trust to --configfile" in output
+    assert result_hashes(broken) == before
+    given.write_text((broken / "config.yaml").read_text())  # the same file without it runs
+    assert snakemake(broken, "--configfile", "my.yaml", "--dry-run").returncode == 0
+
+
 CALLS_OF_EXPRESSIONS = {
     "poly_in_i": ("survived ~ I((poly)(fare, 2))", "'(poly)'"),
     "lag": ("survived ~ (lag)(fare)", "'(lag)'"),

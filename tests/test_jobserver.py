@@ -4,9 +4,12 @@ workflow's results are the same with and without it."""
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -14,6 +17,7 @@ import time
 
 import pytest
 from conftest import SMALL_CONFIG, copy_workflow, result_hashes, snakemake
+from test_hardening import broken  # noqa: F401 (the fixture)
 
 from glmflow import jobserver
 
@@ -36,14 +40,15 @@ def client(tmp_path):
     """Run a job script through the server as a rule script's process would."""
     (tmp_path / "client.py").write_text(CLIENT)
 
-    def run(job_text, wait=True, **environment):
+    def run(job_text, wait=True, preexec=None, **environment):
         job = tmp_path / "job.py"
         job.write_text(job_text)
         env = {**os.environ, **environment}
         command = [sys.executable, str(tmp_path / "client.py"), str(job)]
         if not wait:
             return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                              preexec_fn=preexec)  # fmt: skip
 
     yield run
     jobserver.stop()
@@ -239,3 +244,74 @@ def test_a_client_never_talks_to_another_users_server(client):
     assert received == b"0"
     assert result.returncode == 99 and result.stdout == "ran in its own process\n"
     assert f"held by another user's process (uid {uid})" in result.stderr
+
+
+def test_a_job_runs_with_its_caller_s_umask_limits_nice_and_affinity(client, tmp_path):
+    """The server's child took the server's process state: outputs were 0644 where the caller's
+    umask asked 0600, and ulimit, nice and taskset were ignored."""
+    cpu = min(os.sched_getaffinity(0))
+    nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nice = os.getpriority(os.PRIO_PROCESS, 0) + 3
+
+    def caller():
+        os.umask(0o077)
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        os.sched_setaffinity(0, {cpu})
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, nofile_hard))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    job = (
+        "import json, os, resource\nfrom glmflow import jobserver\nopen('made', 'w').close()\n"
+        "state = {'in_child': jobserver.IN_CHILD, 'umask': os.umask(0), 'nice': os.getpriority(os.PRIO_PROCESS, 0),"
+        " 'affinity': sorted(os.sched_getaffinity(0)), 'nofile': resource.getrlimit(resource.RLIMIT_NOFILE),"
+        " 'core': resource.getrlimit(resource.RLIMIT_CORE)}\n"
+        "open('state.json', 'w').write(json.dumps(state))\n"
+    )
+    assert client("open('warm', 'w').close()\n").returncode == 0  # the server starts as the test runs
+    result = client(job, preexec=caller)
+    assert result.returncode == 0, result.stderr
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state == {"in_child": True, "umask": 0o077, "nice": nice, "affinity": [cpu], "nofile": [200, nofile_hard],
+                     "core": [0, 0]}  # fmt: skip
+    assert stat.S_IMODE((tmp_path / "made").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("server", ["1", "0"], ids=["job server", "own process"])
+def test_outputs_take_the_caller_s_umask(tmp_path, monkeypatch, server):
+    """snakemake under umask 077: every output 0600, with or without the server (which a first
+    run under umask 022 started)."""
+    directory = copy_workflow(tmp_path / "private", SMALL_CONFIG)
+    monkeypatch.setenv("GLMFLOW_JOBSERVER", server)
+    umask = os.umask(0o022)
+    try:
+        snakemake(directory, "results/data/titanic.parquet")
+        os.umask(0o077)
+        snakemake(directory, "results/models/glm_fare/tidy.csv", "results/figures/simulation_study.svg")
+    finally:
+        os.umask(umask)
+    results = directory / "results"
+    modes = {str(path): oct(stat.S_IMODE(path.stat().st_mode)) for path in results.rglob("*.*")}
+    first = [path for path in modes if path.startswith(str(results / "data"))]  # the data job's, under 022
+    assert len(first) == 3 and {modes.pop(path) for path in first} == {"0o644"}
+    assert len(modes) > 10 and set(modes.values()) == {"0o600"}, modes
+    where = "forked by the glmflow job server" if server == "1" else "its own process"
+    assert f"({where})" in (directory / "logs" / "models" / "glm_fare.log").read_text()
+
+
+def test_a_project_matplotlibrc_changes_no_figure(broken, monkeypatch):  # noqa: F811
+    """matplotlib reads ./matplotlibrc when it loads: in a job's own process, a project's file
+    changed every figure (the job server loads matplotlib elsewhere). Figures are made with
+    matplotlib's defaults and glmflow's style only."""
+    monkeypatch.setenv("GLMFLOW_JOBSERVER", "0")
+    before = result_hashes(broken)
+    (broken / "matplotlibrc").write_text(
+        "lines.linewidth: 9\naxes.facecolor: red\nfont.size: 30\nsvg.hashsalt: stray\naxes.spines.top: True\n"
+        "savefig.facecolor: blue\n"
+    )
+    figures = sorted((broken / "results" / "figures").glob("*.svg"))
+    assert len(figures) == 6
+    for figure in figures:
+        figure.unlink()
+    output = snakemake(broken).stderr
+    assert output.count("rule figure_") + output.count("rule fit_simulation_demo") >= 6
+    assert result_hashes(broken) == before

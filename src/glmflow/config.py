@@ -14,6 +14,7 @@ missing file, an unreadable formula), only the cause is listed.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ from glmflow.formula_syntax import (
 )
 from glmflow.glmm_memory import memory_problem
 from glmflow.plan import comparison_models, is_linear_mixed, is_mixed
-from glmflow.study import RESERVED_NAMES
+from glmflow.study import CELL_BYTES_PER_REPLICATE, CELL_BYTES_PER_ROW, RESERVED_NAMES, cell_memory
 
 
 def schema_problems(config: dict, schema_path: str | Path) -> list[str]:
@@ -326,6 +327,27 @@ def _check_simulation(problems: _Problems, simulation: dict) -> None:
     if demo and demo.get("rng") == "numpy" and demo["seed"] < 0:
         problems.add("simulation.demo.seed", f"{demo['seed']}: numpy's generator takes a seed >= 0; choose one, "
                      "or rng: r (R's set.seed takes negative seeds)")  # fmt: skip
+    study = simulation.get("study")
+    if study:
+        _check_study_memory(problems, study["replicates"], max(study["n"]))
+
+
+def _check_study_memory(problems: _Problems, replicates: int, n: int) -> None:
+    """A cell's job holds every replicate's results: refused before any job where one cannot fit
+    in this machine's memory (it would be killed, or swap, after minutes)."""
+    need, have = cell_memory(replicates, n), os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need <= have:
+        return
+    most = max(0, (have - cell_memory(0, n)) // CELL_BYTES_PER_REPLICATE)
+    key = "replicates" if replicates * CELL_BYTES_PER_REPLICATE >= cell_memory(0, n) else "n"
+    problems.add(
+        f"simulation.study.{key}",
+        f"{replicates} replicates at n = {n} need about {need / 2**30:.1f} GiB in each cell's job "
+        f"({CELL_BYTES_PER_REPLICATE} bytes a replicate, {CELL_BYTES_PER_ROW} a row of n), more than this "
+        f"machine's {have / 2**30:.1f} GiB of memory: "
+        + (f"use at most {most} replicates" if most >= 2 else "use a smaller n")
+        + " (a Monte Carlo SE shrinks only as 1/sqrt(replicates))",
+    )
 
 
 def _model_terms(formula: str) -> set[str]:

@@ -29,6 +29,13 @@ STYLE = {
     "figure.dpi": 100,
 }
 
+# Matplotlib's own defaults and the style above, whatever matplotlibrc or style the process found
+# when matplotlib loaded (one in the working directory, ~/.config/matplotlib, $MATPLOTLIBRC): a
+# project's matplotlibrc changed every figure, and only in a job run in its own process (the job
+# server imports matplotlib elsewhere). Figures depend on their inputs alone.
+matplotlib.rcdefaults()
+matplotlib.rcParams.update(STYLE)
+
 
 def _figure(width: float = 7.0, height: float = 4.5):
     with plt.rc_context(STYLE):
@@ -101,8 +108,13 @@ def study_figure(summary: pd.DataFrame) -> str:
                           ms=4, capsize=3, label=f"b1 = {number_label(b1)}")  # fmt: skip
     bias_axes.axhline(0, color="grey", lw=1)
     coverage_axes.axhline(0.95, color="grey", lw=1)
-    for axes, label in ((bias_axes, "bias of the slope"), (coverage_axes, "95% Wald coverage")):
-        axes.set_xscale("log")
+    for axes, column, label in ((bias_axes, "bias", "bias of the slope"),
+                                (coverage_axes, "coverage", "95% Wald coverage")):  # fmt: skip
+        if summary[column].notna().any():
+            axes.set_xscale("log")
+        else:  # every replicate of every cell separated: nothing to draw, nor a log axis to draw on
+            axes.text(0.5, 0.5, "every replicate separated:\nno estimate exists", ha="center", va="center",
+                      transform=axes.transAxes)  # fmt: skip
         axes.set_xlabel("n")
         axes.set_ylabel(label)
     coverage_axes.legend(frameon=False, fontsize=11, loc="center left", bbox_to_anchor=(1.01, 0.5))

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glmflow import jobserver
+from glmflow import jobserver, runs
 
 
 def _plain(value):
@@ -59,7 +59,10 @@ def write_text(path: str | Path, text: str) -> None:
 
 @contextlib.contextmanager
 def logged(snakemake):
-    """Send a rule script's log and any error (with its traceback) to the rule's ``log:`` file."""
+    """Send a rule script's log and any error (with its traceback) to the rule's ``log:`` file;
+    the job dies with its Snakemake run and writes its outputs only while that run lives
+    (glmflow.runs)."""
+    runs.watch_run()
     log_path = Path(snakemake.log[0])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as handle:
@@ -81,7 +84,8 @@ def logged(snakemake):
         if "SLURM_JOB_ID" in os.environ:  # which cluster job ran this step
             logger.info("SLURM job %s on %s", os.environ["SLURM_JOB_ID"], os.environ.get("SLURMD_NODENAME", "?"))
         try:
-            yield logger
+            with runs.staged_outputs(snakemake.output):
+                yield logger
         except Exception as error:
             handle.write(traceback.format_exc())
             print(f"glmflow: {error}", file=sys.stderr)

@@ -19,6 +19,9 @@ with ``python -m glmflow.bench workflow``: 40.3 s -> 15.2 s, and 1.13 s -> 0.24 
   server: its name shows in ``/proc/net/unix``, so another user could bind it first; a client
   checks the listening process's uid (SO_PEERCRED) before sending anything, and finding another
   user's process there, says so and runs its script in its own process.
+- A child takes its client's process state (umask, resource limits, nice value, CPU affinity),
+  or, where the server may not give it that, the client runs the script itself; a child killed
+  by a signal is reported to its client, which dies of the same signal.
 - A child dies with its client: the server watches each client's connection and kills the
   child when it closes (Ctrl-C, SIGTERM from Snakemake, SIGKILL of the run).
 - The server is single-threaded when it forks (OpenBLAS with one thread, numba's pools not
@@ -38,6 +41,7 @@ import hashlib
 import importlib
 import json
 import os
+import resource
 import runpy
 import select
 import signal
@@ -66,6 +70,8 @@ RUN_HERE = b"run it yourself"  # the answer of a server that found itself unsafe
 # exited idle with the connection waiting, or the child failed to set up) runs the script
 # itself, and a client that got it never does (the job would run twice).
 STARTED = b"started"
+KILLED = b"killed "  # the server's word to a client whose job's process a signal killed: "killed <pid> <signal>"
+OOM_HINT = ": an out-of-memory kill (the kernel's log says so: `journalctl -k` or `dmesg`), or a kill by hand"
 
 
 def enabled() -> bool:
@@ -136,7 +142,9 @@ def delegate(script: str, threads: int) -> None:
         return
     if connection is None:
         return
-    header = json.dumps({"script": script, "cwd": os.getcwd(), "env": dict(os.environ), "threads": threads})
+    header = json.dumps(
+        {"script": script, "cwd": os.getcwd(), "env": dict(os.environ), "threads": threads, "state": process_state()}
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -146,11 +154,61 @@ def delegate(script: str, threads: int) -> None:
         return
     if answer != STARTED:  # RUN_HERE, or the server went away before a child took the job
         return
-    try:  # from here the job runs there: its exit status, or nothing if it died without one
-        status = connection.recv(16)
+    try:  # from here the job runs there: its exit status, the signal that killed it, or nothing
+        status = connection.recv(64)
     except OSError:
         status = b""
+    if status.startswith(KILLED):
+        _die_as_the_job(*(int(part) for part in status[len(KILLED) :].split(b" ")))
     os._exit(status[0] if status else 1)
+
+
+def _die_as_the_job(pid: int, number: int) -> None:
+    """The job's process was killed by a signal (an out-of-memory kill is SIGKILL): say which,
+    and die of it, so that Snakemake reports it as it does for a job in its own process."""
+    name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else "?"
+    print(f"glmflow: this job's process (pid {pid}, forked by the glmflow job server) was killed by signal "
+          f"{number} ({name}){OOM_HINT if number == signal.SIGKILL else ''}", file=sys.stderr, flush=True)  # fmt: skip
+    if number not in (signal.SIGKILL, signal.SIGSTOP):  # the others may have a handler here
+        signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
+    os._exit(128 + number)  # a signal that does not end a process by default
+
+
+# The limits a job inherits from its caller (ulimit), carried over to the child that runs it
+LIMITS = [
+    name
+    for name in ("AS", "CORE", "CPU", "DATA", "FSIZE", "MEMLOCK", "NOFILE", "NPROC", "RSS", "STACK")
+    if hasattr(resource, f"RLIMIT_{name}")
+]
+
+
+def process_state() -> dict:
+    """What a process passes to its children besides its environment and streams, and the job
+    server's forked child would otherwise take from the server: the file-creation mask (a 0600
+    output stays 0600), resource limits, nice value and CPU affinity."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return {
+        "umask": umask,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "limits": {name: resource.getrlimit(getattr(resource, f"RLIMIT_{name}")) for name in LIMITS},
+    }
+
+
+def take_process_state(state: dict) -> None:
+    """Become as the caller is (``process_state``); OSError where the server's own limits do not
+    allow it (a higher hard limit, a lower nice value, CPUs outside its set): the job then runs
+    in the caller's process, as without the server."""
+    os.umask(state["umask"])
+    os.setpriority(os.PRIO_PROCESS, 0, state["nice"])
+    os.sched_setaffinity(0, state["affinity"])
+    for name, (soft, hard) in state["limits"].items():
+        try:
+            resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (soft, hard))
+        except ValueError as error:  # raising a hard limit is "not allowed" (ValueError)
+            raise OSError(f"RLIMIT_{name}: {error}") from None
 
 
 def stop() -> bool:
@@ -180,6 +238,12 @@ def _child(connection: socket.socket, header: dict, descriptors: list[int]) -> N
         os.chdir(header["cwd"])
         os.environ.clear()
         os.environ.update(header["env"])
+        try:
+            take_process_state(header["state"])
+        except OSError:
+            connection.send(RUN_HERE)  # not as the caller: the caller runs the job itself
+            status = 0
+            return
         numba = importlib.import_module("numba")  # preloaded with glmflow.glmm
         numba.set_num_threads(max(1, min(int(header["threads"]), numba.config.NUMBA_NUM_THREADS)))
         connection.send(STARTED)
@@ -242,7 +306,9 @@ def serve(listener: socket.socket, forking: bool = True) -> None:
             except ProcessLookupError:
                 pass
         for connection, pid in list(children.items()):
-            if os.waitpid(pid, os.WNOHANG)[0]:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                _tell_signal(connection, pid, status)
                 connection.close()
                 del children[connection]
                 last = time.monotonic()
@@ -279,6 +345,15 @@ def serve(listener: socket.socket, forking: bool = True) -> None:
             os.close(descriptor)
         children[connection] = pid
         last = time.monotonic()
+
+
+def _tell_signal(connection: socket.socket, pid: int, status: int) -> None:
+    """Tell a client that a signal killed its job's process (the child could not say it)."""
+    if os.WIFSIGNALED(status):
+        try:
+            connection.send(KILLED + f"{pid} {os.WTERMSIG(status)}".encode())
+        except OSError:  # the client has gone (the server killed the child for that)
+            pass
 
 
 def single_threaded_environment() -> None:

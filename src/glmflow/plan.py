@@ -31,10 +31,11 @@ MAX_CONFIG_VALUES = 100_000
 CHECKS = Path(__file__).with_name("config.py")
 
 
-def load_config_yaml(path: str | Path) -> dict:
+def load_config_yaml(path: str | Path, given: bool = False) -> dict:
     """A YAML file, or an error that names its line and column (Snakemake's does not). Read here
     before Snakemake's ``configfile:`` reads it, so that what Snakemake would do with it is
-    refused first: YTE templating (code) and a key given twice (YAML keeps the last, silently)."""
+    refused first: YTE templating (code) and a key given twice (YAML keeps the last, silently).
+    ``given``: a file of ``--configfile``, which Snakemake's command line has already read."""
     path = Path(path)
     text = path.read_text()
     try:
@@ -50,8 +51,16 @@ def load_config_yaml(path: str | Path) -> dict:
             loader.dispose()
     except yaml.YAMLError:
         config = _yaml_error(path, text)
-    _refuse_templating(path, config)
+    _refuse_templating(path, config, given)
     return config
+
+
+def check_given_configfiles(workflow) -> None:
+    """The files of ``--configfile``, checked as config.yaml is (templating, a key given twice,
+    alias bombs). Snakemake's command line reads them, YTE and all, before the Snakefile runs, so
+    a templated file's expressions have run by now: its run is refused before any job uses them."""
+    for path in workflow.overwrite_configfiles:
+        load_config_yaml(path, given=True)
 
 
 def read_config_yaml(workflow) -> bool:
@@ -148,14 +157,19 @@ def _yaml_error(path: Path, text: str) -> dict:
         raise GlmflowError(f"{path}: YAML syntax error at {where}: {error.problem or error}") from None
 
 
-def _refuse_templating(path: Path, config) -> None:
+def _refuse_templating(path: Path, config, given: bool = False) -> None:
     """Snakemake reads a config file with YTE, which evaluates ``?expr`` values as Python when the
     file says ``__use_yte__: true`` at its top: config would be code. Refused, whatever its value."""
     if isinstance(config, dict) and "__use_yte__" in config:
-        raise GlmflowError(
-            f"{path}: __use_yte__: YTE templating is refused (nothing was run): Snakemake would run "
-            "its ?expressions as Python code, and config is data; remove __use_yte__ and write the values out"
+        evaluated = (
+            "Snakemake's command line has already run its ?expressions as Python code (it reads --configfile "
+            "files before the workflow starts), and config is data; remove __use_yte__, write the values out and "
+            "pass only files you trust to --configfile"
+            if given
+            else "Snakemake would run its ?expressions as Python code, and config is data; remove __use_yte__ and "
+            "write the values out"
         )
+        raise GlmflowError(f"{path}: __use_yte__: YTE templating is refused (nothing was run): {evaluated}")
 
 
 def is_mixed(model: dict) -> bool:

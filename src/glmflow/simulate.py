@@ -313,6 +313,13 @@ def _batch_fit(out: np.ndarray) -> BatchFit:
 # --- summarising a cell ----------------------------------------------------------------
 
 Z_975 = 1.959963984540054
+# What needs two replicates with an MLE: NaN where (nearly) every one was separated, so that every
+# cell's row has the same columns (the gather, the report and the figure read them all)
+UNDEFINED_WITHOUT_FITS = [
+    f"{name}{suffix}"
+    for name in ("mean_estimate", "bias", "rmse", "se_sd_ratio", "coverage")
+    for suffix in ("", "_mcse")
+]
 
 
 def summarise_cell(cell: Cell, fit: BatchFit, alpha: float = 0.05) -> dict:
@@ -330,6 +337,7 @@ def summarise_cell(cell: Cell, fit: BatchFit, alpha: float = 0.05) -> dict:
     row.update({"replicates": total, "used": used, "separated": total - used})
     row.update(_rate("separation_rate", total - used, total))
     row.update(_rate("nonconvergence_rate", int((~fit.converged).sum()), total))
+    row.update(dict.fromkeys(UNDEFINED_WITHOUT_FITS, float("nan")))  # every replicate separated: no MLE
     if used >= 2:
         sd = float(estimate.std(ddof=1))
         errors = estimate - cell.b1

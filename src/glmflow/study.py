@@ -13,6 +13,16 @@ DEMO_MODEL = {"dataset": "simulated", "formula": "response ~ 1 + x", "family": "
 # would replace or duplicate it. glmflow.config refuses these names, whether or not a demo runs.
 DEMO_NAME = "simulation_demo"
 RESERVED_NAMES = {"models": DEMO_NAME, "figures.fits": DEMO_NAME}
+# A cell's job holds every replicate's results (8 doubles) and the summary's copies of them: its
+# peak beyond the imports measured 94 bytes a replicate (tests/test_bounded.py keeps it within
+# these bounds); a thread holds one replicate's draws (x, y and Philox's words: 4 x 8 bytes a row).
+CELL_BYTES_PER_REPLICATE = 128
+CELL_BYTES_PER_ROW = 32
+
+
+def cell_memory(replicates: int, n: int, threads: int = 1) -> int:
+    """The bytes a cell's job needs, about (an upper bound of the measured peak)."""
+    return replicates * CELL_BYTES_PER_REPLICATE + threads * n * CELL_BYTES_PER_ROW
 
 
 def number_label(value: float) -> str:
