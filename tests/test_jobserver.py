@@ -22,14 +22,15 @@ from test_hardening import broken  # noqa: F401 (the fixture)
 from glmflow import jobserver
 
 # What Snakemake's preamble leaves in a rule script's __main__: the job (with its threads) and
-# the script's real file; then the script's first glmflow import hands the job to the server.
+# the script's real file; then the script's first statement hands the job to the server.
 CLIENT = """
 import sys
 class Job:
     threads = 1
 snakemake = Job()
 __real_file__ = sys.argv[1]
-import glmflow
+from glmflow.job import start
+start(snakemake)
 print("ran in its own process")
 sys.exit(99)
 """

@@ -198,7 +198,7 @@ def test_small_run_writes_every_output(small_run):
     summary = pd.read_csv(results / "simulation" / "summary.csv")
     assert len(summary) == 4 and (summary["replicates"] == 200).all()
     assert (results / "report.html").is_file() and (results / "provenance.html").is_file()
-    # BLAS and numba thread pools follow each rule's `threads` (glmflow/__init__.py)
+    # BLAS and numba thread pools follow each rule's `threads` (glmflow.job.start)
     assert "INFO threads 1 (OPENBLAS_NUM_THREADS=1)" in (small_run / "logs" / "models" / "glm_fare.log").read_text()
 
 

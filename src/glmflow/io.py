@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from glmflow import jobserver, runs
+from glmflow import job, runs
 
 
 def _plain(value):
@@ -79,8 +79,7 @@ def logged(snakemake):
         logger.setLevel(logging.INFO)
         logger.info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
         logger.info("threads %d (OPENBLAS_NUM_THREADS=%s)", snakemake.threads, os.environ.get("OPENBLAS_NUM_THREADS"))
-        where = "forked by the glmflow job server" if jobserver.IN_CHILD else "its own process"
-        logger.info("process %d (%s)", os.getpid(), where)
+        logger.info("process %d (%s)", os.getpid(), job.where())
         if "SLURM_JOB_ID" in os.environ:  # which cluster job ran this step
             logger.info("SLURM job %s on %s", os.environ["SLURM_JOB_ID"], os.environ.get("SLURMD_NODENAME", "?"))
         try:

@@ -1,5 +1,5 @@
 """A warm process that runs the workflow's rule scripts, so that a job costs its arithmetic and
-not Python's start-up (issue 12).
+not Python's start-up.
 
 Each rule script is a fresh ``python`` process (Snakemake's ``script:``), and importing what a
 job needs (pandas, scipy, formulaic, statsmodels, numba, matplotlib, the glmflow modules) took
@@ -52,6 +52,8 @@ import sys
 import time
 import traceback
 from pathlib import Path
+
+from glmflow import job
 
 PACKAGE = Path(__file__).resolve().parent
 IDLE_SECONDS = 30.0  # the server exits after this long without a job
@@ -229,7 +231,7 @@ def _child(connection: socket.socket, header: dict, descriptors: list[int]) -> N
     """In the forked process: become the job (streams, directory, environment), run it, send
     its status and exit; never returns into the server's loop."""
     global IN_CHILD
-    IN_CHILD = True
+    IN_CHILD = job.FORKED = True
     status = 1
     try:
         for target, descriptor in enumerate(descriptors):

@@ -1,5 +1,9 @@
 """Load, check and clean one data set; write it with its glimpse and first rows."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.data import data_path_problem, glimpse, load_dataset
 from glmflow.datafile import write_dataset
 from glmflow.errors import GlmflowError

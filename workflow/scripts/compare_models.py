@@ -1,6 +1,10 @@
 """anova() of nested models, as R's anova(m1, m2, ..., test = ...) from their written results
 and model frames."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.comparisons import compare_models
 from glmflow.frame import read_frame
 from glmflow.io import logged, read_json, write_json

@@ -1,5 +1,9 @@
 """Counts and proportions of a data set by some columns (the chapter's sex x survived table)."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.datafile import read_dataset
 from glmflow.interpret import count_table
 from glmflow.io import logged, write_csv

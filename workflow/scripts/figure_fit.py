@@ -1,5 +1,9 @@
 """A model's fitted curve with its 95% band over the data points, from its model frame."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.figures import fit_figure
 from glmflow.formula import response_values
 from glmflow.frame import read_frame

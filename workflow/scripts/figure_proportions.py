@@ -1,5 +1,9 @@
 """100% stacked bars of a count table (the chapter's survival by sex)."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.figures import proportion_bars
 from glmflow.io import logged, read_csv, write_text
 

@@ -1,6 +1,10 @@
 """Fit one mixed model (lme4's formula language; Laplace, or adaptive Gauss-Hermite for one
 random intercept) and write its outputs, VarCorr, the conditional modes and the model frame."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.datafile import read_dataset
 from glmflow.frame import fit_frame, model_frame, write_frame
 from glmflow.glmm import fit_glmm

@@ -1,6 +1,10 @@
 """Fit one model and write R's tidy, glance, summary and augment outputs, the covariance and the
 model frame every later job reads (glmflow.frame)."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.datafile import read_dataset
 from glmflow.frame import fit_frame, model_frame, write_frame
 from glmflow.io import logged

@@ -1,5 +1,9 @@
 """glm(response ~ 1 + x, binomial) on the simulated data, with the chapter's likelihood table."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.datafile import read_dataset
 from glmflow.errors import GlmflowError
 from glmflow.frame import fit_frame, model_frame, write_frame

@@ -1,5 +1,9 @@
 """The study's cells gathered into one table, one row per cell."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.io import logged, read_json, write_csv
 from glmflow.simulate import gather_cells
 

@@ -1,6 +1,10 @@
 """A mixed model's log-likelihood at its written estimates, recomputed independently from its
 model frame, and the exact marginal log-likelihood by quadrature."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.errors import GlmflowError
 from glmflow.families import family
 from glmflow.frame import read_frame

@@ -1,5 +1,9 @@
 """The log-likelihood by hand from the fitted values against the model's logLik, AIC and BIC."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.errors import GlmflowError
 from glmflow.io import logged, read_csv, read_json, write_json
 from glmflow.likelihood import likelihood_check

@@ -1,5 +1,9 @@
 """A fitted model's predictions on a grid, from its model frame, coefficients and covariance."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.frame import read_frame
 from glmflow.interpret import frame_predictions
 from glmflow.io import logged, read_csv, write_csv

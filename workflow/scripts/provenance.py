@@ -1,6 +1,10 @@
 """The provenance page: config as run, checksums, versions, git commit (run times: snakemake --report);
 the same as an SVG image, which the report shows."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from pathlib import Path
 
 from glmflow.io import logged, write_text

@@ -1,5 +1,9 @@
 """One cell of the parameter-recovery study: simulate its replicates, fit them all, summarise."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.io import logged, write_json
 from glmflow.simulate import run_cell
 from glmflow.study import Cell

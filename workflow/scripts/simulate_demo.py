@@ -1,5 +1,9 @@
 """The chapter's simulated data set, drawn as R draws it after set.seed()."""
 
+from glmflow.job import start
+
+start(snakemake)  # first: the thread pools sized, the job handed to the warm server
+
 from glmflow.io import logged, write_csv
 from glmflow.simulate import simulate_logistic
 
