@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, SMALL_CONFIG, copy_workflow, result_hashes
+from conftest import FAILING_MODEL, ROOT, SMALL_CONFIG, copy_workflow, failing_config, result_hashes
 
 from glmflow.datafile import read_dataset
 from glmflow.errors import GlmflowError
@@ -138,28 +138,22 @@ def slurm_jobs(directory) -> dict[str, str]:
     }
 
 
-# R's glm(survived ~ fare, binomial(link = "log")) stops: no valid starting values.
-FAILING = {"dataset": "titanic", "formula": "survived ~ fare", "family": "binomial", "link": "log"}
-
-
 def test_failing_model_is_submitted_once_with_its_message_on_the_console(cluster, tmp_path):
     """A glmflow error fails the same way each time: one submission (not 1 + retries), its
     message where snakemake runs, and the earlier run's results kept. The partition is set as
     README says, and the job keeps the profile's runtime."""
-    config = yaml.safe_load(SMALL_CONFIG.read_text())
-    config = {"datasets": config["datasets"], "models": {"glm_fare": config["models"]["glm_fare"]}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    config = failing_config(tmp_path / "config.yaml")
     directory = copy_workflow(tmp_path / "failing", tmp_path / "config.yaml").resolve()
     cluster_snakemake(directory)
     before, earlier_jobs = result_hashes(directory), set(slurm_jobs(directory))
 
-    config["models"]["glm_log_fare"] = FAILING
+    config["models"]["glm_log_fare"] = FAILING_MODEL
     (directory / "config.yaml").write_text(yaml.safe_dump(config))
     result = cluster_snakemake(directory, check=False, env={"GLMFLOW_SLURM_PARTITION": "main"})
     console = result.stdout + result.stderr
     assert result.returncode != 0
     with pytest.raises(GlmflowError) as error:
-        fit_model(read_dataset(directory / "results/data/titanic.parquet"), FAILING, "glm_log_fare")
+        fit_model(read_dataset(directory / "results/data/titanic.parquet"), FAILING_MODEL, "glm_log_fare")
     assert f"glmflow: {error.value}" in console, console[-4000:]
 
     submitted = re.findall(r"submitted with SLURM jobid (\d+)", console)

@@ -44,18 +44,18 @@ def _run(self, jobs, executor=None):
     if not self.workflow.dryrun:
         for log in (log for job in jobs for log in _logs(job)):
             if error_in_log(log) is not None:
-                log.unlink()
+                log.unlink(missing_ok=True)
     return _run_of_snakemake(self, jobs, executor)
 
 
 def _handle_error(self, job, postprocess_job: bool = True):
-    """Snakemake's, but a job whose step stopped on a glmflow error is not retried, and on a
-    cluster its message is printed (a local run has shown the step's stderr already)."""
+    """Snakemake's, but a job whose step stopped on a glmflow error is not retried, and a
+    cluster job's message is printed (a local job has shown its step's stderr already)."""
     errors = [(log, message) for log in _logs(job) if (message := error_in_log(log)) is not None]
     if errors:
         job.attempt = job.restart_times + 1  # the count of tries that Snakemake checks
     _handle_error_of_snakemake(self, job, postprocess_job)
-    if not self.workflow.local_exec:
+    if not (self.workflow.local_exec or job.is_local):  # a local job's stderr is on the console
         for log, message in errors:
             logger.error(f"glmflow: {message}\n  (log: {log}; not submitted again: it would fail the same way)")
 
