@@ -140,8 +140,8 @@ def slurm_jobs(directory) -> dict[str, str]:
 
 def test_failing_model_is_submitted_once_with_its_message_on_the_console(cluster, tmp_path):
     """A glmflow error fails the same way each time: one submission (not 1 + retries), its
-    message where snakemake runs, and the earlier run's results kept. The partition is set as
-    README says, and the job keeps the profile's runtime."""
+    message where snakemake runs, and the earlier run's results kept. Partition and account are
+    set as README says, and the job keeps the profile's runtime."""
     config = failing_config(tmp_path / "config.yaml")
     directory = copy_workflow(tmp_path / "failing", tmp_path / "config.yaml").resolve()
     cluster_snakemake(directory)
@@ -149,7 +149,8 @@ def test_failing_model_is_submitted_once_with_its_message_on_the_console(cluster
 
     config["models"]["glm_log_fare"] = FAILING_MODEL
     (directory / "config.yaml").write_text(yaml.safe_dump(config))
-    result = cluster_snakemake(directory, check=False, env={"GLMFLOW_SLURM_PARTITION": "main"})
+    site = {"GLMFLOW_SLURM_PARTITION": "main", "GLMFLOW_SLURM_ACCOUNT": "glmflow_test"}  # as README says
+    result = cluster_snakemake(directory, check=False, env=site)
     console = result.stdout + result.stderr
     assert result.returncode != 0
     with pytest.raises(GlmflowError) as error:
@@ -161,5 +162,6 @@ def test_failing_model_is_submitted_once_with_its_message_on_the_console(cluster
     assert wait_for(lambda: set(slurm_jobs(directory)) - earlier_jobs == set(submitted), seconds=30)
     line = slurm_jobs(directory)[submitted[0]]
     runtime = yaml.safe_load((ROOT / PROFILE[1] / "config.yaml").read_text())["default-resources"]["runtime"]
-    assert "JobState=FAILED" in line and "Partition=main " in line and f"TimeLimit={runtime} " in line, line
+    assert "JobState=FAILED" in line and f"TimeLimit={runtime} " in line, line
+    assert "Partition=main " in line and "Account=glmflow_test " in line, line
     assert {path: digest for path, digest in result_hashes(directory).items() if path in before} == before
