@@ -19,7 +19,7 @@ import yaml
 from conftest import FAILING_MODEL, ROOT, SMALL_CONFIG, copy_workflow, failing_config, result_hashes
 
 from glmflow.datafile import read_dataset
-from glmflow.errors import GlmflowError
+from glmflow.errors import LOG_MARK, GlmflowError
 from glmflow.models import fit_model
 
 pytestmark = pytest.mark.slurm
@@ -165,3 +165,29 @@ def test_failing_model_is_submitted_once_with_its_message_on_the_console(cluster
     assert "JobState=FAILED" in line and f"TimeLimit={runtime} " in line, line
     assert "Partition=main " in line and "Account=glmflow_test " in line, line
     assert {path: digest for path, digest in result_hashes(directory).items() if path in before} == before
+
+
+def test_job_cancelled_in_the_queue_is_retried_despite_an_earlier_glmflow_error(cluster, tmp_path):
+    """On SLURM a job's logs are removed on its node when it starts: a job cancelled while
+    queued keeps an earlier run's log, whose glmflow error must not stop the retry."""
+    failing_config(tmp_path / "config.yaml")
+    directory = copy_workflow(tmp_path / "stale", tmp_path / "config.yaml").resolve()
+    log = directory / "logs" / "data" / "titanic.log"  # the first job's (clean_data)
+    log.parent.mkdir(parents=True)
+    log.write_text(f"INFO rule clean_data, wildcards {{'dataset': 'titanic'}}\n{LOG_MARK} an earlier run's\n")
+    node = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
+    drain = ["scontrol", "update", f"NodeName={node}"]
+    subprocess.run([*drain, "State=DRAIN", "Reason=glmflow test"], check=True)  # jobs wait in the queue
+    run = subprocess.Popen([sys.executable, "-m", "snakemake", *PROFILE], cwd=directory, stdout=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: running_jobs(directory)), "no job reached SLURM"
+        cancelled = running_jobs(directory)[0]
+        subprocess.run(["scancel", cancelled], check=True)
+        retried = wait_for(lambda: set(running_jobs(directory)) - {cancelled} or run.poll() is not None)
+        assert retried and run.poll() is None, "the cancelled job was not submitted again"
+        subprocess.run([*drain, "State=RESUME"], check=True)
+        assert run.wait(timeout=900) == 0
+    finally:
+        subprocess.run([*drain, "State=RESUME"], check=False)
+        if run.poll() is None:
+            run.kill()

@@ -6,8 +6,9 @@ cluster its message stays in the job's log: the console says only "Error in grou
 check log file(s)". When a job fails, ``_handle_error`` reads its steps' logs: a log that ends
 with ``glmflow.errors.LOG_MARK`` (written by ``glmflow.io.logged``) makes the job fail for good,
 with its message printed where ``snakemake`` runs. A job that died without one (a lost node, a
-cancel, a time limit) is retried as before. A stale mark from an earlier run is dropped before
-the step runs again, so a job lost before its script starts is not taken for a glmflow error.
+cancel, a time limit) is retried as before. A mark from an earlier run must not stop that retry:
+a local run removes a job's logs before the job, but a cluster job's are removed on its node
+when it starts, so one cancelled in the queue keeps them; ``_run`` removes such marks first.
 
 SIGTERM to a run (a cluster's or a terminal's) is handled by ``JobScheduler.exit_gracefully``,
 which takes the scheduler's lock, a non-reentrant ``threading.Lock``, inside the signal handler.
