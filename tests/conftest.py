@@ -157,3 +157,17 @@ def assert_coverage_as_rs(summary) -> None:
         total_variance += se**2
     # a systematic shift (SEs a few per cent off) is within each cell's noise but not the sum's
     assert abs(total_difference) <= stats.norm.ppf(1 - 0.001 / 2) * np.sqrt(total_variance), total_difference
+
+
+# R's glm(survived ~ fare, binomial(link = "log")) on the Titanic data stops (no valid starting
+# values): a model that passes the config check and fails in its job, the same way each time.
+FAILING_MODEL = {"dataset": "titanic", "formula": "survived ~ fare", "family": "binomial", "link": "log"}
+
+
+def failing_config(path: Path) -> dict:
+    """tests/config/small.yaml's dataset and glm_fare, written to ``path``; the caller adds
+    FAILING_MODEL to it to make a later run fail."""
+    small = yaml.safe_load(SMALL_CONFIG.read_text())
+    config = {"datasets": small["datasets"], "models": {"glm_fare": small["models"]["glm_fare"]}}
+    path.write_text(yaml.safe_dump(config))
+    return config

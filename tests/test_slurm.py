@@ -1,6 +1,7 @@
 """The whole workflow on a real single-node SLURM (tests/slurm/cluster.sh, Debian's slurm-wlm),
 through workflow/profiles/slurm: every non-local job runs as a SLURM job, the results equal a
-local run's byte for byte, and the run survives a cancelled job and a restarted slurmd.
+local run's byte for byte, and the run survives a cancelled job and a restarted slurmd; a model
+that fails on a glmflow error is submitted once, with its message on the console.
 Needs root (cluster.sh installs and starts SLURM); `make test` runs it under `timeout -k`."""
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SMALL_CONFIG, copy_workflow, result_hashes
+import yaml
+from conftest import FAILING_MODEL, ROOT, SMALL_CONFIG, copy_workflow, failing_config, result_hashes
+
+from glmflow.datafile import read_dataset
+from glmflow.errors import LOG_MARK, GlmflowError
+from glmflow.models import fit_model
 
 pytestmark = pytest.mark.slurm
 
@@ -32,9 +38,10 @@ def cluster():
     subprocess.run([CLUSTER, "stop"], check=True, timeout=120)
 
 
-def cluster_snakemake(directory, *arguments, check=True):
+def cluster_snakemake(directory, *arguments, check=True, env=None):
     command = [sys.executable, "-m", "snakemake", *PROFILE, *arguments]
-    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900)
+    environment = {**os.environ, **(env or {})}
+    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900, env=environment)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake on SLURM failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
@@ -120,3 +127,67 @@ def test_ctrl_c_cancels_the_runs_jobs(cluster, tmp_path):
         if run.poll() is None:
             os.kill(run.pid, signal.SIGKILL)
     assert wait_for(lambda: not running_jobs(directory), seconds=60), "jobs left in the queue after Ctrl-C"
+
+
+def slurm_jobs(directory) -> dict[str, str]:
+    """Every SLURM job (finished in any state) that ran in ``directory``: id -> its jobcomp line."""
+    return {
+        re.search(r"JobId=(\d+)", line).group(1): line
+        for line in JOBCOMP.read_text().splitlines()
+        if f"WorkDir={directory} " in line
+    }
+
+
+def test_failing_model_is_submitted_once_with_its_message_on_the_console(cluster, tmp_path):
+    """A glmflow error fails the same way each time: one submission (not 1 + retries), its
+    message where snakemake runs, and the earlier run's results kept. Partition and account are
+    set as README says, and the job keeps the profile's runtime."""
+    config = failing_config(tmp_path / "config.yaml")
+    directory = copy_workflow(tmp_path / "failing", tmp_path / "config.yaml").resolve()
+    cluster_snakemake(directory)
+    before, earlier_jobs = result_hashes(directory), set(slurm_jobs(directory))
+
+    config["models"]["glm_log_fare"] = FAILING_MODEL
+    (directory / "config.yaml").write_text(yaml.safe_dump(config))
+    site = {"GLMFLOW_SLURM_PARTITION": "main", "GLMFLOW_SLURM_ACCOUNT": "glmflow_test"}  # as README says
+    result = cluster_snakemake(directory, check=False, env=site)
+    console = result.stdout + result.stderr
+    assert result.returncode != 0
+    with pytest.raises(GlmflowError) as error:
+        fit_model(read_dataset(directory / "results/data/titanic.parquet"), FAILING_MODEL, "glm_log_fare")
+    assert f"glmflow: {error.value}" in console, console[-4000:]
+
+    submitted = re.findall(r"submitted with SLURM jobid (\d+)", console)
+    assert len(submitted) == 1, f"submitted {len(submitted)} times: {submitted}"
+    assert wait_for(lambda: set(slurm_jobs(directory)) - earlier_jobs == set(submitted), seconds=30)
+    line = slurm_jobs(directory)[submitted[0]]
+    runtime = yaml.safe_load((ROOT / PROFILE[1] / "config.yaml").read_text())["default-resources"]["runtime"]
+    assert "JobState=FAILED" in line and f"TimeLimit={runtime} " in line, line
+    assert "Partition=main " in line and "Account=glmflow_test " in line, line
+    assert {path: digest for path, digest in result_hashes(directory).items() if path in before} == before
+
+
+def test_job_cancelled_in_the_queue_is_retried_despite_an_earlier_glmflow_error(cluster, tmp_path):
+    """On SLURM a job's logs are removed on its node when it starts: a job cancelled while
+    queued keeps an earlier run's log, whose glmflow error must not stop the retry."""
+    failing_config(tmp_path / "config.yaml")
+    directory = copy_workflow(tmp_path / "stale", tmp_path / "config.yaml").resolve()
+    log = directory / "logs" / "data" / "titanic.log"  # the first job's (clean_data)
+    log.parent.mkdir(parents=True)
+    log.write_text(f"INFO rule clean_data, wildcards {{'dataset': 'titanic'}}\n{LOG_MARK} an earlier run's\n")
+    node = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
+    drain = ["scontrol", "update", f"NodeName={node}"]
+    subprocess.run([*drain, "State=DRAIN", "Reason=glmflow test"], check=True)  # jobs wait in the queue
+    run = subprocess.Popen([sys.executable, "-m", "snakemake", *PROFILE], cwd=directory, stdout=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: running_jobs(directory)), "no job reached SLURM"
+        cancelled = running_jobs(directory)[0]
+        subprocess.run(["scancel", cancelled], check=True)
+        retried = wait_for(lambda: set(running_jobs(directory)) - {cancelled} or run.poll() is not None)
+        assert retried and run.poll() is None, "the cancelled job was not submitted again"
+        subprocess.run([*drain, "State=RESUME"], check=True)
+        assert run.wait(timeout=900) == 0
+    finally:
+        subprocess.run([*drain, "State=RESUME"], check=False)
+        if run.poll() is None:
+            run.kill()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from glmflow import job, runs
+from glmflow.errors import LOG_MARK, GlmflowError
 
 
 def _plain(value):
@@ -87,6 +88,8 @@ def logged(snakemake):
                 yield logger
         except Exception as error:
             handle.write(traceback.format_exc())
+            if isinstance(error, GlmflowError):
+                handle.write(f"{LOG_MARK} {error}\n")
             print(f"glmflow: {error}", file=sys.stderr)
             raise
         finally:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A single-node SLURM on this machine, from Debian's packages, for glmflow's cluster test.
 #   tests/slurm/cluster.sh start   install (if missing), configure and start munge + SLURM
-#   tests/slurm/cluster.sh stop    stop them (running jobs are cancelled)
-#   tests/slurm/cluster.sh status  exit 0 when the node takes jobs
+#   tests/slurm/cluster.sh stop    stop them (running jobs are cancelled); says what it stopped
+#   tests/slurm/cluster.sh status  say which daemons run, the node's state and the queue;
+#                                  exit 0 when the node takes jobs
 # Idempotent; needs root. After `start`, `snakemake --workflow-profile workflow/profiles/slurm`
 # works with nothing else set. What it sets up, and why:
 # - no cgroups (ProctrackType=proctrack/linuxproc, TaskPlugin=task/none): none in containers;
@@ -100,9 +101,37 @@ start() {
   exit 1
 }
 
+daemons() {
+  local daemon found=""
+  for daemon in munged slurmctld slurmd; do running "$daemon" && found="$found $daemon"; done
+  echo "${found# }"
+}
+
+status() {
+  local up
+  up=$(daemons)
+  echo "cluster.sh: running: ${up:-nothing}"
+  if ! running slurmctld; then
+    echo "cluster.sh: no controller; start it with: $0 start"
+    return 1
+  fi
+  sinfo -h -N -o "cluster.sh: node %N %T (partition %P, %c CPUs)" 2>/dev/null || true
+  local queue
+  queue=$(squeue -h -o '  job %i %T %j (%M) in %Z' 2>/dev/null || true)
+  if [ -n "$queue" ]; then echo "cluster.sh: $(wc -l <<<"$queue") job(s) in the queue:"; echo "$queue"
+  else echo "cluster.sh: the queue is empty"; fi
+  node_ready
+}
+
 stop() {
   need_root
-  if running slurmctld; then scancel --full --user root >/dev/null 2>&1 || true; fi
+  local up jobs=0
+  up=$(daemons)
+  if running slurmctld; then
+    jobs=$(squeue -h -o %i 2>/dev/null | wc -l || echo 0)
+    scancel --full --user root >/dev/null 2>&1 || true
+  fi
+  if [ "$jobs" -gt 0 ]; then echo "cluster.sh: cancelled ${jobs} job(s)"; fi
   for daemon in slurmd slurmctld munged; do
     pkill -x "$daemon" 2>/dev/null || true
   done
@@ -110,17 +139,17 @@ stop() {
   # SLURM executor plugin asks it whenever Snakemake starts, local runs too: set it aside.
   [ -f "$CONF" ] && mv "$CONF" "$CONF.stopped"
   for _ in $(seq 50); do
-    running slurmd || running slurmctld || running munged || { echo "cluster.sh: stopped"; return 0; }
+    running slurmd || running slurmctld || running munged || break
     sleep 0.1
   done
   pkill -9 -x slurmd 2>/dev/null || true
   pkill -9 -x slurmctld 2>/dev/null || true
-  echo "cluster.sh: stopped"
+  if [ -n "$up" ]; then echo "cluster.sh: stopped $up"; else echo "cluster.sh: nothing was running"; fi
 }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  status) node_ready ;;
+  status) status ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac
