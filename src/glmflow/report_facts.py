@@ -129,11 +129,12 @@ def filter_facts(data: pd.DataFrame, spec: dict, model: str, left_out: pd.DataFr
     values = {}
     for column in filter_columns(text):
         counts = left_out[column].value_counts(dropna=False).sort_index()
-        values[column] = (
-            [(r_text(v), int(n)) for v, n in counts.items()]
-            if len(counts) <= 4
-            else [(f"{r_text(left_out[column].min())} to {r_text(left_out[column].max())}", len(left_out))]
-        )
+        if len(counts) <= 4:
+            values[column] = [(r_text(v), int(n)) for v, n in counts.items()]
+        elif pd.api.types.is_numeric_dtype(left_out[column]):
+            values[column] = [(f"{r_text(left_out[column].min())} to {r_text(left_out[column].max())}", len(left_out))]
+        else:  # a factor or text: no range (its levels have no order), how many values
+            values[column] = [(f"{len(counts)} values", len(left_out))]
     factors = {}
     for column in predictor_variables(spec["formula"], f"model {model!r}"):
         if column in data and isinstance(data[column].dtype, pd.CategoricalDtype) and column not in values:

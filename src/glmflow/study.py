@@ -14,8 +14,9 @@ DEMO_MODEL = {"dataset": "simulated", "formula": "response ~ 1 + x", "family": "
 DEMO_NAME = "simulation_demo"
 RESERVED_NAMES = {"models": DEMO_NAME, "figures.fits": DEMO_NAME}
 # A cell's job holds every replicate's results (8 doubles) and the summary's copies of them: its
-# peak beyond the imports measured 94 bytes a replicate (tests/test_bounded.py keeps it within
-# these bounds); a thread holds one replicate's draws (x, y and Philox's words: 4 x 8 bytes a row).
+# peak allocation beyond the imports measured 117 bytes a replicate (tracemalloc;
+# tests/test_bounded.py keeps it within these bounds); a thread holds one replicate's draws
+# (x, y and Philox's words: 4 x 8 bytes a row).
 CELL_BYTES_PER_REPLICATE = 128
 CELL_BYTES_PER_ROW = 32
 

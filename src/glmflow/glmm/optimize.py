@@ -331,7 +331,7 @@ def stage_zero(objective, start: np.ndarray, glmm_design: GlmmDesign) -> np.ndar
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     result = optimize.minimize(
         value, start[:n_theta], method="COBYQA", bounds=bounds,  # steps of 0.1 at first, as bobyqa's rhobeg
-        options={"initial_tr_radius": 0.1, "final_tr_radius": 1e-3, "maxfev": 400 * n_theta},
+        options={"initial_tr_radius": 0.1, "final_tr_radius": 1e-4, "maxfev": 400 * n_theta},
     )  # fmt: skip
     theta = result.x if np.isfinite(result.fun) else start[:n_theta]
     _, beta_final = objective.profiled(theta, beta[0])
