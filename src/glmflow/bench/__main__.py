@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from glmflow.bench import glm, glmm, scale, simulate, workflow
+from glmflow.bench import glm, glmm, lmm, scale, simulate, workflow
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     glmm_parser.add_argument("--r-timeout", type=float, default=1800, help="seconds glmer may take a scale model")
     glmm_parser.add_argument("--models", nargs="+", choices=list(scale.MODELS), help="scale models to fit (all)")
+    lmm_parser = commands.add_parser("lmm", help="linear mixed models (InstEval, sleepstudy, Penicillin) vs lmer")
+    lmm_parser.add_argument("--repeats", type=int, default=3, help="timed fits of the small models; the median")
+    lmm_parser.add_argument("--with-r", action="store_true", help="also time lmer with Rscript, if installed")
     glm_parser = commands.add_parser("glm", help="one logistic fit of n x 8, against statsmodels, glum and R")
     glm_parser.add_argument("--n", default="100000,1000000", help="comma-separated sizes")
     glm_parser.add_argument("--repeats", type=int, default=3, help="timed fits after a warm-up; the median is kept")
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif arguments.command == "glm":
         glm.run([int(n) for n in arguments.n.split(",")], arguments.repeats, arguments.with_peers)
+    elif arguments.command == "lmm":
+        lmm.run(arguments.repeats, arguments.with_r)
     elif arguments.command == "workflow":
         workflow.run(arguments.repeats, arguments.extra_models, arguments.cores)
     elif arguments.suite == "scale":
