@@ -45,6 +45,14 @@ def test_vendored_files_match_provenance(config):
         assert spec["sha256"] in sums
 
 
+def test_every_vendored_file_has_its_checksum_and_provenance():
+    sums = dict(line.split()[::-1] for line in (ROOT / "resources" / "SHA256SUMS").read_text().splitlines())
+    provenance = (ROOT / "resources" / "PROVENANCE.md").read_text()
+    for path in sorted((ROOT / "resources").glob("*.csv")):
+        assert sums.get(path.name) == sha256_of(path), path.name
+        assert f"| {path.name} |" in provenance and sums[path.name] in provenance, path.name
+
+
 def test_titanic_types_and_missing_values(titanic):
     assert titanic.shape == (891, 12)
     assert str(titanic["sex"].dtype) == "category" and list(titanic["sex"].cat.categories) == [
