@@ -14,7 +14,6 @@ missing file, an unreadable formula), only the cause is listed.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +50,7 @@ from glmflow.formula_syntax import (
     split_offsets,
     to_formulaic,
 )
-from glmflow.glmm_memory import memory_problem
+from glmflow.glmm_memory import machine_bytes, memory_problem
 from glmflow.plan import comparison_models, is_linear_mixed, is_mixed
 from glmflow.study import CELL_BYTES_PER_REPLICATE, CELL_BYTES_PER_ROW, RESERVED_NAMES, cell_memory
 
@@ -335,7 +334,7 @@ def _check_simulation(problems: _Problems, simulation: dict) -> None:
 def _check_study_memory(problems: _Problems, replicates: int, n: int) -> None:
     """A cell's job holds every replicate's results: refused before any job where one cannot fit
     in this machine's memory (it would be killed, or swap, after minutes)."""
-    need, have = cell_memory(replicates, n), os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    need, have = cell_memory(replicates, n), machine_bytes()
     if need <= have:
         return
     most = max(0, (have - cell_memory(0, n)) // CELL_BYTES_PER_REPLICATE)

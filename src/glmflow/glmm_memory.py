@@ -23,6 +23,7 @@ def needed_bytes(n: int, term_sizes: list[int], columns: int) -> int:
 
 
 def machine_bytes() -> int:
+    """This machine's physical memory: what every size refusal compares with (the study's too)."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 

@@ -102,18 +102,24 @@ class LaplaceDeviance:
         theta, beta = params[: self.n_theta], params[self.n_theta :]
         values, index = self._rows(theta)
         self.evaluations += 1
-        deviance, _, converged, L0, L21, L22, eta = laplace(
-            self.family_code, self.link_code, self.y, self.prior, self.constant, self._eta0(beta), values, index,
-            self.pos, self.ptr, self.rows, self.levels0, self.k0, self.q_rest, self.u, PIRLS_TOLERANCE,
-            PIRLS_MAX_ITERATIONS,
-            (PIRLS_ACCEPT if self.canonical else 0.0) if accept is None else accept,
-        )  # fmt: skip
+        accept = (PIRLS_ACCEPT if self.canonical else 0.0) if accept is None else accept
+        deviance, converged, L0, L21, L22, eta = self._laplace(values, index, beta, PIRLS_MAX_ITERATIONS, accept)
         if converged and self.has_dispersion:
             deviance = self.dispersion_objective(deviance, eta)
         if not converged or not np.isfinite(deviance):
             self.u[:] = 0.0  # start the next call afresh
             return np.inf, None
         return float(deviance), (values, index, L0, L21, L22, eta)
+
+    def _laplace(self, values, index, beta: np.ndarray, iterations: int, accept: float):
+        """The compiled PIRLS from self.u (``iterations`` 0: H assembled and factored there only):
+        (value, converged, L0, L21, L22, eta)."""
+        deviance, _, converged, L0, L21, L22, eta = laplace(
+            self.family_code, self.link_code, self.y, self.prior, self.constant, self._eta0(beta), values, index,
+            self.pos, self.ptr, self.rows, self.levels0, self.k0, self.q_rest, self.u, PIRLS_TOLERANCE, iterations,
+            accept,
+        )  # fmt: skip
+        return deviance, converged, L0, L21, L22, eta
 
     def dispersion_objective(self, penalised: float, eta: np.ndarray) -> float:
         """lme4's objective for a family with a dispersion: the kernel's deviance + |u|^2 +
@@ -203,10 +209,7 @@ class LaplaceDeviance:
 
     def _joint_at(self, values, index, beta: np.ndarray):
         """H assembled and factored at (self.u, beta) without PIRLS: (objective, penalised, state)."""
-        deviance, _, _, L0, L21, L22, eta = laplace(
-            self.family_code, self.link_code, self.y, self.prior, self.constant, self._eta0(beta), values, index,
-            self.pos, self.ptr, self.rows, self.levels0, self.k0, self.q_rest, self.u, PIRLS_TOLERANCE, 0, 0.0,
-        )  # fmt: skip
+        deviance, _, L0, L21, L22, eta = self._laplace(values, index, beta, 0, 0.0)
         if not np.isfinite(deviance):
             return np.inf, np.inf, None
         state = (values, index, L0, L21, L22, eta)
