@@ -34,21 +34,29 @@ from glmflow.families import family as glm_family
 from glmflow.glmm import pirls
 from glmflow.glmm.design import GlmmDesign
 from glmflow.glmm.deviance import LaplaceDeviance
-from glmflow.glmm.optimize import _value_differences, canonical_theta
+from glmflow.glmm.optimize import canonical_theta
 from glmflow.glmm.result import GlmmFit
 from glmflow.models import wald_table
 
-# Newton's stopping rule: the criterion's gradient in theta below this. The L-BFGS-B search
-# before it stops at a gradient of SEARCH_GTOL (its differences' noise makes a tighter one
-# cost a hundred iterations); Newton steps (central-difference gradient with steps of
-# NEWTON_STEP, rough Hessian) then finish.
-GRADIENT_TOL, SEARCH_GTOL, NEWTON_STEP = 1e-7, 1e-4, 1e-5
-# numDeriv's defaults, as lmerTest calls numDeriv::hessian and ::jacobian: a first step of
-# d |x| (d = 0.1 for hessian, 1e-4 for jacobian; 1e-4 where |x| is below zero.tol), four
-# Richardson halvings. A Hessian from steps of 1e-4 |x| is lost to rounding (sleepstudy's theta
-# of 0.015: steps of 2e-7 against a criterion of 1744 known to 4e-13).
-HESSIAN_STEP, JACOBIAN_STEP, ZERO_STEP, RICHARDSON_LEVELS = 0.1, 1e-4, 1e-4, 4
-ZERO_TOL = math.sqrt(np.finfo(float).eps / 7e-7)
+# Newton's stopping rule on the analytic gradient of the criterion in theta (L-BFGS-B on
+# the same gradient gets there in 10-30 iterations; Newton finishes what its line search leaves).
+GRADIENT_TOL = 1e-7
+# The Hessians (the convergence check's, and lmerTest's in (theta, sigma)) are central
+# differences of the analytic gradient, with steps of DIFFERENCE_STEP max(|theta|, 0.1): a
+# Richardson table of function values (numDeriv, as lmerTest) needs 4 (2m^2 + 1) criterion
+# evaluations where this needs 2m gradients, and agrees to 1e-7 relative on lmm.R's fits.
+DIFFERENCE_STEP = 1e-4
+PROBE_STEP = 1e-3
+
+
+@dataclass
+class ThetaDerivatives:
+    """At one theta, (u, beta) at their optimum: each piece of the criterion differentiated in
+    theta (the envelope theorem: u and beta's own changes do not count in pwrss)."""
+
+    logdet: np.ndarray  # d/d theta_m of log|H| (ML) or log|H| + log|RX'RX| (REML)
+    pwrss: np.ndarray  # d pwrss / d theta_m
+    rx: np.ndarray  # d RX'RX / d theta_m, m x p x p
 
 
 @dataclass
@@ -62,7 +70,10 @@ class Pls:
     logdet_h: float  # log|H| = log|L|^2
     rx: np.ndarray  # RX'RX, the Schur complement (X'V^-1X sigma^2)
     eta: np.ndarray  # X beta + offset + Z Lambda u
+    h_b: np.ndarray = field(repr=False, default=None)  # H^-1 Lambda'Z'WX (q x p)
+    rows: tuple = field(repr=False, default=())  # Z Lambda's (values, index)
     state: tuple = field(repr=False, default=())  # the factor, for the conditional variances
+    derivatives: ThetaDerivatives | None = field(repr=False, default=None)  # once computed
 
 
 class LmmCriterion:
@@ -79,6 +90,7 @@ class LmmCriterion:
         self.XtWX = self.X.T @ (self.w[:, None] * self.X)
         self.XtWy = self.X.T @ (self.w * (self.y - self.offset))
         self.evaluations = 0
+        self._last: tuple | None = None
 
     def __call__(self, theta: np.ndarray) -> float:
         return self.solve(theta).criterion
@@ -107,7 +119,15 @@ class LmmCriterion:
         return solve, float(logdet), c, B, values, index, factor
 
     def solve(self, theta: np.ndarray) -> Pls:
+        theta = np.asarray(theta, dtype=float)
+        if self._last is not None and np.array_equal(self._last[0], theta):
+            return self._last[1]  # L-BFGS-B's last point, solved again by the Newton steps
         self.evaluations += 1
+        pls = self._solve(theta)
+        self._last = (theta.copy(), pls)
+        return pls
+
+    def _solve(self, theta: np.ndarray) -> Pls:
         solve, logdet, c, B, values, index, state = self._factor_h(theta)
         h_c = solve(c)
         h_b = np.column_stack([solve(B[:, j]) for j in range(self.p)]) if self.p else np.zeros((len(c), 0))
@@ -116,7 +136,8 @@ class LmmCriterion:
         try:
             chol = np.linalg.cholesky(rx)
         except np.linalg.LinAlgError:
-            return Pls(np.inf, np.zeros(self.p), h_c, np.inf, logdet, rx, self.offset.copy(), state)
+            offset = self.offset.copy()
+            return Pls(np.inf, np.zeros(self.p), h_c, np.inf, logdet, rx, offset, h_b, (values, index), state)
         beta = np.linalg.solve(rx, self.XtWy - B.T @ h_c)
         u = h_c - h_b @ beta
         eta = self.X @ beta + self.offset + np.einsum("ia,ia->i", values, u[index])
@@ -125,7 +146,7 @@ class LmmCriterion:
         criterion = logdet - self.log_w + dof * (1.0 + math.log(2.0 * math.pi * pwrss / dof))
         if self.reml:
             criterion += 2.0 * float(np.sum(np.log(np.diag(chol))))
-        return Pls(criterion, beta, u, pwrss, logdet, rx, eta, state)
+        return Pls(criterion, beta, u, pwrss, logdet, rx, eta, h_b, (values, index), state)
 
     def sigma(self, pls: Pls) -> float:
         return math.sqrt(pls.pwrss / (self.n - self.p if self.reml else self.n))
@@ -141,46 +162,73 @@ class LmmCriterion:
             position += size
         return blocks
 
-    def profiled_deviance(self, varpar: np.ndarray) -> float:
-        """lmerTest's ``devfun_vp``: -2 logLik (or the REML criterion) at theta = varpar[:-1]
-        with sigma = varpar[-1] given rather than profiled (its Hessian is vcov_varpar's)."""
-        sigma2 = varpar[-1] ** 2
-        pls = self.solve(varpar[:-1])
-        value = pls.logdet_h + pls.pwrss / sigma2 + self.n * math.log(2.0 * math.pi * sigma2)
-        if self.reml:
-            value += float(np.linalg.slogdet(pls.rx)[1]) - self.p * math.log(2.0 * math.pi * sigma2)
-        return value
+    def derivatives(self, pls: Pls) -> ThetaDerivatives:
+        """The criterion's pieces differentiated in theta at ``pls``'s theta. With Z_m = Z
+        dLambda/dtheta_m (one entry per row), C = H^-1 Lambda'Z'WX, G = Z Lambda C, E = X - G:
+        d log|H| = 2 sum_i w_i (Z_m)_i H^-1 (Z Lambda)_i', d pwrss = -2 r'W Z_m u,
+        d RX'RX = -(Q_m + Q_m') with Q_m = E'W Z_m C, and d log|RX'RX| = tr(RX'RX^-1 d RX'RX)."""
+        if pls.derivatives is None:
+            pls.derivatives = self._derivatives(pls)
+        return pls.derivatives
 
-    def beta_covariance(self, varpar: np.ndarray) -> np.ndarray:
-        """lmerTest's ``get_covbeta``: sigma^2 (RX'RX)^-1 at theta = varpar[:-1], sigma = varpar[-1]."""
-        return varpar[-1] ** 2 * np.linalg.inv(self.solve(varpar[:-1]).rx)
+    def _derivatives(self, pls: Pls) -> ThetaDerivatives:
+        layout, (values, index) = self.layout, pls.rows
+        logdet, pwrss, R = pirls.linear_theta_sums(
+            self.w, self.y - pls.eta, pls.u, values, index, layout.Zv, self.X, pls.h_b,
+            *pirls.inverse_pieces(*pls.state), layout.pos, layout.k0, layout.theta_map,
+        )  # fmt: skip
+        Q = np.matmul(R.transpose(0, 2, 1), pls.h_b)
+        rx = -(Q + Q.transpose(0, 2, 1))
+        if self.reml and self.p:
+            logdet += np.einsum("jk,mkj->m", np.linalg.inv(pls.rx), rx)
+        return ThetaDerivatives(logdet, pwrss, rx)
+
+    def dof(self) -> int:
+        return self.n - self.p if self.reml else self.n
+
+    def gradient(self, pls: Pls) -> np.ndarray:
+        """The profiled criterion's analytic gradient in theta, at ``pls``'s theta."""
+        d = self.derivatives(pls)
+        return d.logdet + self.dof() / pls.pwrss * d.pwrss
+
+    def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        pls = self.solve(theta)
+        if not np.isfinite(pls.criterion):
+            return np.inf, np.zeros(len(theta))
+        return pls.criterion, self.gradient(pls)
 
 
-def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> tuple[np.ndarray, float, bool, str]:
+@dataclass
+class ThetaOptimum:
+    theta: np.ndarray
+    pls: Pls  # the solution there
+    gradient: np.ndarray  # the criterion's, analytic
+    hessian: np.ndarray  # the criterion's (``theta_hessians``)
+    held: np.ndarray  # devfun_vp's theta block at the optimum's sigma (``theta_hessians``)
+    converged: bool
+    message: str
+
+
+def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> ThetaOptimum:
     """lme4's optimum of the profiled criterion over theta (diagonal entries bounded below by 0):
-    L-BFGS-B on central differences from lme4's start, then Newton steps on the free thetas
-    with a Richardson Hessian (the criterion is exact linear algebra: no PIRLS noise), then
-    thetas within 1e-7 of 0 set to 0 where that is no worse, as bobyqa reports a boundary."""
+    L-BFGS-B on the analytic gradient from lme4's start; then, with the Hessians there, Newton
+    steps on the free thetas (a theta at its bound moves only where the criterion falls inward:
+    Karush-Kuhn-Tucker) while the gradient is above GRADIENT_TOL and the criterion falls; then
+    thetas within 1e-7 of 0 set to 0 where that is no worse, as bobyqa reports a boundary. The
+    Newton steps are of the size of L-BFGS-B's last ones, so the Hessians taken before them are
+    the optimum's to that size (their steps cost 2 gradients per theta; one set serves all)."""
     lower = gd.theta_lower()
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-
-    def value_and_gradient(theta):
-        return criterion(theta), _central_gradient(criterion, theta, lower)
-
-    result = optimize.minimize(
-        value_and_gradient, gd.theta_start(), jac=True, method="L-BFGS-B", bounds=bounds,
-        options={"ftol": 1e-12, "gtol": SEARCH_GTOL, "maxiter": 2000},
-    )  # fmt: skip
-    theta, value = np.maximum(result.x, lower), float(result.fun)
+    result = _search(criterion, gd.theta_start(), lower)
+    theta = np.maximum(result.x, lower)
+    pls = criterion.solve(theta)
+    gradient = criterion.gradient(pls)
+    hessian, held = theta_hessians(criterion, theta, criterion.sigma(pls))
+    largest = np.inf
     for _ in range(10):
-        # the gradient to the criterion's rounding; a theta at its bound moves only where the
-        # criterion falls inward (Karush-Kuhn-Tucker); the Hessian only steers (one level)
-        gradient = _central_gradient(criterion, theta, lower, NEWTON_STEP)
         free = ~((lower == 0) & (theta < 1e-7)) | (gradient < 0)
         largest = np.max(np.abs(gradient[free]), initial=0.0)
         if largest < GRADIENT_TOL:
             break
-        hessian = richardson_derivatives(criterion, theta, 1)[2]
         try:
             step = np.linalg.solve(hessian[np.ix_(free, free)], gradient[free])
         except np.linalg.LinAlgError:
@@ -188,70 +236,71 @@ def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> tuple[np.ndarray,
         candidate = theta.copy()
         candidate[free] -= step
         candidate = np.maximum(candidate, lower)
-        candidate_value = criterion(candidate)
-        if not candidate_value < value:
+        candidate_pls = criterion.solve(candidate)
+        if not candidate_pls.criterion < pls.criterion:
             break
-        theta, value = candidate, candidate_value
+        theta, pls = candidate, candidate_pls
+        gradient = criterion.gradient(pls)
     tiny = (lower == 0) & (theta < 1e-7) & (theta != 0)
     if tiny.any():
         snapped = np.where(tiny, 0.0, theta)
-        snapped_value = criterion(snapped)
-        if snapped_value <= value + 1e-10:
-            theta, value = snapped, snapped_value
-    theta = canonical_theta(gd, theta)
-    # converged: L-BFGS-B's own test, or Newton's gradient small where L-BFGS-B gave up on noise
-    return theta, value, bool(result.success or largest < 1e3 * GRADIENT_TOL), str(result.message)
+        snapped_pls = criterion.solve(snapped)
+        if snapped_pls.criterion <= pls.criterion + 1e-10:
+            theta, pls = snapped, snapped_pls
+            gradient = criterion.gradient(pls)
+    canonical = canonical_theta(gd, theta)
+    if not np.array_equal(canonical, theta):  # a column's sign: the same model, u's signs flip
+        theta, pls = canonical, criterion.solve(canonical)
+        gradient = criterion.gradient(pls)
+        hessian, held = theta_hessians(criterion, theta, criterion.sigma(pls))
+    # converged: L-BFGS-B's own test, or Newton's gradient small where L-BFGS-B stopped on rounding
+    converged = bool(result.success or largest < 1e3 * GRADIENT_TOL)
+    return ThetaOptimum(theta, pls, gradient, hessian, held, converged, str(result.message))
 
 
-def _central_gradient(objective, x: np.ndarray, lower: np.ndarray, step: float = 1e-6) -> np.ndarray:
-    """Central differences, one-sided (forward) where a bounded theta sits at its bound."""
-    gradient = np.empty(len(x))
-    for i in range(len(x)):
-        e = np.zeros(len(x))
-        e[i] = step * max(1.0, abs(x[i]))
-        if x[i] - e[i] < lower[i]:
-            gradient[i] = (objective(x + e) - objective(x)) / e[i]
-        else:
-            gradient[i] = (objective(x + e) - objective(x - e)) / (2 * e[i])
-    return gradient
+def _search(criterion: LmmCriterion, start: np.ndarray, lower: np.ndarray):
+    """L-BFGS-B on the analytic gradient, restarted while a diagonal theta stops at 0 where the
+    criterion falls inward. The criterion is even in each diagonal theta, so its gradient there
+    is 0 whatever the curvature: L-BFGS-B stops on that boundary even at a maximum along it
+    (sleepstudy's weighted fit: REML criterion 1772.50 at a slope's theta of 0, 1759.39 inside).
+    The probe is the gradient at PROBE_STEP, whose sign is the curvature's."""
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    for _ in range(1 + len(start)):
+        result = optimize.minimize(
+            criterion.value_and_gradient, start, jac=True, method="L-BFGS-B", bounds=bounds,
+            options={"ftol": 1e-15, "gtol": GRADIENT_TOL, "maxiter": 2000},
+        )  # fmt: skip
+        start = np.maximum(result.x, lower)
+        falling = False
+        for j in np.flatnonzero((lower == 0) & (start < PROBE_STEP)):
+            probe = start.copy()
+            probe[j] = PROBE_STEP
+            if criterion.value_and_gradient(probe)[1][j] < 0:
+                start[j], falling = 1.0, True  # lme4's start for a diagonal theta
+        if not falling:
+            break
+    return result
 
 
-def _richardson_steps(x: np.ndarray, relative: float) -> np.ndarray:
-    return relative * np.abs(x) + np.where(np.abs(x) < ZERO_TOL, ZERO_STEP, 0.0)
-
-
-def richardson_derivatives(objective, x: np.ndarray, count: int = RICHARDSON_LEVELS):
-    """Value, gradient and Hessian by central differences at halving steps with Richardson's
-    extrapolation (numDeriv's ``hessian``: first step 0.1 relative, four levels)."""
-    x = np.asarray(x, dtype=float)
-    base = _richardson_steps(x, HESSIAN_STEP)
-    f0 = objective(x)
-    levels = [_value_differences(objective, x, base / 2**k, f0)[1:] for k in range(count)]
-    return f0, _extrapolate([g for g, _ in levels]), _extrapolate([h for _, h in levels])
-
-
-def richardson_jacobian(function, x: np.ndarray) -> np.ndarray:
-    """The Jacobian of a vector function (columns by parameter), as numDeriv's ``jacobian``."""
-    x = np.asarray(x, dtype=float)
-    base = _richardson_steps(x, JACOBIAN_STEP)
-    levels = []
-    for k in range(RICHARDSON_LEVELS):
-        columns = []
-        for i in range(len(x)):
-            e = np.zeros(len(x))
-            e[i] = base[i] / 2**k
-            columns.append((np.ravel(function(x + e)) - np.ravel(function(x - e))) / (2 * e[i]))
-        levels.append(np.column_stack(columns))
-    return _extrapolate(levels)
-
-
-def _extrapolate(levels: list[np.ndarray]) -> np.ndarray:
-    """Richardson's table for central differences (error in even powers of the step, halved each level)."""
-    table = [np.asarray(level, dtype=float) for level in levels]
-    for m in range(1, len(table)):
-        factor = 4.0**m
-        table = [(factor * table[k + 1] - table[k]) / (factor - 1.0) for k in range(len(table) - 1)]
-    return table[0]
+def theta_hessians(criterion: LmmCriterion, theta: np.ndarray, sigma: float | None = None):
+    """Central differences of the analytic gradients in theta: the profiled criterion's Hessian
+    and, at a given sigma, the theta block of lmerTest's ``devfun_vp`` (sigma held, not profiled).
+    The criterion is even in each diagonal theta (a column's sign), so steps may cross 0."""
+    m = len(theta)
+    profiled, held = np.empty((m, m)), np.empty((m, m))
+    for j in range(m):
+        h = DIFFERENCE_STEP * max(abs(theta[j]), 0.1)
+        sides = []
+        for sign in (1.0, -1.0):
+            point = theta.copy()
+            point[j] += sign * h
+            pls = criterion.solve(point)
+            d = criterion.derivatives(pls)
+            sides.append((d.logdet + criterion.dof() / pls.pwrss * d.pwrss,
+                          d.logdet + d.pwrss / sigma**2 if sigma else d.logdet))  # fmt: skip
+        profiled[:, j] = (sides[0][0] - sides[1][0]) / (2 * h)
+        held[:, j] = (sides[0][1] - sides[1][1]) / (2 * h)
+    return (profiled + profiled.T) / 2, (held + held.T) / 2
 
 
 @dataclass
@@ -315,10 +364,9 @@ def fit_lmm(gd: GlmmDesign, reml: bool, satterthwaite_df: bool = True) -> LmmFit
     if gd.design.X.shape[1] >= gd.design.X.shape[0]:
         raise GlmflowError(f"{gd.design.X.shape[0]} rows for {gd.design.X.shape[1]} fixed effects: nothing to fit")
     criterion = LmmCriterion(gd, reml)
-    theta, value, converged, message = minimise_theta(criterion, gd)
-    pls = criterion.solve(theta)
+    optimum = minimise_theta(criterion, gd)
+    theta, pls = optimum.theta, optimum.pls
     sigma = criterion.sigma(pls)
-    _, gradient, hessian = richardson_derivatives(criterion, theta)
     condval, condvar, position = [], [], 0
     for term, T, blocks in zip(gd.terms, gd.factors(theta), criterion.conditional_blocks(pls), strict=True):
         size = term.k * term.n_levels
@@ -328,29 +376,37 @@ def fit_lmm(gd: GlmmDesign, reml: bool, satterthwaite_df: bool = True) -> LmmFit
     vcov = sigma**2 * np.linalg.inv(pls.rx)
     fit = LmmFit(
         name="", formula="", dataset="", family_object=glm_family("gaussian"), nAGQ=1, glmm_design=gd,
-        theta=theta, beta=pls.beta, deviance=pls.criterion, gradient=gradient, hessian=hessian, vcov=vcov,
-        vcov_rx=vcov, condval=condval, condvar=condvar, eta=pls.eta, fitted=pls.eta, converged=converged,
-        optimizer_message=message, sigma=sigma, reml=reml, criterion=pls.criterion,
+        theta=theta, beta=pls.beta, deviance=pls.criterion, gradient=optimum.gradient, hessian=optimum.hessian,
+        vcov=vcov, vcov_rx=vcov, condval=condval, condvar=condvar, eta=pls.eta, fitted=pls.eta,
+        converged=optimum.converged, optimizer_message=optimum.message, sigma=sigma, reml=reml,
+        criterion=pls.criterion,
     )  # fmt: skip
     if satterthwaite_df:
-        fit.df_satterthwaite, fit.vcov_varpar = satterthwaite(criterion, theta, sigma, vcov)
+        fit.df_satterthwaite, fit.vcov_varpar = satterthwaite(criterion, pls, optimum.held, sigma)
     return fit
 
 
-def satterthwaite(criterion: LmmCriterion, theta: np.ndarray, sigma: float, vcov: np.ndarray):
+def satterthwaite(criterion: LmmCriterion, pls: Pls, held: np.ndarray, sigma: float):
     """lmerTest's Satterthwaite df for each coefficient (its ``contest1D`` with a unit contrast):
     A = 2 H^-1 with H the Hessian of ``devfun_vp`` in (theta, sigma), J_k the Jacobian of
-    Var(beta) in (theta, sigma), df = 2 Var(beta_k)^2 / (g' A g), g = (J_1[k, k], ..., J_m[k, k])."""
-    varpar = np.concatenate([theta, [sigma]])
-    _, _, hessian = richardson_derivatives(criterion.profiled_deviance, varpar)
+    Var(beta) = sigma^2 RX'RX^-1 in (theta, sigma), df = 2 Var(beta_k)^2 / (g' A g),
+    g = (J_1[k, k], ..., J_m[k, k]). ``held`` is H's theta block (``theta_hessians``); the
+    rest is exact: devfun_vp = ... + pwrss / sigma^2 + (n - p [REML]) log(2 pi sigma^2)."""
+    d = criterion.derivatives(pls)
+    m, dof = len(held), criterion.dof()
+    hessian = np.empty((m + 1, m + 1))
+    hessian[:m, :m] = held
+    hessian[:m, m] = hessian[m, :m] = -2.0 * d.pwrss / sigma**3
+    hessian[m, m] = 6.0 * pls.pwrss / sigma**4 - 2.0 * dof / sigma**2
     try:
         vcov_varpar = 2.0 * np.linalg.inv(hessian)
     except np.linalg.LinAlgError:
-        return np.full(len(vcov), np.nan), None
-    p = len(vcov)
-    jacobian = richardson_jacobian(criterion.beta_covariance, varpar)  # p*p x m
-    df = np.empty(p)
-    for k in range(p):
-        g = jacobian[k * p + k, :]
-        df[k] = 2.0 * vcov[k, k] ** 2 / float(g @ vcov_varpar @ g)
+        return np.full(criterion.p, np.nan), None
+    unscaled = np.linalg.inv(pls.rx)
+    # d Var(beta) / d theta_m = -sigma^2 S^-1 dS_m S^-1; d / d sigma = 2 sigma S^-1 (diagonals only)
+    jacobian = np.column_stack(
+        [-(sigma**2) * np.einsum("kj,mji,ik->mk", unscaled, d.rx, unscaled).T, 2.0 * sigma * np.diag(unscaled)]
+    )
+    variance = sigma**2 * np.diag(unscaled)
+    df = 2.0 * variance**2 / np.einsum("km,mn,kn->k", jacobian, vcov_varpar, jacobian)
     return df, vcov_varpar

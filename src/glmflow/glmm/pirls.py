@@ -466,3 +466,43 @@ def laplace_gradient(family, link, y, prior, eta, values, index, pos, Zv, X, u, 
             position = index[i, start + b]
             gradient[m] += z * u[position] * common + z * A[position] * s[i] + 2.0 * w[i] * z * Hz[i, start + b]
     return gradient
+
+
+@numba.njit(**_KERNEL)
+def linear_theta_sums(w, residual, u, values, index, Zv, X, C, P0, P10, P11, pos, k0, theta_map):
+    """The sums over rows behind a linear mixed model's derivatives in theta. With
+    Z_m = Z dLambda/dtheta_m (row i: the value z = Zv[i, start + a] at u's index
+    c = index[i, start + b]), w the prior weights, C = H^-1 Lambda'Z'WX and E = X - Z Lambda C:
+        trace[m] = tr(H^-1 dH_m) = 2 sum_i w_i z H^-1[c, :] (Z Lambda)_i',
+        pwrss[m] = -2 sum_i w_i z residual_i u[c],
+        R[m, c, :] = sum over the rows reaching c of w_i z E_i (so E'W Z_m C = R[m]' C).
+    H^-1 on H's pattern comes from ``inverse_pieces`` (P0, P10, P11)."""
+    n, K = values.shape
+    p = X.shape[1]
+    q0 = P0.shape[0] * k0
+    M = theta_map.shape[0]
+    trace, pwrss = np.zeros(M), np.zeros(M)
+    R = np.zeros((M, C.shape[0], p))
+    E = np.empty(p)
+    for i in range(n):
+        level = index[i, 0] if k0 == 1 else index[i, 0] // k0
+        for j in range(p):
+            total = X[i, j]
+            for a in range(K):
+                total -= values[i, a] * C[index[i, a], j]
+            E[j] = total
+        for m in range(M):
+            start, a, b = theta_map[m, 0], theta_map[m, 1], theta_map[m, 2]
+            z = w[i] * Zv[i, start + a]
+            if z == 0.0:
+                continue
+            c = index[i, start + b]
+            hz = 0.0
+            for e in range(K):
+                entry = _inverse_entry(P0, P10, P11, pos, k0, q0, i, level, start + b, e, c, index[i, e])
+                hz += entry * values[i, e]
+            trace[m] += 2.0 * z * hz
+            pwrss[m] -= 2.0 * z * residual[i] * u[c]
+            for j in range(p):
+                R[m, c, j] += z * E[j]
+    return trace, pwrss, R
