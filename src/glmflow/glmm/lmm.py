@@ -89,6 +89,13 @@ class LmmCriterion:
         self.log_w = float(np.sum(np.log(self.w)))
         self.XtWX = self.X.T @ (self.w[:, None] * self.X)
         self.XtWy = self.X.T @ (self.w * (self.y - self.offset))
+        # Z'WX in u's layout (Lambda = I, lme4's start): Lambda'Z'WX at any theta is a k x k
+        # product per level, not a pass over the rows
+        values, index = self.layout._rows(gd.theta_start())
+        self.ZtWX = np.zeros((self.layout.q, self.p))
+        for a in range(values.shape[1]):
+            for j in range(self.p):
+                self.ZtWX[:, j] += np.bincount(index[:, a], values[:, a] * self.w * self.X[:, j], self.layout.q)
         self.evaluations = 0
         self._last: tuple | None = None
 
@@ -107,10 +114,11 @@ class LmmCriterion:
         pirls._assemble(FAMILY_GAUSSIAN, LINK_IDENTITY, self.y, self.w, np.zeros(self.n), self.offset,
                         values, index, layout.pos, k0, levels0 * k0, np.zeros(q), D, A21, A22, c, eta)  # fmt: skip
         logdet, L22 = pirls._factor(D, A21, A22, k0, layout.ptr, layout.rows)
-        B = np.zeros((q, self.p))
-        for a in range(values.shape[1]):
-            for j in range(self.p):
-                B[:, j] += np.bincount(index[:, a], weights=values[:, a] * self.w * self.X[:, j], minlength=q)
+        B = np.empty((q, self.p))
+        for term, T, start in zip(self.gd.terms, self.gd.factors(theta), layout.uoff, strict=False):
+            size = term.k * term.n_levels
+            block = self.ZtWX[start : start + size].reshape(term.n_levels, term.k, self.p)
+            B[start : start + size] = np.einsum("mc,lmj->lcj", T, block).reshape(size, self.p)
         factor = (D, A21, L22, k0, layout.ptr, layout.rows)
 
         def solve(rhs: np.ndarray) -> np.ndarray:

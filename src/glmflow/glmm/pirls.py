@@ -336,11 +336,11 @@ def inverse_pieces(D, L21, L22, k0, ptr, rows):
     + N_j' P11 N_j: only the entries the pattern needs (a selected inverse)."""
     q_rest = L22.shape[0]
     if q_rest:
-        P11, info = scipy.linalg.lapack.dpotri(L22, lower=1)
+        # L22' is L22's Fortran-ordered upper factor: potri reads and writes it without a transpose
+        P11, info = scipy.linalg.lapack.dpotri(L22.T, lower=0)
         if info != 0:
             raise np.linalg.LinAlgError(f"H's dense block is singular (potri info {info})")
-        P11 = np.tril(P11)
-        P11 = np.ascontiguousarray(P11 + np.tril(P11, -1).T)
+        P11 = _mirror_lower(P11.T)
     else:
         P11 = np.zeros((0, 0))
     P0, P10 = _selected_inverse(D, L21, P11, k0, ptr, rows)
@@ -375,14 +375,27 @@ def _selected_inverse(D, L21, P11, k0, ptr, rows):
                 for m in range(c, k0):
                     total += L21[p, m] * L0inv[j, m, c]
                 N[p, c] = total
-        for p in range(ptr[j], ptr[j + 1]):
-            for p2 in range(ptr[j], ptr[j + 1]):
+        for p in range(ptr[j], ptr[j + 1]):  # each pair once (P11 symmetric): half the reads
+            for p2 in range(ptr[j], p + 1):
                 v = P11[rows[p], rows[p2]]
                 for a in range(k0):
                     P10[p, a] -= v * N[p2, a]
+                    if p2 != p:
+                        P10[p2, a] -= v * N[p, a]
                     for b in range(k0):
                         P0[j, a, b] += N[p, a] * v * N[p2, b]
+                        if p2 != p:
+                            P0[j, a, b] += N[p2, a] * v * N[p, b]
     return P0, P10
+
+
+@numba.njit(**_KERNEL)
+def _mirror_lower(P):
+    """The lower triangle copied onto the upper, in place (LAPACK's potri fills the lower only)."""
+    for r in range(P.shape[0]):
+        for s in range(r):
+            P[s, r] = P[r, s]
+    return P
 
 
 @numba.njit(inline="always", **_KERNEL)
