@@ -17,7 +17,7 @@ from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm import fit_glmm
 from glmflow.glmm.design import build_glmm_design
-from glmflow.glmm.lmm import LmmCriterion
+from glmflow.glmm.lmm import BLOCK_TRACE_MIN, LmmCriterion
 from glmflow.glmm_likelihood import lmm_likelihood_check
 from glmflow.interpret import predictions
 from glmflow.models import model_data
@@ -277,22 +277,26 @@ def test_lmms_run_in_the_workflow(tmp_path):
     assert len(pd.read_csv(results / "interpretation" / "predictions" / "days.csv")) == 2
 
 
+@pytest.mark.parametrize("small", [False, True], ids=["block_traces", "row_traces"])
 @pytest.mark.parametrize("name", ["sleep_reml", "sleep_ml", "weights_offset", "pastes", "phase_slope"])
-def test_the_criterions_analytic_gradient_and_jacobian_match_differences(name):
+def test_the_criterions_analytic_gradient_and_jacobian_match_differences(name, small):
     """The optimizer's gradient (traces of H^-1 dH, the envelope theorem for pwrss, log|RX'RX|
     for REML) and Satterthwaite's d RX'RX / d theta, against central differences of the
-    criterion and of RX'RX (steps 1e-6; the criterion is exact linear algebra, to ~1e-12), at a
-    theta away from the optimum, where the gradient is far from 0."""
+    criterion and of RX'RX (steps 1e-5; the criterion is exact linear algebra, to ~1e-12), at a
+    theta away from the optimum, where the gradient is far from 0. ``small``: the first term's
+    first diagonal theta below BLOCK_TRACE_MIN, whose traces are then summed over the rows."""
     ref = FITS[name]
     spec = spec_of(ref)
     rows = model_data(data(ref["data"]), spec, name)
     gd = build_glmm_design(spec["formula"], rows, name, spec.get("weights"), spec.get("offset"))
     criterion = LmmCriterion(gd, bool(ref["REML_requested"]))
     theta = numbers(ref["theta"]) * 1.2 + 0.05
+    if small:
+        theta[0] = BLOCK_TRACE_MIN / 2
     _, gradient = criterion.value_and_gradient(theta)
     d_rx = criterion.derivatives(criterion.solve(theta)).rx
-    steps = 1e-6 * np.eye(len(theta))
-    differences = np.array([(criterion(theta + e) - criterion(theta - e)) / 2e-6 for e in steps])
+    steps = 1e-5 * np.eye(len(theta))
+    differences = np.array([(criterion(theta + e) - criterion(theta - e)) / 2e-5 for e in steps])
     assert_close(gradient, differences, 1e-5, f"{name} gradient")
-    rx_differences = np.array([(criterion.solve(theta + e).rx - criterion.solve(theta - e).rx) / 2e-6 for e in steps])
+    rx_differences = np.array([(criterion.solve(theta + e).rx - criterion.solve(theta - e).rx) / 2e-5 for e in steps])
     assert_close(d_rx, rx_differences, 1e-5, f"{name} d RX'RX")

@@ -47,6 +47,8 @@ GRADIENT_TOL = 1e-7
 # evaluations where this needs 2m gradients, and agrees to 1e-7 relative on lmm.R's fits.
 DIFFERENCE_STEP = 1e-4
 PROBE_STEP = 1e-3
+# below this diagonal entry of a term's factor its traces are summed over the rows
+BLOCK_TRACE_MIN = 1e-3
 
 
 @dataclass
@@ -63,6 +65,7 @@ class ThetaDerivatives:
 class Pls:
     """The penalised least squares solution at one theta."""
 
+    theta: np.ndarray
     criterion: float  # the REML criterion or -2 logLik (ML), sigma profiled out
     beta: np.ndarray
     u: np.ndarray  # spherical random effects
@@ -145,7 +148,7 @@ class LmmCriterion:
             chol = np.linalg.cholesky(rx)
         except np.linalg.LinAlgError:
             offset = self.offset.copy()
-            return Pls(np.inf, np.zeros(self.p), h_c, np.inf, logdet, rx, offset, h_b, (values, index), state)
+            return Pls(theta, np.inf, np.zeros(self.p), h_c, np.inf, logdet, rx, offset, h_b, (values, index), state)
         beta = np.linalg.solve(rx, self.XtWy - B.T @ h_c)
         u = h_c - h_b @ beta
         eta = self.X @ beta + self.offset + np.einsum("ia,ia->i", values, u[index])
@@ -154,7 +157,7 @@ class LmmCriterion:
         criterion = logdet - self.log_w + dof * (1.0 + math.log(2.0 * math.pi * pwrss / dof))
         if self.reml:
             criterion += 2.0 * float(np.sum(np.log(np.diag(chol))))
-        return Pls(criterion, beta, u, pwrss, logdet, rx, eta, h_b, (values, index), state)
+        return Pls(theta, criterion, beta, u, pwrss, logdet, rx, eta, h_b, (values, index), state)
 
     def sigma(self, pls: Pls) -> float:
         return math.sqrt(pls.pwrss / (self.n - self.p if self.reml else self.n))
@@ -181,15 +184,47 @@ class LmmCriterion:
 
     def _derivatives(self, pls: Pls) -> ThetaDerivatives:
         layout, (values, index) = self.layout, pls.rows
+        inverse = pirls.inverse_pieces(*pls.state)
+        traces, by_rows = self._block_traces(pls.theta, inverse)
         logdet, pwrss, R = pirls.linear_theta_sums(
-            self.w, self.y - pls.eta, pls.u, values, index, layout.Zv, self.X, pls.h_b,
-            *pirls.inverse_pieces(*pls.state), layout.pos, layout.k0, layout.theta_map,
+            self.w, self.y - pls.eta, pls.u, values, index, layout.Zv, self.X, pls.h_b, *inverse, layout.pos,
+            layout.k0, layout.theta_map, by_rows,
         )  # fmt: skip
+        logdet[~by_rows] = traces[~by_rows]
         Q = np.matmul(R.transpose(0, 2, 1), pls.h_b)
         rx = -(Q + Q.transpose(0, 2, 1))
         if self.reml and self.p:
             logdet += np.einsum("jk,mkj->m", np.linalg.inv(pls.rx), rx)
         return ThetaDerivatives(logdet, pwrss, rx)
+
+    def _block_traces(self, theta: np.ndarray, inverse) -> tuple[np.ndarray, np.ndarray]:
+        """tr(H^-1 dH_m) from H^-1's within-level blocks, for the thetas of a term whose factor
+        T is invertible: Lambda'Z'WZ = (H - I) Lambda^-1 on that term's columns, so
+        tr(H^-1 dH_m) = 2 tr((I - H^-1) Lambda^-1 dLambda_m) = 2 (levels T^-1[b, a] - (S T^-1)[b, a])
+        for theta_m = T[a, b], S the sum over the term's levels of H^-1's k x k blocks. No pass
+        over the rows and no scattered reads of H^-1 (those cost 70% of the rows' sums on
+        InstEval). Where T's diagonal is below BLOCK_TRACE_MIN, (I - H^-1) is too near 0 to
+        divide by T: those thetas (``by_rows``) are summed over the rows."""
+        P0, _, P11 = inverse
+        m = len(theta)
+        traces, by_rows = np.zeros(m), np.ones(m, dtype=bool)
+        positions, start = self.gd.theta_positions(), 0  # start: the term's first column in P11
+        for t, (term, T) in enumerate(zip(self.gd.terms, self.gd.factors(theta), strict=True)):
+            if t == 0:
+                blocks = P0
+            else:
+                columns = start + np.arange(term.n_levels * term.k).reshape(term.n_levels, term.k)
+                blocks = P11[columns[:, :, None], columns[:, None, :]]
+                start += term.n_levels * term.k
+            if np.min(np.abs(np.diag(T))) < BLOCK_TRACE_MIN:
+                continue
+            inverse_t = np.linalg.inv(T)
+            S = blocks.sum(axis=0)
+            for j, (owner, a, b) in enumerate(positions):
+                if owner == t:
+                    traces[j] = 2.0 * (term.n_levels * inverse_t[b, a] - (S @ inverse_t)[b, a])
+                    by_rows[j] = False
+        return traces, by_rows
 
     def dof(self) -> int:
         return self.n - self.p if self.reml else self.n

@@ -261,11 +261,10 @@ def solve_factored(D, L21, L22, k0, ptr, rows, rhs):
         for m in range(r):
             total -= L22[r, m] * x[q0 + m]
         x[q0 + r] = total / L22[r, r]
-    for r in range(q_rest - 1, -1, -1):  # L22' x1 = y1
-        total = x[q0 + r]
-        for m in range(r + 1, q_rest):
-            total -= L22[m, r] * x[q0 + m]
-        x[q0 + r] = total / L22[r, r]
+    for r in range(q_rest - 1, -1, -1):  # L22' x1 = y1, by rows of L22 (its columns are strided)
+        x[q0 + r] /= L22[r, r]
+        for m in range(r):
+            x[q0 + m] -= L22[r, m] * x[q0 + r]
     for j in range(levels):  # y0 - L21' x1
         for p in range(ptr[j], ptr[j + 1]):
             for a in range(k0):
@@ -482,14 +481,15 @@ def laplace_gradient(family, link, y, prior, eta, values, index, pos, Zv, X, u, 
 
 
 @numba.njit(**_KERNEL)
-def linear_theta_sums(w, residual, u, values, index, Zv, X, C, P0, P10, P11, pos, k0, theta_map):
+def linear_theta_sums(w, residual, u, values, index, Zv, X, C, P0, P10, P11, pos, k0, theta_map, by_rows):
     """The sums over rows behind a linear mixed model's derivatives in theta. With
     Z_m = Z dLambda/dtheta_m (row i: the value z = Zv[i, start + a] at u's index
     c = index[i, start + b]), w the prior weights, C = H^-1 Lambda'Z'WX and E = X - Z Lambda C:
         trace[m] = tr(H^-1 dH_m) = 2 sum_i w_i z H^-1[c, :] (Z Lambda)_i',
         pwrss[m] = -2 sum_i w_i z residual_i u[c],
         R[m, c, :] = sum over the rows reaching c of w_i z E_i (so E'W Z_m C = R[m]' C).
-    H^-1 on H's pattern comes from ``inverse_pieces`` (P0, P10, P11)."""
+    H^-1 on H's pattern comes from ``inverse_pieces`` (P0, P10, P11); trace[m] is summed only
+    where ``by_rows[m]`` (elsewhere the caller has it from H^-1's diagonal blocks)."""
     n, K = values.shape
     p = X.shape[1]
     q0 = P0.shape[0] * k0
@@ -510,11 +510,12 @@ def linear_theta_sums(w, residual, u, values, index, Zv, X, C, P0, P10, P11, pos
             if z == 0.0:
                 continue
             c = index[i, start + b]
-            hz = 0.0
-            for e in range(K):
-                entry = _inverse_entry(P0, P10, P11, pos, k0, q0, i, level, start + b, e, c, index[i, e])
-                hz += entry * values[i, e]
-            trace[m] += 2.0 * z * hz
+            if by_rows[m]:
+                hz = 0.0
+                for e in range(K):
+                    entry = _inverse_entry(P0, P10, P11, pos, k0, q0, i, level, start + b, e, c, index[i, e])
+                    hz += entry * values[i, e]
+                trace[m] += 2.0 * z * hz
             pwrss[m] -= 2.0 * z * residual[i] * u[c]
             for j in range(p):
                 R[m, c, j] += z * E[j]
