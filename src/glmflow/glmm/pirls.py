@@ -375,13 +375,22 @@ def _selected_inverse(D, L21, P11, k0, ptr, rows):
                 for m in range(c, k0):
                     total += L21[p, m] * L0inv[j, m, c]
                 N[p, c] = total
+        # P10_j = -P11_jj N_j, each pair of the level's entries once (P11 is symmetric: its
+        # entry, read at random across the dense block, is the loop's cost); then
+        # N_j' P11_jj N_j = -N_j' P10_j adds O(entries k0^2), not O(entries^2 k0^2)
         for p in range(ptr[j], ptr[j + 1]):
-            for p2 in range(ptr[j], ptr[j + 1]):
+            for p2 in range(ptr[j], p):
                 v = P11[rows[p], rows[p2]]
                 for a in range(k0):
                     P10[p, a] -= v * N[p2, a]
-                    for b in range(k0):
-                        P0[j, a, b] += N[p, a] * v * N[p2, b]
+                    P10[p2, a] -= v * N[p, a]
+            v = P11[rows[p], rows[p]]
+            for a in range(k0):
+                P10[p, a] -= v * N[p, a]
+        for p in range(ptr[j], ptr[j + 1]):
+            for a in range(k0):
+                for b in range(k0):
+                    P0[j, a, b] -= N[p, a] * P10[p, b]
     return P0, P10
 
 
