@@ -395,16 +395,28 @@ def _selected_inverse(D, L21, P11, k0, ptr, rows):
 
 
 @numba.njit(inline="always", **_KERNEL)
-def _inverse_entry(P0, P10, P11, pos, k0, q0, i, level, a, b, c1, c2):
-    """H^-1 at u's indices (c1, c2), row i's columns a and b (term 0's are 0..k0-1, of the
-    row's level ``level``; a cross entry is the row's own entry of the pattern)."""
-    if a < k0 and b < k0:
-        return P0[level, a, b]
-    if a >= k0 and b >= k0:
-        return P11[c1 - q0, c2 - q0]
-    if a >= k0:
-        return P10[pos[i, a - k0], b]
-    return P10[pos[i, b - k0], a]
+def _inverse_times_row(P0, P10, P11, pos, values, index, k0, q0, i, level, Hz):
+    """Hz[i] = H^-1 z_i' on row i's own columns: term 0's (0..k0-1, of the row's level
+    ``level``) from P0 and the row's cross entries of the pattern, the others' from P10 and
+    P11. Block by block, not through an entry function with a branch per (a, b): that took 9
+    times as long (60 ns an entry on the simulated crossed model)."""
+    K = values.shape[1]
+    for a in range(k0):
+        total = 0.0
+        for b in range(k0):
+            total += P0[level, a, b] * values[i, b]
+        for b in range(k0, K):
+            total += P10[pos[i, b - k0], a] * values[i, b]
+        Hz[i, a] = total
+    for a in range(k0, K):
+        p = pos[i, a - k0]
+        total = 0.0
+        for b in range(k0):
+            total += P10[p, b] * values[i, b]
+        r = index[i, a] - q0
+        for b in range(k0, K):
+            total += P11[r, index[i, b] - q0] * values[i, b]
+        Hz[i, a] = total
 
 
 @numba.njit(**_KERNEL)
@@ -434,8 +446,8 @@ def laplace_gradient(family, link, y, prior, eta, values, index, pos, Zv, X, u, 
     for i in range(n):
         if link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta[i] <= LOGIT_THRESHOLD:
             t = exp_neg(abs(eta[i]))  # as _assemble: the same mu to the last bit
-            inverse = 1.0 / (1.0 + t)
-            mu = inverse if eta[i] >= 0.0 else t * inverse
+            reciprocal = 1.0 / (1.0 + t)
+            mu = reciprocal if eta[i] >= 0.0 else t * reciprocal
         else:
             mu, _ = mean_and_slope(link, eta[i])
         if family == FAMILY_BINOMIAL:
@@ -445,16 +457,11 @@ def laplace_gradient(family, link, y, prior, eta, values, index, pos, Zv, X, u, 
             w[i] = prior[i] * mu
             slope[i] = w[i]
         s[i] = prior[i] * (y[i] - mu)
-        h = 0.0
         level = index[i, 0] if k0 == 1 else index[i, 0] // k0
+        _inverse_times_row(P0, P10, P11, pos, values, index, k0, q0, i, level, Hz)
+        h = 0.0
         for a in range(K):
-            total = 0.0
-            for b in range(K):
-                total += (
-                    _inverse_entry(P0, P10, P11, pos, k0, q0, i, level, a, b, index[i, a], index[i, b]) * values[i, b]
-                )
-            Hz[i, a] = total
-            h += values[i, a] * total
+            h += values[i, a] * Hz[i, a]
         v[i] = slope[i] * h
         for a in range(K):
             rhs[index[i, a]] += values[i, a] * v[i]
