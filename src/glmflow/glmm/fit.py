@@ -16,7 +16,14 @@ from glmflow.families import mixed_model_family_problem
 from glmflow.glmm.design import GlmmDesign, build_glmm_design
 from glmflow.glmm.deviance import LaplaceDeviance, QuadratureDeviance
 from glmflow.glmm.lmm import fit_lmm
-from glmflow.glmm.optimize import glm_start, irls_start, minimise_laplace, minimise_scalar, stage_zero
+from glmflow.glmm.optimize import (
+    glm_start,
+    irls_start,
+    minimise_laplace,
+    minimise_scalar,
+    stage_zero,
+    stage_zero_needed,
+)
 from glmflow.glmm.result import CHECK_CONV_TOL, GlmmFit
 from glmflow.glmm.scalar import ScalarDeviance, conditional_vcov
 from glmflow.models import model_data
@@ -194,7 +201,8 @@ def fit_general(gd: GlmmDesign, family, nAGQ: int = 1) -> GlmmFit:
     start = np.concatenate([gd.theta_start(), irls_start(design, family, gd.prior, gd.offset)])
     if objective.has_dispersion:
         start = _scaled_start(objective, start, gd.n_theta)
-    start = stage_zero(objective, start, gd)
+    if stage_zero_needed(objective, gd):
+        start = stage_zero(objective, start, gd)
     params, deviance, gradient, hessian, converged, message = minimise_laplace(objective, start, gd)
     theta, beta = params[: gd.n_theta], params[gd.n_theta :]
     state = objective.conditional(params)
