@@ -156,19 +156,21 @@ class LmmCriterion:
         return varpar[-1] ** 2 * np.linalg.inv(self.solve(varpar[:-1]).rx)
 
 
-def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> tuple[np.ndarray, float, bool, str]:
+def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign, start: np.ndarray | None = None, restart: bool = True):
     """lme4's optimum of the profiled criterion over theta (diagonal entries bounded below by 0):
     L-BFGS-B on central differences from lme4's start, then Newton steps on the free thetas
     with a Richardson Hessian (the criterion is exact linear algebra: no PIRLS noise), then
-    thetas within 1e-7 of 0 set to 0 where that is no worse, as bobyqa reports a boundary."""
+    thetas within 1e-7 of 0 set to 0 where that is no worse, as bobyqa reports a boundary.
+    Stopped at a bound, it starts again from a point inward of each theta there (_inward)."""
     lower = gd.theta_lower()
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    start = gd.theta_start() if start is None else start
 
     def value_and_gradient(theta):
         return criterion(theta), _central_gradient(criterion, theta, lower)
 
     result = optimize.minimize(
-        value_and_gradient, gd.theta_start(), jac=True, method="L-BFGS-B", bounds=bounds,
+        value_and_gradient, start, jac=True, method="L-BFGS-B", bounds=bounds,
         options={"ftol": 1e-12, "gtol": SEARCH_GTOL, "maxiter": 2000},
     )  # fmt: skip
     theta, value = np.maximum(result.x, lower), float(result.fun)
@@ -200,7 +202,26 @@ def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> tuple[np.ndarray,
             theta, value = snapped, snapped_value
     theta = canonical_theta(gd, theta)
     # converged: L-BFGS-B's own test, or Newton's gradient small where L-BFGS-B gave up on noise
-    return theta, value, bool(result.success or largest < 1e3 * GRADIENT_TOL), str(result.message)
+    found = theta, value, bool(result.success or largest < 1e3 * GRADIENT_TOL), str(result.message)
+    for start in _inward(theta, lower) if restart else []:
+        again = minimise_theta(criterion, gd, start, restart=False)
+        if again[1] < found[1] - 1e-10:
+            found = again
+    return found
+
+
+def _inward(theta: np.ndarray, lower: np.ndarray) -> list[np.ndarray]:
+    """Starts inward of each theta at its bound 0. The criterion is even in a diagonal theta
+    (the variance is its square), so 0 is a stationary point whether it is the minimum or a
+    maximum, and a gradient method can stop there: a random intercept's variance of 0 where
+    lmer's is 0.15^2 (its criterion 0.17 lower), or (1 + conc | plant) at a boundary 19 above
+    lmer's optimum, where no move of one theta alone goes down."""
+    starts = []
+    for i in np.flatnonzero((lower == 0) & (theta < 1e-7)):
+        start = theta.copy()
+        start[i] = 0.1
+        starts.append(start)
+    return starts
 
 
 def _central_gradient(objective, x: np.ndarray, lower: np.ndarray, step: float = 1e-6) -> np.ndarray:
