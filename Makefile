@@ -38,7 +38,7 @@ REFERENCES = tests/r tests/reference resources
 RSCRIPT := $(shell setarch "$$(uname -m)" -R true 2>/dev/null && echo 'setarch "$$(uname -m)" -R Rscript' || echo Rscript)
 
 references:  ## rerun every R script in tests/r; fail if a committed reference (or data file) changes
-	@command -v Rscript >/dev/null || { echo "make references needs R: Rscript with lme4, effects, glmmTMB, numDeriv and jsonlite (Debian: apt-get install r-base-core r-cran-lme4 r-cran-effects r-cran-glmmtmb r-cran-numderiv r-cran-jsonlite)" >&2; exit 1; }
+	@command -v Rscript >/dev/null || { echo "make references needs R: Rscript with lme4, lmerTest, effects, glmmTMB, numDeriv and jsonlite (Debian: apt-get install r-base-core r-cran-lme4 r-cran-lmertest r-cran-effects r-cran-glmmtmb r-cran-numderiv r-cran-jsonlite)" >&2; exit 1; }
 	@set -e; for script in $(R_SCRIPTS); do echo "$(RSCRIPT) $$script"; $(RSCRIPT) $$script; done
 	@git diff --exit-code --stat -- $(REFERENCES) || { echo "the R scripts no longer reproduce the committed references above (git diff -- $(REFERENCES))" >&2; exit 1; }
 	@untracked="$$(git ls-files --others --exclude-standard -- $(REFERENCES))"; [ -z "$$untracked" ] || { echo "the R scripts wrote files that are not committed: $$untracked" >&2; exit 1; }

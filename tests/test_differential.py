@@ -1,6 +1,7 @@
-"""The differential test: 320 configurations drawn at random (tests/differential.py, seeded)
+"""The differential test: 400 configurations drawn at random (tests/differential.py, seeded)
 over data sets that ship with R, each checked by glmflow's config checks and fitted, against
-R's answers (tests/r/differential.R -> tests/r/differential_reference.json).
+R's answers (tests/r/differential.R -> tests/r/differential_reference.json, and
+tests/r/differential_lmm_reference.json for the linear mixed models, compared in check_lmm).
 
 Every case R fits must pass the config checks and match R: a GLM's terms, aliased
 coefficients, nobs and df exactly, estimates, SEs, deviance and logLik/AIC/BIC to 1e-6
