@@ -13,6 +13,7 @@ compares. The filter of each case is drawn twice in parallel, in glmflow's synta
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pandas as pd
 
 SEED = 20261130
 N_CASES = 320
+N_LMM = 80
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "r" / "differential"
 CASES = HERE / "r" / "differential_cases.json"
@@ -80,10 +82,13 @@ def load(name: str) -> pd.DataFrame:
 
 
 class Drawer:
-    """One case's draws: every choice goes through the case's own generator."""
+    """One case's draws: every choice goes through the case's own generator. A kind added
+    later draws from its own stream (Philox keyed by the kind), so that adding it leaves every
+    earlier case's draws, and so R's committed answers for them, as they were."""
 
-    def __init__(self, seed: int, index: int):
-        self.rng = np.random.Generator(np.random.Philox(key=[seed, index]))
+    def __init__(self, seed: int, index: int, stream: str | None = None):
+        key = index if stream is None else (zlib.crc32(stream.encode()) << 32) | index
+        self.rng = np.random.Generator(np.random.Philox(key=[seed, key]))
 
     def pick(self, options):
         options = list(options)
@@ -296,6 +301,45 @@ def anova_case(d: Drawer, case: dict) -> dict | None:
     return {**case, "kind": "anova", "formulas": [smaller, case["model"]["formula"]], "test": d.pick(tests)}
 
 
+def lmm_case(d: Drawer, index: int) -> dict:
+    """A linear mixed model (lmer: gaussian, identity link), REML or ML, sometimes with
+    weights, an offset, a filter or NA rows (airquality's), or an anova of it against the
+    same model less its last fixed term (lme4 refits REML fits by ML there)."""
+    names = [n for n, m in DATASETS.items() if m.get("groups") and m.get("positive", []) + m.get("numeric", [])]
+    name = d.pick(names)
+    meta, data = DATASETS[name], load(name)
+    response = response_for(d, meta, data, "gaussian")
+    declared: set[str] = set()
+    rhs, predictors = fixed_rhs(d, meta, data, response, declared)
+    numeric = [p for p in predictors if p in meta.get("numeric", [])]
+    bar = random_part(d, meta, data, numeric)
+    model = {"formula": f"{response} ~ {rhs} + {bar}", "family": "gaussian", "link": "identity"}
+    r_subset = None
+    if d.chance(0.2):
+        drawn = draw_filter(d, data, predictors, declared)
+        if drawn:
+            model["filter"], r_subset = drawn
+    others = [c for c in meta.get("weights", []) + meta.get("positive", []) if c != response]
+    if others and d.chance(0.15):
+        model["weights"] = d.pick(others)
+    offsets = [c for c in meta.get("numeric", []) if c != response and c not in predictors]
+    if offsets and d.chance(0.15):
+        model["offset"] = d.pick(offsets)
+    if d.chance(0.35):
+        model["REML"] = False
+    case = {"id": f"lmm{index:03d}", "dataset": name, "factors": sorted(declared), "model": model,
+            "r_subset": r_subset, "kind": "lmm"}  # fmt: skip
+    terms = [t.strip() for t in rhs.split(" + ")]
+    if d.chance(0.3) and rhs != "1" and "*" not in rhs and not rhs.endswith("- 1"):
+        smaller = f"{response} ~ {' + '.join(terms[:-1]) or '1'} + {bar}"
+        case.update(kind="lmm_anova", formulas=[smaller, model["formula"]])
+    return case
+
+
+def generate_lmm(seed: int = SEED, n: int = N_LMM) -> list[dict]:
+    return [lmm_case(Drawer(seed, index, stream="lmm"), index) for index in range(n)]
+
+
 def generate(seed: int = SEED, n: int = N_CASES) -> list[dict]:
     cases, index = [], 0
     while len(cases) < n:
@@ -315,5 +359,5 @@ def generate(seed: int = SEED, n: int = N_CASES) -> list[dict]:
 
 
 if __name__ == "__main__":
-    CASES.write_text(json.dumps(generate(), indent=1) + "\n")
+    CASES.write_text(json.dumps(generate() + generate_lmm(), indent=1) + "\n")
     print(f"wrote {CASES}")

@@ -1,6 +1,7 @@
-"""The differential test: 320 configurations drawn at random (tests/differential.py, seeded)
+"""The differential test: 400 configurations drawn at random (tests/differential.py, seeded)
 over data sets that ship with R, each checked by glmflow's config checks and fitted, against
-R's answers (tests/r/differential.R -> tests/r/differential_reference.json).
+R's answers (tests/r/differential.R -> tests/r/differential_reference.json, and
+tests/r/differential_lmm_reference.json for the linear mixed models, compared in check_lmm).
 
 Every case R fits must pass the config checks and match R: a GLM's terms, aliased
 coefficients, nobs and df exactly, estimates, SEs, deviance and logLik/AIC/BIC to 1e-6
@@ -17,7 +18,7 @@ import math
 import numpy as np
 import pytest
 from conftest import ROOT
-from differential import CASES, DATA, generate
+from differential import CASES, DATA, generate, generate_lmm
 from snakemake.utils import validate
 from test_glmm import saturated_loglik
 
@@ -26,12 +27,15 @@ from glmflow.config import check_config, check_schema
 from glmflow.data import clean_names, load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm.fit import fit_glmm
-from glmflow.glmm_likelihood import glmm_likelihood_check
+from glmflow.glmm.lmm import LmmCriterion
+from glmflow.glmm_likelihood import glmm_likelihood_check, lmm_likelihood_check
 from glmflow.interpret import predictions
 from glmflow.models import fit_model
 
 ALL = json.loads(CASES.read_text())
 REFERENCE = json.loads((ROOT / "tests" / "r" / "differential_reference.json").read_text())
+REFERENCE |= json.loads((ROOT / "tests" / "r" / "differential_lmm_reference.json").read_text())
+LMM_KINDS = ("lmm", "lmm_anova")
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 RTOL = 1e-6
 # Mixed models, -2 logLik absolute: lme4's value at its own estimates (PIRLS to 1e-10) and the
@@ -49,7 +53,7 @@ GLMM_SE_SINGULAR = 5e-3
 
 def test_the_cases_are_the_generators():
     """The committed cases are what the seeded generator draws (so R's answers are for them)."""
-    assert generate() == ALL
+    assert generate() + generate_lmm() == ALL
 
 
 def test_the_data_need_no_cleaning():
@@ -67,12 +71,14 @@ def config_of(case: dict, models: dict) -> dict:
         config["interpretation"] = {"predictions": {"grid": {"model": "m", "at": case["at"]}}}
     if case["kind"] == "anova":
         config["comparisons"] = {"chain": {"models": list(models), "test": case["test"]}}
+    if case["kind"] == "lmm_anova":
+        config["comparisons"] = {"chain": {"models": list(models)}}
     return config
 
 
 def models_of(case: dict) -> dict:
     model = {"dataset": case["dataset"], **case["model"]}
-    if case["kind"] != "anova":
+    if case["kind"] not in ("anova", "lmm_anova"):
         return {"m": model}
     return {f"m{i}": {**model, "formula": formula} for i, formula in enumerate(case["formulas"])}
 
@@ -86,10 +92,11 @@ def run_case(case: dict):
     check_config(config, ROOT)
     data = load_dataset(DATA / f"{case['dataset']}.csv", name=case["dataset"], factors=case["factors"],
                         levels=case.get("levels"))  # fmt: skip
-    if case["kind"] == "glmm":
+    if case["kind"] in ("glmm", "lmm"):
         return fit_glmm(data, models["m"], "m"), data
-    fits = {name: fit_model(data, spec, name) for name, spec in models.items()}
-    if case["kind"] == "anova":
+    fit = fit_glmm if case["kind"] == "lmm_anova" else fit_model
+    fits = {name: fit(data, spec, name) for name, spec in models.items()}
+    if case["kind"] in ("anova", "lmm_anova"):
         spec = config["comparisons"]["chain"]
         table = compare_models(spec, models, [f.glance() for f in fits.values()],
                                [f.augment(data) for f in fits.values()], data)  # fmt: skip
@@ -186,6 +193,60 @@ def check_glmm(fit, expected: dict) -> None:
         close(se, vector(expected["std_error_hessian"]), tolerance, "std_error")
 
 
+# Linear mixed models against lmerTest::lmer at its tightest optimum, as tests/test_lmm.py. Two
+# tight optimisers (bobyqa, nloptwrap) agree on the criterion to about 1e-10, which pins the
+# estimates to sqrt(2e-10) = 1.4e-5 of an SE along the flattest direction (measured: 4e-6 SE
+# on a singular random slope); below lmer's by more than LMM_SAME_OPTIMUM, lmer stopped short.
+LMM_SAME_OPTIMUM = 1e-7
+LMM_BETA_IN_SE = math.sqrt(2e-10)
+# R's sigma relative to the spread of the response: 9e-6 and below where a random intercept or
+# the fixed effects fit the response exactly (lmer stops anywhere; glmflow refuses), 0.37 and up
+# otherwise
+EXACT_FIT = 1e-4
+
+
+def check_lmm(fit, expected: dict) -> None:
+    """At lmer's optimum or below it. Below by more than LMM_SAME_OPTIMUM: lmer stopped short,
+    which the likelihood recomputed at lmer's estimates (glmflow.glmm_likelihood, from the
+    marginal distribution) confirms to be the same objective. At it: estimates to 1e-6 (or
+    LMM_BETA_IN_SE), SEs 1e-4, Satterthwaite df and p 1e-3, theta and sigma 1e-5, logLik
+    1e-6; where the criterion is flat in theta (a grouping factor that is also a fixed factor),
+    the estimates and logLik only, the rest depending on where along the flat each stops."""
+    tidy = fit.tidy()
+    assert list(tidy["term"]) == vector(expected["term"])
+    assert fit.nobs == expected["nobs"] and fit.reml is expected["REML"]
+    theirs = number(expected["criterion"])
+    assert fit.criterion <= theirs + 1e-9, f"criterion {fit.criterion} above lmer's {theirs}"
+    if fit.criterion < theirs - LMM_SAME_OPTIMUM:
+        check = lmm_likelihood_check("m", fit.glmm_design, vector(expected["theta"]), vector(expected["estimate"]),
+                                     number(expected["sigma"]), fit.reml, number(expected["logLik"]))  # fmt: skip
+        assert check["ok"], f"lmer stopped at {theirs}, ours {fit.criterion}; at lmer's estimates ours is {check}"
+        return
+    se = np.asarray(tidy["std_error"], dtype=float)
+    close(fit.loglik, expected["logLik"], 0.0, "logLik", atol=1e-6)
+    theta = np.asarray(vector(expected["theta"]), dtype=float)
+    if np.max(np.abs(fit.theta - theta)) > 1e-5:
+        flat = LmmCriterion(fit.glmm_design, fit.reml)(theta)
+        assert abs(flat - fit.criterion) <= LMM_SAME_OPTIMUM, f"theta {fit.theta}, lmer's {theta} ({flat})"
+        moved = math.sqrt(2 * LMM_SAME_OPTIMUM) * se  # as far as a criterion within LMM_SAME_OPTIMUM allows
+        close(tidy["estimate"], vector(expected["estimate"]), 0.0, "estimate", atol=moved)
+        return
+    close(tidy["estimate"], vector(expected["estimate"]), 1e-6, "estimate", atol=LMM_BETA_IN_SE * se)
+    close(se, vector(expected["std_error"]), 1e-4, "std_error")
+    close(tidy["df"], vector(expected["df"]), 1e-3, "Satterthwaite df")
+    close(tidy["p_value"], vector(expected["p_value"]), 1e-3, "p")
+    close(fit.sigma, expected["sigma"], 1e-5, "sigma")
+
+
+def check_lmm_anova(table: dict, expected: dict) -> None:
+    """anova.merMod of two lmer fits (REML ones refitted by ML, with lme4's message)."""
+    assert table["npar"] == vector(expected["npar"]) and table["Df"][1:] == vector(expected["Df"])[1:]
+    for column in ("AIC", "BIC", "logLik", "deviance"):
+        close(table[column], vector(expected[column]), 0.0, column, atol=1e-6)
+    close(table["Chisq"][1:], vector(expected["Chisq"])[1:], 0.0, "Chisq", atol=2e-6)
+    close(table["p_value"][1:], vector(expected["p_value"])[1:], 1e-4, "p")
+
+
 # lme4's own numerical failures (its PIRLS, its Cholesky downdate), not a model it refuses
 LME4_NUMERICAL_FAILURES = ("pwrssUpdate did not converge", "Downdated VtV is not positive definite")
 
@@ -200,8 +261,11 @@ def check_where_lme4_fails(case: dict) -> None:
     except GlmflowError as error:
         assert "'m'" in str(error)
         return
-    check = glmm_likelihood_check("m", fit.glmm_design, fit.family_object, fit.nAGQ, fit.theta, fit.beta,
-                                  fit.glance()["logLik"])  # fmt: skip
+    if case["kind"] == "lmm":
+        check = lmm_likelihood_check("m", fit.glmm_design, fit.theta, fit.beta, fit.sigma, fit.reml, fit.loglik)
+    else:
+        check = glmm_likelihood_check("m", fit.glmm_design, fit.family_object, fit.nAGQ, fit.theta, fit.beta,
+                                      fit.glance()["logLik"])  # fmt: skip
     assert check["ok"], check
     assert fit.separation or fit.convergence_check()["check_passed"], fit.warnings
 
@@ -222,7 +286,19 @@ def check_anova(table: dict, expected: dict) -> None:
     close(table["p_value"], expected["p_value"], RTOL, "p")
 
 
-@pytest.mark.parametrize("case", ALL, ids=[case["id"] for case in ALL])
+# Where glmflow is known to fall short of R: strict, so that a fix shows as a failure to remove it.
+KNOWN_SHORTFALLS = {
+    "lmm034": "glmflow's optimizer stops 4e-8 above lmer's tightest criterion on (1 + conc | plant) with "
+    "weights conc (a slope's theta of 5e-5 next to an intercept's of 0.07); lmer's default stops 4.7 above",
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.xfail(reason=KNOWN_SHORTFALLS[c["id"]], strict=True)) if c["id"] in
+     KNOWN_SHORTFALLS else c for c in ALL],
+    ids=[case["id"] for case in ALL],
+)  # fmt: skip
 def test_case_matches_r(case):
     expected = REFERENCE[case["id"]]
     if "error" in expected and any(failure in expected["error"] for failure in LME4_NUMERICAL_FAILURES):
@@ -232,9 +308,18 @@ def test_case_matches_r(case):
         with pytest.raises(GlmflowError, match=r"'m\d?'|models\.m"):
             run_case(case)
         return
+    if case["kind"] in LMM_KINDS and min(vector((expected.get("fit") or expected["anova"])["sigma_ratio"])) < EXACT_FIT:
+        with pytest.raises(GlmflowError, match=r"'m\d?'.*exactly"):
+            run_case(case)
+        return
     result, data = run_case(case)
     if case["kind"] == "anova":
         check_anova(result, expected["anova"])
+    elif case["kind"] == "lmm_anova":
+        check_lmm_anova(result, expected["anova"])
+        assert result["messages"] == vector(expected["messages"])
+    elif case["kind"] == "lmm":
+        check_lmm(result, expected["fit"])
     elif case["kind"] == "glmm":
         check_glmm(result, expected["fit"])
     else:
@@ -247,6 +332,10 @@ def test_case_matches_r(case):
 def test_the_draw_covers_every_kind():
     kinds = {case["kind"] for case in ALL}
     families = {(case["kind"] == "glmm", case["model"]["family"]) for case in ALL}
-    assert kinds == {"glm", "grid", "anova", "glmm"} and len(ALL) >= 300
+    assert kinds == {"glm", "grid", "anova", "glmm", "lmm", "lmm_anova"} and len(ALL) >= 300
+    lmms = [case["model"] for case in ALL if case["kind"] in LMM_KINDS]
+    assert {m.get("REML", True) for m in lmms} == {True, False}
+    assert all(any(key in m for m in lmms) for key in ("weights", "offset", "filter"))
+    assert any("||" in m["formula"] for m in lmms) and any("/" in m["formula"] for m in lmms)
     assert len(families) >= 11, families
     assert math.isclose(sum("error" in REFERENCE[c["id"]] for c in ALL) / len(ALL), 0.05, abs_tol=0.05)

@@ -216,6 +216,10 @@ def test_prediction_grids_are_effects_on_the_lmer_fit(fits, grid):
         ({"filter": "days < 2"}, r"number of observations \(=36\) <= number of random effects \(=36\)"),
         ({"weights": "w_zero"}, "weights 'w_zero' has zeros"),
         ({"weights": "w_negative"}, "weights 'w_negative' has negative values"),
+        # no optimum, where lmer stops anywhere (sigma 1e-7 to 1e-13; tests/test_differential.py)
+        ({"formula": "subject_mean ~ days + (days | subject)"}, "constant within every level of 'subject'"),
+        ({"offset": "off_exact"}, "constant within every level of 'subject'"),
+        ({"formula": "days_linear ~ days + (days | subject)"}, "fixed effects fit the response 'days_linear' exactly"),
     ],
 )
 def test_what_lmer_refuses_is_refused_naming_the_model(change, message):
@@ -223,6 +227,9 @@ def test_what_lmer_refuses_is_refused_naming_the_model(change, message):
     sleep["row_id"] = np.arange(len(sleep)).astype(str)
     sleep["w_zero"] = np.where(np.arange(len(sleep)) == 0, 0.0, 1.0)
     sleep["w_negative"] = -sleep["w_zero"]
+    sleep["subject_mean"] = sleep.groupby("subject")["reaction"].transform("mean")
+    sleep["off_exact"] = sleep["reaction"] - sleep["subject"].astype(int)  # reaction less it: the subject
+    sleep["days_linear"] = 3 * sleep["days"] + 1
     spec = {"formula": "reaction ~ days + (days | subject)", "family": "gaussian", **change}
     with pytest.raises(GlmflowError, match=message) as error:
         fit_glmm(sleep, spec, "my_lmm")

@@ -2,9 +2,14 @@
 # tests/differential.py): glm / lm, lme4::glmer (bobyqa to 1e5 evaluations and PIRLS to 1e-10: at
 # its default 1e-7, lme4 reports a -2 logLik up to 1e-3 above the Laplace value at its own
 # estimates), effects::Effect and anova.
-# Run from the repository root:  Rscript tests/r/differential.R
-# Writes tests/r/differential_reference.json: per case R's numbers, or the error R stops with.
-suppressMessages({library(jsonlite); library(lme4); library(effects); library(glmmTMB)})
+# Linear mixed models (kinds lmm and lmm_anova): lmerTest::lmer at its tightest optimum (bobyqa to
+# rhoend 1e-12 or nloptwrap at zero relative tolerances, whichever is lower, as tests/r/lmm.R),
+# with the default fit's criterion, and anova.merMod of two such fits.
+# Run from the repository root:  Rscript tests/r/differential.R [lmm]
+# Writes tests/r/differential_reference.json (the glm, grid, anova and glmm cases) and
+# tests/r/differential_lmm_reference.json (the lmm and lmm_anova cases): per case R's numbers,
+# or the error R stops with. With the argument lmm, only the second (a minute, not minutes).
+suppressMessages({library(jsonlite); library(lme4); library(lmerTest); library(effects); library(glmmTMB)})
 options(useFancyQuotes = FALSE, warn = 1)
 icuSetCollate(locale = "en_US")  # the level order of an en_US.UTF-8 session
 cases <- fromJSON("tests/r/differential_cases.json", simplifyVector = FALSE)
@@ -116,12 +121,6 @@ anova_numbers <- function(fits, test) {
 }
 
 fit_case <- function(case) {
-  d <- case_data(case)
-  if (!is.null(case$r_subset)) {
-    keep <- str2lang(case$r_subset)  # evaluated in the data (infert has a column named case)
-    d <- d[which(eval(keep, d)), , drop = FALSE]
-  }
-  assign("d", d, envir = globalenv())  # effects and lme4 look for the data where the formula was made
   mixed <- case$kind == "glmm"
   if (case$kind == "anova") {
     runs <- lapply(case$formulas, function(f) quietly(eval(model_call(case$model, f, FALSE), globalenv())))
@@ -143,8 +142,86 @@ fit_case <- function(case) {
   out
 }
 
-out <- list()
-for (case in cases) out[[case$id]] <- fit_case(case)
-out$r_version <- R.version.string
-writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "string", null = "null"),
-           "tests/r/differential_reference.json")
+tight <- list(
+  lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5)),
+  lmerControl(optimizer = "nloptwrap", optCtrl = list(xtol_abs = 1e-14, ftol_abs = 1e-15, xtol_rel = 0,
+                                                      ftol_rel = 0, maxeval = 1e5)))
+criterion <- function(fit) if (isREML(fit)) REMLcrit(fit) else deviance(fit)
+
+# lmerTest::lmer of a case's model (its weights column and offset expression as lmer's
+# arguments, evaluated in d), at lmer's default control or the given one.
+lmm_call <- function(model, formula, control = NULL) {
+  call <- bquote(lmerTest::lmer(.(as.formula(formula, env = globalenv())), data = d,
+                                REML = .(if (is.null(model$REML)) TRUE else model$REML)))
+  if (!is.null(model$weights)) call$weights <- as.name(model$weights)
+  if (!is.null(model$offset)) call$offset <- str2lang(model$offset)
+  if (!is.null(control)) call$control <- control
+  call
+}
+
+# The lower of the two tight fits, or the error (and warnings) of the first.
+tightest <- function(model, formula) {
+  runs <- lapply(tight, function(control) quietly(eval(lmm_call(model, formula, control), globalenv())))
+  fitted <- Filter(function(r) is.null(r$error), runs)
+  if (!length(fitted)) return(runs[[1]])
+  fitted[[which.min(vapply(fitted, function(r) criterion(r$value), 0))]]
+}
+
+# sigma relative to the spread of the response less its offset: about 1e-5 and below where a
+# random intercept or the fixed effects fit the response exactly (no optimum; glmflow refuses)
+sigma_ratio <- function(fit) sigma(fit) / sd(getME(fit, "y") - getME(fit, "offset"))
+
+lmm_numbers <- function(fit, default) {
+  coefs <- summary(fit)$coefficients
+  ll <- logLik(fit)
+  list(term = rownames(coefs), estimate = unname(coefs[, "Estimate"]), std_error = unname(coefs[, "Std. Error"]),
+       df = unname(coefs[, "df"]), p_value = unname(coefs[, "Pr(>|t|)"]), theta = unname(getME(fit, "theta")),
+       sigma = sigma(fit), REML = isREML(fit), criterion = criterion(fit), default_criterion = if (is.null(default)) NULL else criterion(default),
+       logLik = as.numeric(ll), df_logLik = attr(ll, "df"), nobs = nobs(fit), singular = isSingular(fit),
+       sigma_ratio = sigma_ratio(fit))
+}
+
+fit_lmm_case <- function(case) {
+  if (case$kind == "lmm_anova") {
+    runs <- lapply(case$formulas, function(f) tightest(case$model, f))
+    failed <- Filter(function(r) !is.null(r$error), runs)
+    if (length(failed)) return(list(error = failed[[1]]$error))
+    said <- character()
+    table <- withCallingHandlers(anova(runs[[1]]$value, runs[[2]]$value),
+                                 message = function(m) { said <<- c(said, trimws(conditionMessage(m)))
+                                                         invokeRestart("muffleMessage") })
+    return(list(anova = list(npar = table$npar, AIC = table$AIC, BIC = table$BIC, logLik = table$logLik,
+                             deviance = table$deviance, Chisq = table$Chisq, Df = table$Df,
+                             p_value = table[["Pr(>Chisq)"]],
+                             sigma_ratio = vapply(runs, function(r) sigma_ratio(r$value), 0)),
+                messages = I(said)))
+  }
+  run <- tightest(case$model, case$model$formula)
+  if (!is.null(run$error)) return(list(error = run$error, warnings = run$warnings))
+  default <- quietly(eval(lmm_call(case$model, case$model$formula), globalenv()))
+  list(fit = lmm_numbers(run$value, default$value), warnings = run$warnings, messages = run$messages,
+       default_warnings = default$warnings)
+}
+
+# Each case's answer, its data (d) in the global environment, where lme4 and effects look for it.
+answer <- function(case) {
+  d <- case_data(case)
+  if (!is.null(case$r_subset)) {
+    keep <- str2lang(case$r_subset)  # evaluated in the data (infert has a column named case)
+    d <- d[which(eval(keep, d)), , drop = FALSE]
+  }
+  assign("d", d, envir = globalenv())
+  if (case$kind %in% c("lmm", "lmm_anova")) fit_lmm_case(case) else fit_case(case)
+}
+
+only <- commandArgs(trailingOnly = TRUE)
+outputs <- list(list(file = "tests/r/differential_reference.json", lmm = FALSE),
+                list(file = "tests/r/differential_lmm_reference.json", lmm = TRUE))
+for (output in outputs) {
+  if (length(only) && !(output$lmm && "lmm" %in% only)) next
+  out <- list()
+  for (case in cases) if ((case$kind %in% c("lmm", "lmm_anova")) == output$lmm) out[[case$id]] <- answer(case)
+  out$r_version <- R.version.string
+  if (output$lmm) out$lmerTest <- as.character(packageVersion("lmerTest"))
+  writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "string", null = "null"), output$file)
+}

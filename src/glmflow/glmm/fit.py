@@ -135,15 +135,32 @@ def _check_linear(gd: GlmmDesign, spec: dict, where: str) -> None:
                 f"for term ({' + '.join(term.columns)} | {term.factor}); the random-effects parameters and the "
                 "residual variance (or scale parameter) are probably unidentifiable (lmer stops here)"
             )
+    _check_linear_exact_fit(gd, where)
 
 
-def _check_exact_fit(gd: GlmmDesign, family: str, where: str) -> None:
-    """A family with a dispersion whose response is constant within every level of a random
-    intercept's grouping factor: the intercepts fit it exactly as their SD grows, the ad-hoc
-    dispersion (deviance / n) goes to 0 and lme4's Laplace objective falls without bound
+def _check_linear_exact_fit(gd: GlmmDesign, where: str) -> None:
+    """A linear mixed model whose response (less its offset) a random intercept or the fixed
+    effects fit exactly: no optimum, where lmer stops anywhere (sigma 1e-7 to 1e-13)."""
+    _check_exact_fit(gd, "gaussian", where, gd.design.y - gd.offset)
+    X, y = gd.design.X, gd.design.y - gd.offset
+    residual = y - X @ np.linalg.lstsq(X, y, rcond=None)[0] if X.shape[1] else y
+    if np.all(np.abs(residual) <= 1e-10 * np.max(np.abs(y), initial=0.0)):
+        # sigma goes to 0 at any theta and the criterion falls without bound: lmer stops at an
+        # arbitrary point (sigma 1e-13, 'Model is nearly unidentifiable'), as lm reports an
+        # 'essentially perfect fit'
+        raise GlmflowError(f"{where}: the fixed effects fit the response {gd.design.response!r} exactly "
+                           "(residuals 0): the residual variance goes to 0 and the likelihood has no maximum "
+                           "(lmer stops at an arbitrary point); model a response that the predictors do not "
+                           "determine")  # fmt: skip
+
+
+def _check_exact_fit(gd: GlmmDesign, family: str, where: str, y: np.ndarray | None = None) -> None:
+    """A family with a dispersion whose response (a linear mixed model's less its offset, y) is
+    constant within every level of a random intercept's grouping factor: the intercepts fit it
+    exactly as their SD grows, the dispersion goes to 0 and lme4's objective falls without bound
     (infert's age is constant within each matched stratum). lme4 stops where its PIRLS gives
     out, at an arbitrary theta, with 'unable to evaluate scaled gradient'; there is no optimum."""
-    y = gd.design.y
+    y = gd.design.y if y is None else y
     for term in gd.terms:
         if "(Intercept)" not in term.columns:
             continue
@@ -155,7 +172,7 @@ def _check_exact_fit(gd: GlmmDesign, family: str, where: str) -> None:
             raise GlmflowError(
                 f"{where}: the response {gd.design.response!r} is constant within every level of {term.factor!r}: "
                 f"the random intercept (1 | {term.factor}) fits it exactly as its SD grows, the {family} dispersion "
-                "goes to 0 and the Laplace likelihood has no maximum (lme4 stops where its PIRLS gives out, or at "
+                "goes to 0 and the likelihood has no maximum (lme4 stops where its PIRLS gives out, or at "
                 "an arbitrary point with 'unable to evaluate scaled gradient'); drop the random intercept of "
                 f"{term.factor!r} or model a response that varies within its levels"
             )
