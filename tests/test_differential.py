@@ -287,16 +287,9 @@ def check_anova(table: dict, expected: dict) -> None:
 
 
 # Where glmflow is known to fall short of R: strict, so that a fix shows as a failure to remove it.
-KNOWN_SHORTFALLS = {
-    "lmm034": "glmflow's optimizer stops 4e-8 above lmer's tightest criterion on (1 + conc | plant) with "
-    "weights conc (a slope's theta of 5e-5 next to an intercept's of 0.07); lmer's default stops 4.7 above",
-}
-
-
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, marks=pytest.mark.xfail(reason=KNOWN_SHORTFALLS[c["id"]], strict=True)) if c["id"] in
-     KNOWN_SHORTFALLS else c for c in ALL],
+    ALL,
     ids=[case["id"] for case in ALL],
 )  # fmt: skip
 def test_case_matches_r(case):
