@@ -286,12 +286,7 @@ def check_anova(table: dict, expected: dict) -> None:
     close(table["p_value"], expected["p_value"], RTOL, "p")
 
 
-# Where glmflow is known to fall short of R: strict, so that a fix shows as a failure to remove it.
-@pytest.mark.parametrize(
-    "case",
-    ALL,
-    ids=[case["id"] for case in ALL],
-)  # fmt: skip
+@pytest.mark.parametrize("case", ALL, ids=[case["id"] for case in ALL])
 def test_case_matches_r(case):
     expected = REFERENCE[case["id"]]
     if "error" in expected and any(failure in expected["error"] for failure in LME4_NUMERICAL_FAILURES):
