@@ -49,6 +49,10 @@ DIFFERENCE_STEP = 1e-4
 INWARD = 10.0 ** np.arange(-6, 1)  # where a search may restart a theta stopped at 0
 # below this diagonal entry of a term's factor its traces are summed over the rows
 BLOCK_TRACE_MIN = 1e-3
+# numDeriv's defaults, as lmerTest calls numDeriv::hessian: a first step of 0.1 |x| (1e-4 where
+# |x| is below zero.tol), four Richardson halvings
+HESSIAN_STEP, ZERO_STEP, RICHARDSON_LEVELS = 0.1, 1e-4, 4
+ZERO_TOL = math.sqrt(np.finfo(float).eps / 7e-7)
 
 
 @dataclass
@@ -336,23 +340,40 @@ def _search(criterion: LmmCriterion, start: np.ndarray, lower: np.ndarray):
 
 
 def theta_hessians(criterion: LmmCriterion, theta: np.ndarray, sigma: float | None = None):
-    """Central differences of the analytic gradients in theta: the profiled criterion's Hessian
-    and, at a given sigma, the theta block of lmerTest's ``devfun_vp`` (sigma held, not profiled).
-    The criterion is even in each diagonal theta (a column's sign), so steps may cross 0."""
+    """The profiled criterion's Hessian in theta and, at a given sigma, the theta block of
+    lmerTest's ``devfun_vp`` (sigma held, not profiled): central differences of the analytic
+    gradients, steps DIFFERENCE_STEP max(|theta|, 0.1). Where a theta is within numDeriv's
+    ZERO_TOL of 0 (a boundary fit), lmerTest's Hessian depends on numDeriv's steps (an absolute
+    1e-4 there, large beside a slope's theta of 5e-5 on CO2's conc: df 12.43 from small steps,
+    12.10 from lmerTest), so numDeriv's steps are taken: 0.1 |theta| (+ 1e-4 near 0), halved
+    RICHARDSON_LEVELS times, with Richardson's extrapolation (the df then agree to 1e-6)."""
+    if np.all(np.abs(theta) >= ZERO_TOL):
+        return _gradient_differences(criterion, theta, sigma, DIFFERENCE_STEP * np.maximum(np.abs(theta), 0.1))
+    base = HESSIAN_STEP * np.abs(theta) + np.where(np.abs(theta) < ZERO_TOL, ZERO_STEP, 0.0)
+    table = [_gradient_differences(criterion, theta, sigma, base / 2**k) for k in range(RICHARDSON_LEVELS)]
+    for level in range(1, RICHARDSON_LEVELS):
+        factor = 4.0**level
+        table = [tuple((factor * fine - coarse) / (factor - 1.0) for coarse, fine in zip(table[k], table[k + 1],
+                 strict=True)) for k in range(len(table) - 1)]  # fmt: skip
+    return table[0]
+
+
+def _gradient_differences(criterion: LmmCriterion, theta: np.ndarray, sigma: float | None, steps: np.ndarray):
+    """``theta_hessians`` at one set of steps (the criterion is even in each diagonal theta, so
+    a step may cross 0)."""
     m = len(theta)
     profiled, held = np.empty((m, m)), np.empty((m, m))
     for j in range(m):
-        h = DIFFERENCE_STEP * max(abs(theta[j]), 0.1)
         sides = []
         for sign in (1.0, -1.0):
             point = theta.copy()
-            point[j] += sign * h
+            point[j] += sign * steps[j]
             pls = criterion.solve(point)
             d = criterion.derivatives(pls)
             sides.append((d.logdet + criterion.dof() / pls.pwrss * d.pwrss,
                           d.logdet + d.pwrss / sigma**2 if sigma else d.logdet))  # fmt: skip
-        profiled[:, j] = (sides[0][0] - sides[1][0]) / (2 * h)
-        held[:, j] = (sides[0][1] - sides[1][1]) / (2 * h)
+        profiled[:, j] = (sides[0][0] - sides[1][0]) / (2 * steps[j])
+        held[:, j] = (sides[0][1] - sides[1][1]) / (2 * steps[j])
     return (profiled + profiled.T) / 2, (held + held.T) / 2
 
 
