@@ -3,7 +3,8 @@ to the exact optimum of the approximation, and the Hessian for the standard erro
 
 Start (as lme4): beta from the GLM without random effects, each term's factor the identity;
 then, as lme4's first stage (nAGQ = 0), theta alone by a bounded derivative-free search with
-beta profiled by PIRLS (``stage_zero``), whose answer starts the search over (theta, beta).
+beta profiled by PIRLS (``stage_zero``, where ``stage_zero_needed``), whose answer starts the
+search over (theta, beta).
 The general Laplace deviance has no analytic gradient here; its central differences are
 accurate to about 1e-6 (PIRLS runs to a step of 1e-10), which is ample for BFGS, whose
 inverse Hessian is seeded with a forward-difference Hessian (the parameters' scales differ

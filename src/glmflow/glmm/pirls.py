@@ -396,12 +396,30 @@ def _selected_inverse(D, L21, P11, k0, ptr, rows):
         # entry, read at random across the dense block, is the loop's cost); then
         # N_j' P11_jj N_j = -N_j' P10_j adds O(entries k0^2), not O(entries^2 k0^2)
         for p in range(ptr[j], ptr[j + 1]):
-            for p2 in range(ptr[j], p):
-                v = P11[rows[p], rows[p2]]
-                for a in range(k0):
-                    P10[p, a] -= v * N[p2, a]
-                    P10[p2, a] -= v * N[p, a]
-            v = P11[rows[p], rows[p]]
+            row = P11[rows[p]]
+            if k0 == 1:  # the entry's values held, as in _subtract_cross_products
+                n0, total0 = N[p, 0], P10[p, 0]
+                for p2 in range(ptr[j], p):
+                    v = row[rows[p2]]
+                    total0 -= v * N[p2, 0]
+                    P10[p2, 0] -= v * n0
+                P10[p, 0] = total0
+            elif k0 == 2:
+                n0, n1, total0, total1 = N[p, 0], N[p, 1], P10[p, 0], P10[p, 1]
+                for p2 in range(ptr[j], p):
+                    v = row[rows[p2]]
+                    total0 -= v * N[p2, 0]
+                    total1 -= v * N[p2, 1]
+                    P10[p2, 0] -= v * n0
+                    P10[p2, 1] -= v * n1
+                P10[p, 0], P10[p, 1] = total0, total1
+            else:
+                for p2 in range(ptr[j], p):
+                    v = row[rows[p2]]
+                    for a in range(k0):
+                        P10[p, a] -= v * N[p2, a]
+                        P10[p2, a] -= v * N[p, a]
+            v = row[rows[p]]
             for a in range(k0):
                 P10[p, a] -= v * N[p, a]
         for p in range(ptr[j], ptr[j + 1]):
