@@ -39,23 +39,18 @@ def where() -> str:
     return "forked by the glmflow job server" if FORKED else "its own process"
 
 
-def kernels() -> dict:
-    """glmflow's numba kernels in this process, by qualified name (none if numba is not loaded:
-    a job that imported no kernel imports no numba here)."""
+def compiled_kernels() -> list[str]:
+    """glmflow's numba kernels that numba compiled in this process, for signatures its cache
+    lacked, by qualified name (logged by glmflow.io.logged: after the workflow's compile_kernels
+    job a fitting job should list none). Nothing where numba was never imported."""
     if "numba" not in sys.modules:
-        return {}
+        return []
     from numba.core.dispatcher import Dispatcher
 
-    found = {}
+    compiled = set()
     for name, module in list(sys.modules.items()):
         if name.startswith("glmflow."):
             for value in vars(module).values():
-                if isinstance(value, Dispatcher) and value.py_func.__module__ == name:
-                    found[f"{name}.{value.py_func.__name__}"] = value
-    return dict(sorted(found.items()))
-
-
-def compiled_kernels() -> list[str]:
-    """The kernels numba compiled in this process, for signatures its cache lacked (logged by
-    glmflow.io.logged: a job after the workflow's compile_kernels should have none)."""
-    return [name for name, kernel in kernels().items() if kernel.stats.cache_misses]
+                if isinstance(value, Dispatcher) and value.py_func.__module__ == name and value.stats.cache_misses:
+                    compiled.add(f"{name}.{value.py_func.__name__}")
+    return sorted(compiled)

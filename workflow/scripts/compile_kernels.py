@@ -11,6 +11,6 @@ from glmflow.kernels import compile_group
 
 with logged(snakemake) as log:
     began = time.perf_counter()
-    signatures = compile_group(snakemake.wildcards.kernels)
-    log.info("%d kernels ready in %.1f s", len(signatures), time.perf_counter() - began)
-    write_json(snakemake.output[0], signatures)
+    fitted = compile_group(snakemake.wildcards.kernels)
+    log.info("kernels ready in %.1f s (compiled, or loaded from numba's cache)", time.perf_counter() - began)
+    write_json(snakemake.output[0], fitted)
