@@ -10,12 +10,12 @@ rule compile_kernels:
     benchmark:
         "benchmarks/kernels/{kernels}.tsv"
     wildcard_constraints:
-        kernels="mixed_models|study",
+        kernels="|".join(KERNEL_GROUPS),
     priority: 1
     conda:
         "../envs/stats.yaml"
     threads: 1
     params:
-        code=code_of("compile_kernels.py"),
+        code=kernels_code,
     script:
         "../scripts/compile_kernels.py"
