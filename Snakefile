@@ -38,6 +38,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/kernels.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/checks.smk"
 include: "workflow/rules/interpretation.smk"

@@ -57,6 +57,7 @@ def test_editing_the_mixed_model_code_reruns_the_mixed_models_only(run):
     original = edited(path)
     try:
         assert planned_jobs(run) == {
+            ("compile_kernels", "kernels=mixed_models"),
             ("fit_glmm", "model=glmm_class"),
             ("glmm_likelihood_check", "model=glmm_class"),
             ("figure_caterpillar", "model=glmm_class"),
@@ -66,6 +67,19 @@ def test_editing_the_mixed_model_code_reruns_the_mixed_models_only(run):
             ("report", ""),
             ("provenance", ""),
         }
+    finally:
+        path.write_text(original)
+
+
+def test_editing_the_studys_kernels_reruns_their_compile_job_not_the_mixed_models(run):
+    """Each compile_kernels job's fingerprint holds its own group's code (glmflow.kernels)."""
+    path = run / "src" / "glmflow" / "philox.py"
+    original = edited(path)
+    try:
+        planned = planned_jobs(run)
+        assert ("compile_kernels", "kernels=study") in planned and "simulate_cell" in rules(planned)
+        assert not {"fit_glmm", "fit_model"} & rules(planned)
+        assert ("compile_kernels", "kernels=mixed_models") not in planned
     finally:
         path.write_text(original)
 

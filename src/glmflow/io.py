@@ -93,5 +93,8 @@ def logged(snakemake):
             print(f"glmflow: {error}", file=sys.stderr)
             raise
         finally:
+            compiled = job.compiled_kernels()
+            if compiled:  # numba's cache lacked them (README: The first run)
+                logger.info("compiled by numba in this job: %s", ", ".join(compiled))
             logger.removeHandler(handler)
             logger.removeHandler(console)

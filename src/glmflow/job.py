@@ -37,3 +37,20 @@ def start(job) -> None:
 
 def where() -> str:
     return "forked by the glmflow job server" if FORKED else "its own process"
+
+
+def compiled_kernels() -> list[str]:
+    """glmflow's numba kernels that numba compiled in this process, for signatures its cache
+    lacked, by qualified name (logged by glmflow.io.logged: after the workflow's compile_kernels
+    job a fitting job should list none). Nothing where numba was never imported."""
+    if "numba" not in sys.modules:
+        return []
+    from numba.core.dispatcher import Dispatcher
+
+    compiled = set()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("glmflow."):
+            for value in vars(module).values():
+                if isinstance(value, Dispatcher) and value.py_func.__module__ == name and value.stats.cache_misses:
+                    compiled.add(f"{name}.{value.py_func.__name__}")
+    return sorted(compiled)

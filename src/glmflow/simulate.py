@@ -379,3 +379,14 @@ def run_cell(master_seed: int, cell: Cell, replicates: int, threads: int = 1) ->
     """Simulate and fit a cell's replicates (draws inside the kernel) and summarise them."""
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     return summarise_cell(cell, draw_and_fit(master_seed, cell, replicates))
+
+
+# The cell glmflow.kernels runs before the study's jobs, so that numba compiles their kernels once.
+KERNELS_CELL = {"seed": 1, "n": 50, "b0": 0.0, "b1": 1.0, "replicates": 4}
+
+
+def compile_kernels() -> dict:
+    """Run ``KERNELS_CELL`` (numba compiles what its cache lacks); returns it."""
+    cell = KERNELS_CELL
+    run_cell(cell["seed"], Cell(cell["n"], cell["b0"], cell["b1"]), cell["replicates"])
+    return {"cell": cell}

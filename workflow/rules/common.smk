@@ -3,6 +3,7 @@ from snakemake.utils import validate
 
 from glmflow.data import sha256_of
 from glmflow.fingerprint import code_fingerprint
+from glmflow.kernels import GROUPS as KERNEL_GROUPS, group_file
 from glmflow.plan import (
     check_key,
     checked_config,
@@ -61,6 +62,13 @@ def code_of(script):
     that a job reruns exactly when the code it runs changes (workflow/profiles/default).
     """
     return code_fingerprint(workflow.source_path(f"../scripts/{script}"))
+
+
+def kernels_code(wildcards):
+    """A compile_kernels job's code: its script and its own group's module (glmflow.kernels),
+    so that editing one group's kernels reruns that group's jobs alone."""
+    group = code_fingerprint(str(group_file(wildcards.kernels)))
+    return f"{code_of('compile_kernels.py')}-{group}"
 
 
 def study_cell_params(wildcards):

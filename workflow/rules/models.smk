@@ -38,6 +38,7 @@ rule fit_model:
 rule fit_glmm:
     input:
         data=dataset_of_model,
+        kernels="results/kernels/mixed_models.json",
     output:
         tidy=report(
             "results/models/{model}/tidy.csv",

@@ -42,6 +42,8 @@ rule fit_simulation_demo:
 
 
 rule simulate_cell:
+    input:
+        kernels="results/kernels/study.json",
     output:
         "results/simulation/cells/{cell}.json",
     log:

@@ -43,16 +43,18 @@ class LaplaceDeviance:
         self.has_dispersion = family.dispersion_in_loglik  # gaussian, Gamma, inverse.gaussian
         design = glmm_design.design
         self.family_code, self.link_code = family.code, family.link.code
-        self.y = np.ascontiguousarray(design.y, dtype=float)
-        self.prior = np.ascontiguousarray(glmm_design.prior, dtype=float)
+        # own writable C-order copies: a read-only array (a column pandas shares) is another
+        # numba type, which would compile the kernels again for data read another way
+        self.y = np.array(design.y, dtype=float, order="C")
+        self.prior = np.array(glmm_design.prior, dtype=float, order="C")
         # what R's family$aic counts beyond mu: log choose(m, m y) for binomial, -w log(y!) for Poisson
         if self.has_dispersion:
             constant = np.zeros_like(self.y)  # the kernel sums deviance residuals; aic() is added here
         else:
             constant = family.canonical_log_constant(self.y, self.prior)
         self.constant = np.ascontiguousarray(constant if family.is_binomial else self.prior * constant)
-        self.X = np.ascontiguousarray(design.X, dtype=float)
-        self.offset = np.ascontiguousarray(glmm_design.offset, dtype=float)
+        self.X = np.array(design.X, dtype=float, order="C")
+        self.offset = np.array(glmm_design.offset, dtype=float, order="C")
         terms = glmm_design.terms
         self.k = np.array([t.k for t in terms], dtype=np.int64)
         self.col = np.concatenate([[0], np.cumsum(self.k)]).astype(np.int64)
@@ -183,9 +185,9 @@ class LaplaceDeviance:
         for a in range(values.shape[1]):
             for c in range(self.X.shape[1]):
                 C[:, c] += np.bincount(index[:, a], weights=values[:, a] * w * self.X[:, c], minlength=self.q)
-        solved = np.column_stack(
-            [solve_factored(L0, L21, L22, self.k0, self.ptr, self.rows, C[:, c]) for c in range(self.X.shape[1])]
-        )
+        # contiguous copies of C's columns: a strided one compiled a second solve_factored
+        columns = [np.ascontiguousarray(C[:, c]) for c in range(self.X.shape[1])]
+        solved = np.column_stack([solve_factored(L0, L21, L22, self.k0, self.ptr, self.rows, col) for col in columns])
         schur = self.X.T @ (w[:, None] * self.X) - C.T @ solved
         return (schur, C, solved) if parts else schur
 

@@ -338,7 +338,10 @@ def laplace(
             if math.isfinite(trial) and trial <= penalised + 1e-10 * abs(penalised):
                 break
             fraction /= 2.0
-        u[:] = candidate
+        # element by element, not u[:] = candidate: the slice's shape check compiles numba's string
+        # formatting for its error message, a quarter of this kernel's compile time
+        for j in range(u.shape[0]):
+            u[j] = candidate[j]
         penalised = trial
         logdet, L22 = _factor(D, B, A22, k0, ptr, rows)
         if largest < accept and fraction == 1.0 and math.isfinite(logdet):
