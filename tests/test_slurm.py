@@ -29,6 +29,9 @@ JOBCOMP = Path("/var/log/slurm/jobcomp.log")
 LOCAL_RULES = {"report", "provenance", "gather_simulation", "count_table", "predict", "compare_models",
                "likelihood_check"}  # fmt: skip
 PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
+# Snakemake as `python -m snakemake` runs it, but checking the jobs' states every second
+# (tests/slurm/snakemake_polling.py): the profile's back-off would be most of each run's time.
+SNAKEMAKE = [sys.executable, str(ROOT / "tests" / "slurm" / "snakemake_polling.py")]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +42,7 @@ def cluster():
 
 
 def cluster_snakemake(directory, *arguments, check=True, env=None):
-    command = [sys.executable, "-m", "snakemake", *PROFILE, *arguments]
+    command = [*SNAKEMAKE, *PROFILE, *arguments]
     environment = {**os.environ, **(env or {})}
     result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900, env=environment)
     if check and result.returncode != 0:
@@ -98,7 +101,7 @@ def running_jobs(directory) -> list[str]:
 
 def test_cancelled_job_and_restarted_slurmd_are_survived(cluster, small_run, tmp_path):
     directory = copy_workflow(tmp_path / "faults", SMALL_CONFIG).resolve()
-    command = [sys.executable, "-m", "snakemake", *PROFILE]
+    command = [*SNAKEMAKE, *PROFILE]
     run = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: running_jobs(directory)), "no job reached SLURM"
@@ -117,7 +120,7 @@ def test_cancelled_job_and_restarted_slurmd_are_survived(cluster, small_run, tmp
 
 def test_ctrl_c_cancels_the_runs_jobs(cluster, tmp_path):
     directory = copy_workflow(tmp_path / "interrupted", SMALL_CONFIG).resolve()
-    command = [sys.executable, "-m", "snakemake", *PROFILE]
+    command = [*SNAKEMAKE, *PROFILE]
     run = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: running_jobs(directory)), "no job reached SLURM"
@@ -178,7 +181,7 @@ def test_job_cancelled_in_the_queue_is_retried_despite_an_earlier_glmflow_error(
     node = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
     drain = ["scontrol", "update", f"NodeName={node}"]
     subprocess.run([*drain, "State=DRAIN", "Reason=glmflow test"], check=True)  # jobs wait in the queue
-    run = subprocess.Popen([sys.executable, "-m", "snakemake", *PROFILE], cwd=directory, stdout=subprocess.DEVNULL)
+    run = subprocess.Popen([*SNAKEMAKE, *PROFILE], cwd=directory, stdout=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: running_jobs(directory)), "no job reached SLURM"
         cancelled = running_jobs(directory)[0]

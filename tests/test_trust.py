@@ -291,8 +291,10 @@ def test_singular_glmm_warning_is_lme4s():
     assert R_WARNINGS["flat"]["console"] in fit.warnings
 
 
-def test_numerical_trouble_is_shown_on_console_summary_and_report(tmp_path):
-    directory = copy_workflow(tmp_path / "trouble", SMALL_CONFIG)
+def test_numerical_trouble_is_shown_on_console_summary_and_report(small_run, tmp_path):
+    # A finished small run's copy: only the data and models added below, and the report, run.
+    directory = tmp_path / "trouble"
+    shutil.copytree(small_run, directory, symlinks=True)
     # x separates y completely; counts are not whole numbers; `dose` is numeric but for one row;
     # y hardly differs between the groups g (a random intercept's variance at 0: singular)
     shutil.copy(TROUBLE, directory / "resources" / "trouble.csv")  # the data of tests/r/trust_warnings.R

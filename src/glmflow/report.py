@@ -24,7 +24,6 @@ import pandas as pd
 import yaml
 
 from glmflow.data import sha256_of
-from glmflow.figures import ALL_LABELS, EXTREME_LABELS, caterpillar_labels_all, caterpillar_panels
 from glmflow.formula_syntax import random_effect_terms
 from glmflow.frame import read_frame
 from glmflow.plan import comparison_models
@@ -331,6 +330,8 @@ def _model_view(files, name: str, spec: dict, prefix: str = "") -> ModelView:
 def ranef_tables(ranef: pd.DataFrame, model: str) -> list[dict]:
     """For each caterpillar panel too large to label every level: every level in the panel's
     order, with its conditional mode, SD and 95% interval, for the table beneath the figure."""
+    from glmflow.figures import caterpillar_labels_all, caterpillar_panels  # matplotlib: see build_context
+
     tables = []
     for index, (group, term, rows) in enumerate(caterpillar_panels(ranef)):
         if caterpillar_labels_all(len(rows)):
@@ -510,6 +511,10 @@ def build_context(config: dict, files) -> dict:
     """Everything the template shows, read from the files named in ``files`` (the report
     rule's named inputs, ``report_files``) and from ``config``, the report's settings
     (``report_settings``)."""
+    # Imported here, not at the top: the Snakefile imports this module for report_files, and
+    # every Snakemake start (each test's, each cluster job's) would load matplotlib for nothing.
+    from glmflow.figures import ALL_LABELS, EXTREME_LABELS
+
     files = dict(files.items())  # snakemake's Namedlist: `in` tests its values, not its names
     chapter = chapter_items(config)
     models = {name: _model_view(files, name, spec) for name, spec in config["models"].items()}
