@@ -233,8 +233,9 @@ def _factor(D, B, A22, k0, ptr, rows):
 def _subtract_cross_products(L21, A22, k0, ptr, rows):
     """A22 -= L21 L21' (lower triangle), level by level of term 0: each pair of a level's
     entries once. Random slopes (k0 = 2) and intercepts get loops with k0 fixed, the row of
-    A22 and the entry's k0 values held: 27 -> 17 ms on the simulated model's first 10^5 rows
-    (10^8 pairs on all of it, the factorisation's main cost), the same sums."""
+    A22 and the entry's k0 values held (the same sums)."""
+    # the fixed-k0 loops: 27 -> 17 ms on the simulated model's first 10^5 rows (10^8 pairs on all
+    # of it, the factorisation's main cost)
     for j in range(ptr.shape[0] - 1):
         for p in range(ptr[j], ptr[j + 1]):
             row = A22[rows[p]]
@@ -445,8 +446,8 @@ def _mirror_lower(P):
 def _inverse_times_row(P0, P10, P11, pos, values, index, k0, q0, i, level, Hz):
     """Hz[i] = H^-1 z_i' on row i's own columns: term 0's (0..k0-1, of the row's level
     ``level``) from P0 and the row's cross entries of the pattern, the others' from P10 and
-    P11. Block by block, not through an entry function with a branch per (a, b): that took 9
-    times as long (60 ns an entry on the simulated crossed model)."""
+    P11. Block by block, not through an entry function with a branch per (a, b)."""
+    # the entry function took 9 times as long (60 ns an entry on the simulated crossed model)
     K = values.shape[1]
     for a in range(k0):
         total = 0.0
@@ -548,10 +549,10 @@ def linear_theta_sums(w, residual, u, values, index, Zv, X, C, P0, P10, P11, pos
     trace, pwrss = np.zeros(M), np.zeros(M)
     R = np.zeros((M, C.shape[0], p))
     E = np.empty(p)
-    Hz = np.empty((n, K))
     any_by_rows = False
     for m in range(M):
         any_by_rows = any_by_rows or by_rows[m]
+    Hz = np.empty((n if any_by_rows else 0, K))
     for i in range(n):
         if any_by_rows:
             level = index[i, 0] if k0 == 1 else index[i, 0] // k0
