@@ -74,7 +74,6 @@ class Pls:
     beta: np.ndarray
     u: np.ndarray  # spherical random effects
     pwrss: float
-    logdet_h: float  # log|H| = log|L|^2
     rx: np.ndarray  # RX'RX, the Schur complement (X'V^-1X sigma^2)
     eta: np.ndarray  # X beta + offset + Z Lambda u
     h_b: np.ndarray = field(repr=False, default=None)  # H^-1 Lambda'Z'WX (q x p)
@@ -103,7 +102,6 @@ class LmmCriterion:
         for a in range(values.shape[1]):
             for j in range(self.p):
                 self.ZtWX[:, j] += np.bincount(index[:, a], values[:, a] * self.w * self.X[:, j], self.layout.q)
-        self.evaluations = 0
         self._last: tuple | None = None
 
     def __call__(self, theta: np.ndarray) -> float:
@@ -137,7 +135,6 @@ class LmmCriterion:
         theta = np.asarray(theta, dtype=float)
         if self._last is not None and np.array_equal(self._last[0], theta):
             return self._last[1]  # L-BFGS-B's last point, solved again by the Newton steps
-        self.evaluations += 1
         pls = self._solve(theta)
         self._last = (theta.copy(), pls)
         return pls
@@ -152,7 +149,7 @@ class LmmCriterion:
             chol = np.linalg.cholesky(rx)
         except np.linalg.LinAlgError:
             offset = self.offset.copy()
-            return Pls(theta, np.inf, np.zeros(self.p), h_c, np.inf, logdet, rx, offset, h_b, (values, index), state)
+            return Pls(theta, np.inf, np.zeros(self.p), h_c, np.inf, rx, offset, h_b, (values, index), state)
         beta = np.linalg.solve(rx, self.XtWy - B.T @ h_c)
         u = h_c - h_b @ beta
         eta = self.X @ beta + self.offset + np.einsum("ia,ia->i", values, u[index])
@@ -161,7 +158,7 @@ class LmmCriterion:
         criterion = logdet - self.log_w + dof * (1.0 + math.log(2.0 * math.pi * pwrss / dof))
         if self.reml:
             criterion += 2.0 * float(np.sum(np.log(np.diag(chol))))
-        return Pls(theta, criterion, beta, u, pwrss, logdet, rx, eta, h_b, (values, index), state)
+        return Pls(theta, criterion, beta, u, pwrss, rx, eta, h_b, (values, index), state)
 
     def sigma(self, pls: Pls) -> float:
         return math.sqrt(pls.pwrss / (self.n - self.p if self.reml else self.n))
@@ -205,10 +202,11 @@ class LmmCriterion:
         """tr(H^-1 dH_m) from H^-1's within-level blocks, for the thetas of a term whose factor
         T is invertible: Lambda'Z'WZ = (H - I) Lambda^-1 on that term's columns, so
         tr(H^-1 dH_m) = 2 tr((I - H^-1) Lambda^-1 dLambda_m) = 2 (levels T^-1[b, a] - (S T^-1)[b, a])
-        for theta_m = T[a, b], S the sum over the term's levels of H^-1's k x k blocks. No pass
-        over the rows and no scattered reads of H^-1 (those cost 70% of the rows' sums on
-        InstEval). Where T's diagonal is below BLOCK_TRACE_MIN, (I - H^-1) is too near 0 to
-        divide by T: those thetas (``by_rows``) are summed over the rows."""
+        for theta_m = T[a, b], S the sum over the term's levels of H^-1's k x k blocks: no pass
+        over the rows and no scattered reads of H^-1. Where T's diagonal is below
+        BLOCK_TRACE_MIN, (I - H^-1) is too near 0 to divide by T: those thetas (``by_rows``)
+        are summed over the rows."""
+        # the rows' scattered reads of H^-1 were 70% of the rows' sums on InstEval
         P0, _, P11 = inverse
         m = len(theta)
         traces, by_rows = np.zeros(m), np.ones(m, dtype=bool)
@@ -263,13 +261,15 @@ def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> ThetaOptimum:
     Karush-Kuhn-Tucker) while the gradient is above GRADIENT_TOL and the criterion falls; then
     thetas within 1e-7 of 0 set to 0 where that is no worse, as bobyqa reports a boundary. The
     Newton steps are of the size of L-BFGS-B's last ones, so the Hessians taken before them are
-    the optimum's to that size (their steps cost 2 gradients per theta; one set serves all)."""
+    the optimum's to that size (their steps cost 2 gradients per theta; one set serves all);
+    taken again where theta moved further than their steps, or a column's sign flipped."""
     lower = gd.theta_lower()
     result = _search(criterion, gd.theta_start(), lower)
     theta = np.maximum(result.x, lower)
     pls = criterion.solve(theta)
     gradient = criterion.gradient(pls)
     hessian, held = theta_hessians(criterion, theta, criterion.sigma(pls))
+    at_hessians = theta.copy()
     largest = np.inf
     for _ in range(10):
         free = ~((lower == 0) & (theta < 1e-7)) | (gradient < 0)
@@ -299,6 +299,8 @@ def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> ThetaOptimum:
     if not np.array_equal(canonical, theta):  # a column's sign: the same model, u's signs flip
         theta, pls = canonical, criterion.solve(canonical)
         gradient = criterion.gradient(pls)
+    moved = np.abs(theta - at_hessians) / np.maximum(np.abs(theta), 0.1)
+    if np.max(moved) > DIFFERENCE_STEP:  # further than the Hessians' own steps: take them again
         hessian, held = theta_hessians(criterion, theta, criterion.sigma(pls))
     # converged: L-BFGS-B's own test, or Newton's gradient small where L-BFGS-B stopped on rounding
     converged = bool(result.success or largest < 1e3 * GRADIENT_TOL)
