@@ -17,9 +17,16 @@ $(INSTALLED): requirements.lock pyproject.toml
 run: $(INSTALLED)  ## set up, then run the whole workflow on all cores
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(INSTALLED) chromium  ## set up, then run the test suite (the SLURM tests last, time-limited)
-	$(BIN)/pytest -m "not slurm"
-	timeout -k 30 1200 $(BIN)/pytest -m slurm
+# The SLURM tests (time-limited) run alongside the rest, which runs on two workers (pytest-xdist):
+# the SLURM tests mostly wait on the cluster's scheduling. Their output follows the rest's, from
+# .pytest-artifacts/slurm.log; make fails if either part fails.
+test: $(INSTALLED) chromium  ## set up, then run the test suite
+	@mkdir -p .pytest-artifacts
+	@timeout -k 30 1200 $(BIN)/pytest -m slurm >.pytest-artifacts/slurm.log 2>&1 & slurm=$$!; \
+	  $(BIN)/pytest -n 2 -m "not slurm"; rest=$$?; \
+	  wait $$slurm; status=$$?; \
+	  echo "--- the SLURM tests (exit $$status) ---"; cat .pytest-artifacts/slurm.log; \
+	  [ $$rest = 0 ] && [ $$status = 0 ]
 
 # The browser test needs Debian's chromium: installed here when missing and we are root.
 chromium:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import forked_snakemake
 import pytest
 import yaml
 
@@ -81,11 +84,14 @@ copy_workflow = copy_project
 def snakemake(directory: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
     """The real Snakemake in ``directory``; a ``src/`` there (a copy of the package, for tests
     that edit it) is imported instead of the installed one."""
-    command = [sys.executable, "-m", "snakemake", "--cores", "2", *arguments]
+    arguments = ("--cores", "2", *arguments)
     env = dict(os.environ)
     if (directory / "src" / "glmflow").is_dir():
         env["PYTHONPATH"] = str(directory / "src")
-    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900, env=env)
+        command = [sys.executable, "-m", "snakemake", *arguments]
+        result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900, env=env)
+    else:  # the same command line, forked from a process that has imported Snakemake
+        result = forked_snakemake.run(list(arguments), directory, env, timeout=900)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
@@ -111,20 +117,33 @@ def edit_config(directory: Path, change) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def shared_run(tmp_path_factory, name: str, config: Path | None = None) -> Path:
+    """A finished run of the workflow, made once per test session: under pytest-xdist by the
+    first worker that asks (the others wait on its lock, then read it). Tests read it or copy it,
+    never change it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's own base; its parent is the session's
+        root = root.parent
+    directory, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            snakemake(copy_workflow(directory, config))
+            done.touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """The whole workflow on the chapter's config (slow: mark its tests `slow`)."""
-    directory = copy_workflow(tmp_path_factory.mktemp("run"))
-    snakemake(directory)
-    return directory
+    return shared_run(tmp_path_factory, "run", None)
 
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory):
     """The whole workflow on tests/config/small.yaml (seconds)."""
-    directory = copy_workflow(tmp_path_factory.mktemp("small"), SMALL_CONFIG)
-    snakemake(directory)
-    return directory
+    return shared_run(tmp_path_factory, "small", SMALL_CONFIG)
 
 
 def result_hashes(directory: Path) -> dict[str, str]:

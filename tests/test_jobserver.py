@@ -29,6 +29,9 @@ class Job:
     threads = 1
 snakemake = Job()
 __real_file__ = sys.argv[1]
+import os
+from glmflow import jobserver
+jobserver.server_name = lambda: os.environ["TEST_JOBSERVER_NAME"]  # the test's own server
 from glmflow.job import start
 start(snakemake)
 print("ran in its own process")
@@ -37,14 +40,18 @@ sys.exit(99)
 
 
 @pytest.fixture
-def client(tmp_path):
-    """Run a job script through the server as a rule script's process would."""
+def client(tmp_path, monkeypatch):
+    """Run a job script through the server as a rule script's process would: a server of the
+    test's own (its name is this test's), so that workflow runs of other tests at the same time
+    keep theirs."""
     (tmp_path / "client.py").write_text(CLIENT)
+    name = f"glmflow-jobserver-test-{os.getpid()}-{tmp_path.name}"
+    monkeypatch.setattr(jobserver, "server_name", lambda: name)
 
     def run(job_text, wait=True, preexec=None, **environment):
         job = tmp_path / "job.py"
         job.write_text(job_text)
-        env = {**os.environ, **environment}
+        env = {**os.environ, "TEST_JOBSERVER_NAME": name, **environment}
         command = [sys.executable, str(tmp_path / "client.py"), str(job)]
         if not wait:
             return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FAILING_MODEL, ROOT, SMALL_CONFIG, copy_workflow, failing_config, result_hashes
+from conftest import FAILING_MODEL, ROOT, SMALL_CONFIG, copy_workflow, failing_config, result_hashes, snakemake
 
 from glmflow.datafile import read_dataset
 from glmflow.errors import LOG_MARK, GlmflowError
@@ -99,8 +99,14 @@ def running_jobs(directory) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.split()[-1] == str(directory)]
 
 
-def test_cancelled_job_and_restarted_slurmd_are_survived(cluster, small_run, tmp_path):
-    directory = copy_workflow(tmp_path / "faults", SMALL_CONFIG).resolve()
+def test_cancelled_job_and_restarted_slurmd_are_survived(cluster, tmp_path):
+    """On the one-model config (its jobs go in two submissions, data then models: one to cancel
+    and one to run while slurmd restarts), the run survives both and ends with a local run's
+    results."""
+    failing_config(tmp_path / "config.yaml")
+    local = copy_workflow(tmp_path / "local", tmp_path / "config.yaml")
+    snakemake(local)
+    directory = copy_workflow(tmp_path / "faults", tmp_path / "config.yaml").resolve()
     command = [*SNAKEMAKE, *PROFILE]
     run = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -115,7 +121,7 @@ def test_cancelled_job_and_restarted_slurmd_are_survived(cluster, small_run, tmp
         if run.poll() is None:
             run.kill()
     # No second run: a run that survived the faults and exited 0 must have written every result.
-    assert result_hashes(directory) == result_hashes(small_run)
+    assert result_hashes(directory) == result_hashes(local)
 
 
 def test_ctrl_c_cancels_the_runs_jobs(cluster, tmp_path):

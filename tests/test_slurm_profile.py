@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
+import forked_snakemake
 import yaml
 from conftest import ROOT, SMALL_CONFIG, copy_workflow
 
@@ -19,10 +18,8 @@ SITE = {"GLMFLOW_SLURM_PARTITION": "short_q", "GLMFLOW_SLURM_ACCOUNT": "lab_42"}
 
 def planned_resources(directory, *arguments, env=None) -> list[tuple[str, dict[str, str]]]:
     """(rule, resources) of each job that a forced dry run with the SLURM profile plans."""
-    command = [sys.executable, "-m", "snakemake", "-n", "-F", "--workflow-profile", str(PROFILE), *arguments]
-    result = subprocess.run(
-        command, cwd=directory, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
-    )
+    arguments = ["-n", "-F", "--workflow-profile", str(PROFILE), *arguments]
+    result = forked_snakemake.run(arguments, directory, {**os.environ, **(env or {})}, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     plan, rule = [], None
     for line in result.stdout.splitlines():
