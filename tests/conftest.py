@@ -81,13 +81,17 @@ SMALL_CONFIG = ROOT / "tests" / "config" / "small.yaml"
 copy_workflow = copy_project
 
 
-def snakemake(directory: Path, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
-    """The real Snakemake in ``directory``; a ``src/`` there (a copy of the package, for tests
-    that edit it) is imported instead of the installed one."""
+def snakemake(directory: Path, *arguments: str, check: bool = True, fresh: bool = False) -> subprocess.CompletedProcess:
+    """The real Snakemake in ``directory``, forked from tests/forked_snakemake.py's server; in a
+    process of its own where ``fresh`` (a string hash seed of its own, so another job order:
+    for the tests that two runs agree) or where a ``src/`` there (a copy of the package, for
+    tests that edit it) is imported instead of the installed one."""
     arguments = ("--cores", "2", *arguments)
     env = dict(os.environ)
-    if (directory / "src" / "glmflow").is_dir():
+    edited = (directory / "src" / "glmflow").is_dir()
+    if edited:
         env["PYTHONPATH"] = str(directory / "src")
+    if fresh or edited:
         command = [sys.executable, "-m", "snakemake", *arguments]
         result = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=900, env=env)
     else:  # the same command line, forked from a process that has imported Snakemake

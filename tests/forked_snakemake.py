@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import pkgutil
@@ -39,6 +40,7 @@ PRELOAD = ["snakemake.cli", "snakemake.api", "snakemake.assets", "snakemake.benc
            "nbformat", "packaging.version", "platformdirs", "pygments.lexers", "pygments.formatters", "requests",
            "smart_open", "yte"]  # fmt: skip
 _server: subprocess.Popen | None = None
+MAIN = importlib.util.find_spec("snakemake.__main__").origin
 
 
 def _name() -> str:
@@ -99,7 +101,7 @@ def _child(header: dict, descriptors: list[int]) -> None:
         os.environ.clear()
         os.environ.update(header["env"])
         take_process_state(header["state"])  # umask, limits, nice value, affinity: the caller's
-        sys.argv = header["argv"]
+        sys.argv = [MAIN, *header["argv"][1:]]  # as `python -m snakemake` has it
         sys.path[0] = header["cwd"]
         from snakemake.cli import main
         from snakemake.workflow import Workflow
