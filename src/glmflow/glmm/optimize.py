@@ -342,10 +342,11 @@ def stage_zero_needed(objective, glmm_design: GlmmDesign) -> bool:
     """Whether the search over (theta, beta) needs ``stage_zero``'s start. With the analytic
     gradient (canonical links) and random-effect columns of unit scale (intercepts,
     standardised slopes), BFGS from lme4's start reaches the same optimum with fewer
-    evaluations than the first stage costs (InstEval binary: the first stage's 95
-    factorisations were half the fit, and the joint search after it took more evaluations,
-    not fewer); the first stage is kept where it helps: links without the analytic gradient
-    (it brings the probit fits 1e-4 closer to tight lme4) and large covariates."""
+    evaluations than the first stage costs; the first stage is kept where it helps: links
+    without the analytic gradient, dispersion families and large covariates."""
+    # InstEval binary: the first stage's 95 factorisations were half the fit, and the joint
+    # search after it took more evaluations, not fewer; on the probit fits it brings the
+    # optimum 1e-4 closer to tight lme4.
     if not objective.canonical or objective.has_dispersion:
         return True
     return any(np.max(np.abs(term.matrix), initial=0.0) > STAGE_ZERO_SCALE for term in glmm_design.terms)
