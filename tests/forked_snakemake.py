@@ -15,6 +15,7 @@ the caller (conftest.snakemake), since the server has the installed package load
 
 from __future__ import annotations
 
+import atexit
 import gc
 import importlib
 import importlib.util
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 from glmflow.jobserver import process_state, single_threaded_environment, take_process_state
 
@@ -112,7 +114,10 @@ def _child(header: dict, descriptors: list[int]) -> None:
             status = 0
         except SystemExit as exit_:
             status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        except BaseException:  # noqa: BLE001 (printed as Python prints an uncaught exception)
+            traceback.print_exc()
     finally:
+        atexit._run_exitfuncs()  # what the interpreter's exit would run (os._exit skips it)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status & 0xFF)
