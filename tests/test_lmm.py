@@ -17,7 +17,7 @@ from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
 from glmflow.glmm import fit_glmm
 from glmflow.glmm.design import build_glmm_design
-from glmflow.glmm.lmm import BLOCK_TRACE_MIN, LmmCriterion
+from glmflow.glmm.lmm import BLOCK_TRACE_MIN, LmmCriterion, _Stalled, _StallWatch
 from glmflow.glmm_likelihood import lmm_likelihood_check
 from glmflow.interpret import predictions
 from glmflow.models import model_data
@@ -307,3 +307,20 @@ def test_the_criterions_analytic_gradient_and_jacobian_match_differences(name, s
     assert_close(gradient, differences, 1e-5, f"{name} gradient")
     rx_differences = np.array([(criterion.solve(theta + e).rx - criterion.solve(theta - e).rx) / 2e-5 for e in steps])
     assert_close(d_rx, rx_differences, 1e-5, f"{name} d RX'RX")
+
+
+def test_the_search_stops_at_the_criterions_rounding_and_not_before():
+    """L-BFGS-B's trials at the best point's rounding stop it at the second that is no lower;
+    trials further away, or lower, never do; an infinite first value (no best point yet) is
+    passed on, not a crash."""
+    values = iter([np.inf, 5.0, 4.0, 4.0, 3.0, 3.0 + 1e-12, 3.0])
+    watch = _StallWatch(lambda theta: (next(values), np.zeros(2)))
+    watch(np.array([1.0, 1.0]))  # inf: no best point yet
+    watch(np.array([0.5, 0.5]))  # 5
+    watch(np.array([0.4, 0.5]))  # 4: the best
+    watch(np.array([0.4 + 1e-3, 0.5]))  # 4 again, but 1e-3 away: not the rounding
+    watch(np.array([0.3, 0.5]))  # 3: the best
+    watch(np.array([0.3 + 1e-10, 0.5]))  # no lower, within 1e-8: the first stall
+    with pytest.raises(_Stalled):
+        watch(np.array([0.3, 0.5 - 1e-10]))  # the second
+    assert watch.best == 3.0 and np.array_equal(watch.best_x, [0.3, 0.5])

@@ -352,9 +352,9 @@ class _Stalled(Exception):
 class _StallWatch:
     """The criterion for L-BFGS-B, stopping it (``_Stalled``) at the second trial within
     STALL_STEP (relative) of the best point so far that is no lower: the line search then probes
-    the criterion's rounding, and Newton's steps (minimise_theta) finish from the best point.
-    InstEval's ML fit spent 8 of its 29 evaluations so, each a factorisation and an inverse."""
+    the criterion's rounding, and Newton's steps (minimise_theta) finish from the best point."""
 
+    # InstEval's ML fit spent 5-8 of its 29 evaluations so, each a factorisation and an inverse
     STALL_STEP = 1e-8
 
     def __init__(self, function):
@@ -364,7 +364,9 @@ class _StallWatch:
         value, gradient = self.function(theta)
         if value < self.best:
             self.best, self.best_x = value, np.array(theta, dtype=float)
-        elif np.all(np.abs(theta - self.best_x) <= self.STALL_STEP * np.maximum(np.abs(self.best_x), 1.0)):
+        elif self.best_x is not None and np.all(
+            np.abs(theta - self.best_x) <= self.STALL_STEP * np.maximum(np.abs(self.best_x), 1.0)
+        ):  # (no best yet where every value so far was inf: a singular RX'RX)
             self.stalls += 1
             if self.stalls == 2:
                 raise _Stalled
