@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import forked_snakemake
+import yaml
 from conftest import SMALL_CONFIG, copy_workflow, failing_config
 
 
@@ -33,7 +34,7 @@ def lines(text: str) -> list[str]:
 def test_a_refused_config_gives_the_same_status_and_message(tmp_path):
     config = failing_config(tmp_path / "config.yaml")
     config["models"]["glm_fare"]["formula"] = "survived ~ no_such_column"
-    (tmp_path / "config.yaml").write_text(__import__("yaml").safe_dump(config))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     directory = copy_workflow(tmp_path / "refused", tmp_path / "config.yaml")
     fresh, forked = both(directory, "--cores", "1", "--dry-run")
     assert fresh.returncode == forked.returncode != 0
