@@ -87,3 +87,25 @@ def test_the_selected_inverse_is_the_dense_inverse_on_the_pattern():
                       for p in range(ptr[j], ptr[j + 1])])  # fmt: skip
     np.testing.assert_allclose(P10, cross, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(P11, dense[q0:, q0:], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [1, 192, 193, 450, 1000])
+def test_the_dense_blocks_inverse_by_halves_is_the_inverse(n):
+    """The dense block's triangular inverse, by halves above TRIANGULAR_LEAF (192) and LAPACK's
+    trtri at or below it, against numpy's inverse; and P11 unmirrored keeps the same lower
+    triangle as mirrored."""
+    from glmflow.glmm.pirls import _upper_inverse, inverse_pieces
+
+    rng = np.random.default_rng(n)
+    A = rng.standard_normal((n, n))
+    L22 = np.linalg.cholesky(A @ A.T + n * np.eye(n))
+    X = _upper_inverse(L22.T)
+    np.testing.assert_allclose(np.triu(X), np.linalg.inv(L22.T), rtol=1e-10, atol=1e-14)
+    empty = (np.zeros((0, 1, 1)), np.zeros((0, 1)), L22, 1, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    mirrored, unmirrored = inverse_pieces(*empty)[2], inverse_pieces(*empty, mirror=False)[2]
+    np.testing.assert_allclose(mirrored, np.linalg.inv(L22 @ L22.T), rtol=1e-9, atol=1e-14)
+    assert np.array_equal(np.tril(mirrored), np.tril(unmirrored))
+    singular = L22.T.copy(order="F")
+    singular[n // 2, n // 2] = 0.0
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        _upper_inverse(singular)

@@ -15,7 +15,7 @@ from glmflow.comparisons import compare_models
 from glmflow.config import check_config
 from glmflow.data import load_dataset
 from glmflow.errors import GlmflowError
-from glmflow.glmm import fit_glmm
+from glmflow.glmm import fit_glmm, lmm
 from glmflow.glmm.design import build_glmm_design
 from glmflow.glmm.lmm import BLOCK_TRACE_MIN, LmmCriterion, _Stalled, _StallWatch
 from glmflow.glmm_likelihood import lmm_likelihood_check
@@ -284,15 +284,24 @@ def test_lmms_run_in_the_workflow(tmp_path):
     assert len(pd.read_csv(results / "interpretation" / "predictions" / "days.csv")) == 2
 
 
+# a slope in the dense block: (days | subject)'s 2 x 2 blocks of H^-1 read from P11 (term 0 is
+# phase:subject, which has more levels); a theta of each term away from any optimum
+GRADIENT_CASES = {
+    "slope_in_dense_block": {"data": "sleepstudy", "REML_requested": True, "theta": [0.5, 0.9, 0.1, 0.2],
+                             "formula": "reaction ~ days + (1 | phase:subject) + (days | subject)"},
+}  # fmt: skip
+
+
 @pytest.mark.parametrize("small", [False, True], ids=["block_traces", "row_traces"])
-@pytest.mark.parametrize("name", ["sleep_reml", "sleep_ml", "weights_offset", "pastes", "phase_slope"])
+@pytest.mark.parametrize("name", ["sleep_reml", "sleep_ml", "weights_offset", "pastes", "phase_slope",
+                                  "slope_in_dense_block"])  # fmt: skip
 def test_the_criterions_analytic_gradient_and_jacobian_match_differences(name, small):
     """The optimizer's gradient (traces of H^-1 dH, the envelope theorem for pwrss, log|RX'RX|
     for REML) and Satterthwaite's d RX'RX / d theta, against central differences of the
     criterion and of RX'RX (steps 1e-5; the criterion is exact linear algebra, to ~1e-12), at a
     theta away from the optimum, where the gradient is far from 0. ``small``: the first term's
     first diagonal theta below BLOCK_TRACE_MIN, whose traces are then summed over the rows."""
-    ref = FITS[name]
+    ref = GRADIENT_CASES.get(name) or FITS[name]
     spec = spec_of(ref)
     rows = model_data(data(ref["data"]), spec, name)
     gd = build_glmm_design(spec["formula"], rows, name, spec.get("weights"), spec.get("offset"))
@@ -324,3 +333,20 @@ def test_the_search_stops_at_the_criterions_rounding_and_not_before():
     with pytest.raises(_Stalled):
         watch(np.array([0.3, 0.5 - 1e-10]))  # the second
     assert watch.best == 3.0 and np.array_equal(watch.best_x, [0.3, 0.5])
+
+
+@pytest.mark.parametrize("search_ftol", [1e-3, 1e-6])
+def test_a_search_handed_over_early_reaches_lmers_optimum(monkeypatch, search_ftol):
+    """L-BFGS-B hands over to Newton at SEARCH_FTOL; handed over far from the optimum, Newton
+    either finishes (the Hessians taken again where theta moved beyond their steps) or hands
+    back to L-BFGS-B: each way, lmer's optimum and lmerTest's df."""
+    monkeypatch.setattr(lmm, "SEARCH_FTOL", search_ftol)
+    handed_back = []
+    search = lmm._search
+    monkeypatch.setattr(lmm, "_search", lambda *args: handed_back.append(args[-1]) or search(*args))
+    for name, ref in FITS.items():
+        fit = fit_glmm(data(ref["data"]), spec_of(ref), name)
+        assert np.max(np.abs(fit.theta - numbers(ref["theta"]))) <= 1e-5, (name, fit.theta)
+        assert fit.criterion <= float(ref["criterion"]) + 1e-9, name
+        close(fit.tidy()["df"], numbers(ref["df"]), 1e-3, f"{name} df")
+    assert lmm.ROUNDING_FTOL in handed_back  # the hand-back was taken at least once

@@ -46,6 +46,11 @@ GRADIENT_TOL = 1e-7
 # Richardson table of function values (numDeriv, as lmerTest) needs 4 (2m^2 + 1) criterion
 # evaluations where this needs 2m gradients, and agrees to 1e-7 relative on lmm.R's fits.
 DIFFERENCE_STEP = 1e-4
+# L-BFGS-B hands over to Newton where a step gains under SEARCH_FTOL of the criterion (its
+# relative reduction test): on InstEval the gradient is then 0.01-0.2 and one Newton step takes
+# it to 5e-5 (theta within 1e-9), where L-BFGS-B's own 6 further steps reached the same point.
+# ROUNDING_FTOL lets L-BFGS-B go on to the criterion's rounding where Newton did not finish.
+SEARCH_FTOL, ROUNDING_FTOL = 1e-11, 1e-15
 INWARD = 10.0 ** np.arange(-6, 1)  # where a search may restart a theta stopped at 0
 # below this diagonal entry of a term's factor its traces are summed over the rows
 BLOCK_TRACE_MIN = 1e-3
@@ -185,8 +190,10 @@ class LmmCriterion:
 
     def _derivatives(self, pls: Pls) -> ThetaDerivatives:
         layout, (values, index) = self.layout, pls.rows
-        inverse = pirls.inverse_pieces(*pls.state)
-        traces, by_rows = self._block_traces(pls.theta, inverse)
+        by_rows = self._by_rows(pls.theta)
+        # the rows' sums read P11 anywhere; the block traces its lower triangle only
+        inverse = pirls.inverse_pieces(*pls.state, mirror=bool(by_rows.any()))
+        traces = self._block_traces(pls.theta, inverse, by_rows)
         logdet, pwrss, R = pirls.linear_theta_sums(
             self.w, self.y - pls.eta, pls.u, values, index, layout.Zv, self.X, pls.h_b, *inverse, layout.pos,
             layout.k0, layout.theta_map, by_rows,
@@ -198,35 +205,44 @@ class LmmCriterion:
             logdet += np.einsum("jk,mkj->m", np.linalg.inv(pls.rx), rx)
         return ThetaDerivatives(logdet, pwrss, rx)
 
-    def _block_traces(self, theta: np.ndarray, inverse) -> tuple[np.ndarray, np.ndarray]:
+    def _by_rows(self, theta: np.ndarray) -> np.ndarray:
+        """The thetas whose traces ``_block_traces`` leaves to the rows: those of a term whose
+        factor's diagonal has an entry below BLOCK_TRACE_MIN."""
+        by_rows = np.zeros(len(theta), dtype=bool)
+        factors = self.gd.factors(theta)
+        for j, (owner, _, _) in enumerate(self.gd.theta_positions()):
+            by_rows[j] = np.min(np.abs(np.diag(factors[owner]))) < BLOCK_TRACE_MIN
+        return by_rows
+
+    def _block_traces(self, theta: np.ndarray, inverse, by_rows: np.ndarray) -> np.ndarray:
         """tr(H^-1 dH_m) from H^-1's within-level blocks, for the thetas of a term whose factor
         T is invertible: Lambda'Z'WZ = (H - I) Lambda^-1 on that term's columns, so
         tr(H^-1 dH_m) = 2 tr((I - H^-1) Lambda^-1 dLambda_m) = 2 (levels T^-1[b, a] - (S T^-1)[b, a])
         for theta_m = T[a, b], S the sum over the term's levels of H^-1's k x k blocks: no pass
         over the rows and no scattered reads of H^-1. Where T's diagonal is below
         BLOCK_TRACE_MIN, (I - H^-1) is too near 0 to divide by T: those thetas (``by_rows``)
-        are summed over the rows."""
+        are summed over the rows (their traces are left 0). P11 is read in its lower triangle."""
         # the rows' scattered reads of H^-1 were 70% of the rows' sums on InstEval
         P0, _, P11 = inverse
-        m = len(theta)
-        traces, by_rows = np.zeros(m), np.ones(m, dtype=bool)
+        traces = np.zeros(len(theta))
         positions, start = self.gd.theta_positions(), 0  # start: the term's first column in P11
         for t, (term, T) in enumerate(zip(self.gd.terms, self.gd.factors(theta), strict=True)):
             if t == 0:
                 blocks = P0
             else:
                 columns = start + np.arange(term.n_levels * term.k).reshape(term.n_levels, term.k)
-                blocks = P11[columns[:, :, None], columns[:, None, :]]
+                r, c = columns[:, :, None], columns[:, None, :]
+                blocks = P11[np.maximum(r, c), np.minimum(r, c)]
                 start += term.n_levels * term.k
-            if np.min(np.abs(np.diag(T))) < BLOCK_TRACE_MIN:
+            owned = [j for j, (owner, _, _) in enumerate(positions) if owner == t and not by_rows[j]]
+            if not owned:
                 continue
             inverse_t = np.linalg.inv(T)
             S = blocks.sum(axis=0)
-            for j, (owner, a, b) in enumerate(positions):
-                if owner == t:
-                    traces[j] = 2.0 * (term.n_levels * inverse_t[b, a] - (S @ inverse_t)[b, a])
-                    by_rows[j] = False
-        return traces, by_rows
+            for j in owned:
+                _, a, b = positions[j]
+                traces[j] = 2.0 * (term.n_levels * inverse_t[b, a] - (S @ inverse_t)[b, a])
+        return traces
 
     def dof(self) -> int:
         return self.n - self.p if self.reml else self.n
@@ -256,21 +272,59 @@ class ThetaOptimum:
 
 def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> ThetaOptimum:
     """lme4's optimum of the profiled criterion over theta (diagonal entries bounded below by 0):
-    L-BFGS-B on the analytic gradient from lme4's start; then, with the Hessians there, Newton
-    steps on the free thetas (a theta at its bound moves only where the criterion falls inward:
-    Karush-Kuhn-Tucker) while the gradient is above GRADIENT_TOL and the criterion falls; then
-    thetas within 1e-7 of 0 set to 0 where that is no worse, as bobyqa reports a boundary. The
-    Newton steps are of the size of L-BFGS-B's last ones, so the Hessians taken before them are
-    the optimum's to that size (their steps cost 2 gradients per theta; one set serves all);
-    taken again where theta moved further than their steps, or a column's sign flipped."""
+    L-BFGS-B on the analytic gradient from lme4's start, stopped where a step gains SEARCH_FTOL
+    of the criterion; then Newton's steps with the Hessians there (``_newton_finish``). Where
+    those leave the gradient above 1e3 GRADIENT_TOL, L-BFGS-B goes on from their point to the
+    criterion's rounding and Newton finishes again. Then thetas within 1e-7 of 0 are set to 0
+    where that is no worse, as bobyqa reports a boundary, and the Hessians are taken again where
+    theta moved further than their steps or a column's sign flipped."""
     lower = gd.theta_lower()
-    result = _search(criterion, gd.theta_start(), lower)
-    theta = np.maximum(result.x, lower)
+    result = _search(criterion, gd.theta_start(), lower, SEARCH_FTOL)
+    newton = _newton_finish(criterion, np.maximum(result.x, lower), lower)
+    if newton.largest >= 1e3 * GRADIENT_TOL:
+        result = _search(criterion, newton.theta, lower, ROUNDING_FTOL)
+        newton = _newton_finish(criterion, np.maximum(result.x, lower), lower)
+    theta, pls, gradient = newton.theta, newton.pls, newton.gradient
+    tiny = (lower == 0) & (theta < 1e-7) & (theta != 0)
+    if tiny.any():
+        snapped = np.where(tiny, 0.0, theta)
+        snapped_pls = criterion.solve(snapped)
+        if snapped_pls.criterion <= pls.criterion + 1e-10:
+            theta, pls = snapped, snapped_pls
+            gradient = criterion.gradient(pls)
+    canonical = canonical_theta(gd, theta)
+    if not np.array_equal(canonical, theta):  # a column's sign: the same model, u's signs flip
+        theta, pls = canonical, criterion.solve(canonical)
+        gradient = criterion.gradient(pls)
+    hessian, held = newton.hessian, newton.held
+    moved = np.abs(theta - newton.at_hessians) / np.maximum(np.abs(theta), 0.1)
+    if np.max(moved) > DIFFERENCE_STEP:  # further than the Hessians' own steps: take them again
+        hessian, held = theta_hessians(criterion, theta, criterion.sigma(pls))
+    # converged: L-BFGS-B's own test, or Newton's gradient small where L-BFGS-B stopped on rounding
+    converged = bool(result.success or newton.largest < 1e3 * GRADIENT_TOL)
+    return ThetaOptimum(theta, pls, gradient, hessian, held, converged, str(result.message))
+
+
+@dataclass
+class _NewtonFinish:
+    theta: np.ndarray
+    pls: Pls
+    gradient: np.ndarray
+    largest: float  # the gradient's largest entry on the free thetas
+    hessian: np.ndarray
+    held: np.ndarray
+    at_hessians: np.ndarray  # where the Hessians were taken
+
+
+def _newton_finish(criterion: LmmCriterion, theta: np.ndarray, lower: np.ndarray) -> _NewtonFinish:
+    """Newton's steps from ``theta`` on the free thetas (a theta at its bound moves only where
+    the criterion falls inward: Karush-Kuhn-Tucker), with the Hessians taken there, while the
+    gradient is above GRADIENT_TOL and the criterion falls. Where L-BFGS-B stopped, its steps
+    are of the size of Newton's, far below the Hessians' own steps, so one set serves all."""
     pls = criterion.solve(theta)
     gradient = criterion.gradient(pls)
     hessian, held = theta_hessians(criterion, theta, criterion.sigma(pls))
-    at_hessians = theta.copy()
-    largest = np.inf
+    at_hessians, largest = theta.copy(), np.inf
     for _ in range(10):
         free = ~((lower == 0) & (theta < 1e-7)) | (gradient < 0)
         largest = np.max(np.abs(gradient[free]), initial=0.0)
@@ -288,26 +342,10 @@ def minimise_theta(criterion: LmmCriterion, gd: GlmmDesign) -> ThetaOptimum:
             break
         theta, pls = candidate, candidate_pls
         gradient = criterion.gradient(pls)
-    tiny = (lower == 0) & (theta < 1e-7) & (theta != 0)
-    if tiny.any():
-        snapped = np.where(tiny, 0.0, theta)
-        snapped_pls = criterion.solve(snapped)
-        if snapped_pls.criterion <= pls.criterion + 1e-10:
-            theta, pls = snapped, snapped_pls
-            gradient = criterion.gradient(pls)
-    canonical = canonical_theta(gd, theta)
-    if not np.array_equal(canonical, theta):  # a column's sign: the same model, u's signs flip
-        theta, pls = canonical, criterion.solve(canonical)
-        gradient = criterion.gradient(pls)
-    moved = np.abs(theta - at_hessians) / np.maximum(np.abs(theta), 0.1)
-    if np.max(moved) > DIFFERENCE_STEP:  # further than the Hessians' own steps: take them again
-        hessian, held = theta_hessians(criterion, theta, criterion.sigma(pls))
-    # converged: L-BFGS-B's own test, or Newton's gradient small where L-BFGS-B stopped on rounding
-    converged = bool(result.success or largest < 1e3 * GRADIENT_TOL)
-    return ThetaOptimum(theta, pls, gradient, hessian, held, converged, str(result.message))
+    return _NewtonFinish(theta, pls, gradient, float(largest), hessian, held, at_hessians)
 
 
-def _search(criterion: LmmCriterion, start: np.ndarray, lower: np.ndarray):
+def _search(criterion: LmmCriterion, start: np.ndarray, lower: np.ndarray, ftol: float):
     """L-BFGS-B on the analytic gradient; then, for each diagonal theta stopped at 0, again from
     INWARD there, the lower optimum kept. The criterion is even in a diagonal theta (the variance
     is its square), so its gradient at 0 is 0 whether 0 is the minimum or a maximum: L-BFGS-B
@@ -324,7 +362,7 @@ def _search(criterion: LmmCriterion, start: np.ndarray, lower: np.ndarray):
         try:
             return optimize.minimize(
                 watched, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                options={"ftol": 1e-15, "gtol": GRADIENT_TOL, "maxiter": 2000},
+                options={"ftol": ftol, "gtol": GRADIENT_TOL, "maxiter": 2000},
             )  # fmt: skip
         except _Stalled:
             return optimize.OptimizeResult(x=watched.best_x, fun=watched.best, success=False, message=_Stalled.MESSAGE)
