@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT, SMALL_CONFIG, copy_workflow, edit_config, result_hashes, snakemake
@@ -329,3 +330,22 @@ def test_numerical_trouble_is_shown_on_console_summary_and_report(small_run, tmp
     assert re.search(
         r'id="model-separated".*?class="warning" role="alert"><strong>Warning:</strong> glm.fit', page, re.S
     )
+
+
+@pytest.mark.parametrize(
+    "outcome, infinite",
+    [("alternating", {}), ("complete", {"(Intercept)": -1, "x": 1}), ("quasi", {"(Intercept)": -1, "x": 1})],
+)
+def test_separation_on_repeated_rows(outcome, infinite):
+    """The first LP runs on the distinct rows weighted by their counts: four rows repeated 50
+    times each, with both outcomes at every x (no separation), 1s exactly where x >= 2
+    (complete), and the same with one 0 at x = 2 (quasi-complete)."""
+    from glmflow.separation import detect_separation
+
+    x = np.repeat([0.0, 1.0, 2.0, 3.0], 50)
+    y = {"alternating": np.tile([0.0, 1.0], 100), "complete": (x >= 2).astype(float)}.get(outcome)
+    if outcome == "quasi":
+        y = (x >= 2).astype(float)
+        y[100] = 0.0
+    found = detect_separation(np.column_stack([np.ones_like(x), x]), y, ["(Intercept)", "x"])
+    assert found.separated is bool(infinite) and found.infinite == infinite

@@ -49,12 +49,15 @@ def detect_separation(X: np.ndarray, y: np.ndarray, terms: list[str], weights: n
     p = X.shape[1]
     bounds = [(-1.0, 1.0)] * p
 
-    def extreme(objective: np.ndarray) -> tuple[float, np.ndarray]:
-        # maximise objective . b  subject to  signed b >= 0
-        result = linprog(-objective, A_ub=-signed, b_ub=np.zeros(len(signed)), bounds=bounds, method="highs")
+    def extreme(objective: np.ndarray, constraints: np.ndarray = signed) -> tuple[float, np.ndarray]:
+        # maximise objective . b  subject to  constraints b >= 0
+        result = linprog(-objective, A_ub=-constraints, b_ub=np.zeros(len(constraints)), bounds=bounds, method="highs")
         return -result.fun, result.x
 
-    best, _ = extreme(signed.sum(axis=0))
+    # The first LP on the distinct rows, each weighted by its count: the same cone and the same
+    # objective (its optimum is all that is read); a factor design has few distinct rows.
+    distinct, counts = np.unique(signed, axis=0, return_counts=True)
+    best, _ = extreme(counts @ distinct, distinct)
     if best <= TOLERANCE * scale * len(signed):
         return Separation(False, {})
     direction = np.zeros(p)
