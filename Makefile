@@ -20,12 +20,14 @@ run: $(INSTALLED)  ## set up, then run the whole workflow on all cores
 # The SLURM tests (time-limited) run alongside the rest, which runs on two workers (pytest-xdist;
 # worksteal: a worker out of tests takes some of the other's): the SLURM tests mostly wait on
 # the cluster's scheduling. Their output follows the rest's, from
-# .pytest-artifacts/slurm.log; make fails if either part fails.
+# .pytest-artifacts/slurm.log; make fails if either part fails. Both sessions read one
+# small_run, made by whichever asks first (tests/conftest.py, GLMFLOW_SHARED_RUNS).
 test: $(INSTALLED) chromium  ## set up, then run the test suite
 	@mkdir -p .pytest-artifacts
-	@timeout -k 30 1200 $(BIN)/pytest -m slurm >.pytest-artifacts/slurm.log 2>&1 & slurm=$$!; \
+	@export GLMFLOW_SHARED_RUNS=$$(mktemp -d); \
+	  timeout -k 30 1200 $(BIN)/pytest -m slurm >.pytest-artifacts/slurm.log 2>&1 & slurm=$$!; \
 	  $(BIN)/pytest -n 2 --dist worksteal -m "not slurm"; rest=$$?; \
-	  wait $$slurm; status=$$?; \
+	  wait $$slurm; status=$$?; rm -rf "$$GLMFLOW_SHARED_RUNS"; \
 	  echo "--- the SLURM tests (exit $$status) ---"; cat .pytest-artifacts/slurm.log; \
 	  [ $$rest = 0 ] && [ $$status = 0 ]
 

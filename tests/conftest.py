@@ -124,10 +124,13 @@ def edit_config(directory: Path, change) -> None:
 def shared_run(tmp_path_factory, name: str, config: Path | None = None) -> Path:
     """A finished run of the workflow, made once per test session: under pytest-xdist by the
     first worker that asks (the others wait on its lock, then read it). Tests read it or copy it,
-    never change it."""
+    never change it. Under GLMFLOW_SHARED_RUNS (a directory: `make test` gives its two pytest
+    sessions one) it is made once for all the sessions that name that directory."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's own base; its parent is the session's
         root = root.parent
+    if os.environ.get("GLMFLOW_SHARED_RUNS"):
+        root = Path(os.environ["GLMFLOW_SHARED_RUNS"])
     directory, done = root / name, root / f"{name}.done"
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

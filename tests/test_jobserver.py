@@ -119,13 +119,7 @@ def test_the_server_serves_one_version_of_the_code(monkeypatch, tmp_path):
     assert jobserver.server_name() != before
 
 
-def test_the_workflow_gives_the_same_results_without_the_server(small_run, tmp_path, monkeypatch):
-    directory = copy_workflow(tmp_path / "own-processes", SMALL_CONFIG)
-    monkeypatch.setenv("GLMFLOW_JOBSERVER", "0")
-    snakemake(directory)
-    assert result_hashes(directory) == result_hashes(small_run)
-    assert "(its own process)" in (directory / "logs" / "models" / "glm_fare.log").read_text()
-    assert "(forked by the glmflow job server)" in (small_run / "logs" / "models" / "glm_fare.log").read_text()
+# The workflow's results with and without the server: test_workflow.py's two runs.
 
 
 def test_the_server_is_one_thread_when_it_forks():

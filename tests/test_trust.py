@@ -349,3 +349,27 @@ def test_separation_on_repeated_rows(outcome, infinite):
         y[100] = 0.0
     found = detect_separation(np.column_stack([np.ones_like(x), x]), y, ["(Intercept)", "x"])
     assert found.separated is bool(infinite) and found.infinite == infinite
+
+
+@pytest.mark.parametrize("rare", [False, True])
+def test_separation_beyond_the_sample(rare, monkeypatch):
+    """Beyond SAMPLE_ROWS rows the first LP runs on a stride sample, which proves no separation
+    where its rows span the columns (one LP, on the sample). An indicator that is 1 in two rows
+    left out of the sample, both 1s, separates (quasi-completely): the sample does not span it,
+    and all the rows find it."""
+    from glmflow import separation
+
+    rows = []
+    linprog = separation.linprog
+    monkeypatch.setattr(separation, "linprog", lambda *a, **k: rows.append(len(k["A_ub"])) or linprog(*a, **k))
+    n = 2 * separation.SAMPLE_ROWS + 10_000
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-x))).astype(float)
+    z = (rng.random(n) < 0.3).astype(float)
+    if rare:
+        z[:] = 0.0
+        z[[1, 2]], y[[1, 2]] = 1.0, 1.0  # the stride is 3: rows 1 and 2 are not in the sample
+    found = separation.detect_separation(np.column_stack([np.ones(n), x, z]), y, ["(Intercept)", "x", "z"])
+    assert found.separated is rare and found.infinite == ({"z": 1} if rare else {})
+    assert rows[0] <= separation.SAMPLE_ROWS and (len(rows) == 1) is not rare
