@@ -153,7 +153,24 @@ def check_config(config: dict, base: str | Path = ".") -> None:
     base = Path(base)
     problems = _Problems()
     _check_reserved_names(problems, config)
-    datasets = config.get("datasets", {})
+    datasets, models = config.get("datasets", {}), config.get("models", {})
+    columns = _check_datasets(problems, datasets, base)
+    variables = _check_models(problems, models, datasets, columns)
+    for name, comparison in config.get("comparisons", {}).items():
+        _check_comparison(problems, f"comparisons.{name}", comparison_models(comparison), models, variables,
+                          comparison.get("test", "LRT"))  # fmt: skip
+    interpretation = config.get("interpretation", {})
+    _check_interpretation(problems, interpretation, models, variables, datasets, columns)
+    _check_figures(problems, config.get("figures", {}), models, variables, interpretation.get("counts", {}))
+    _check_simulation(problems, config.get("simulation", {}))
+    if not problems:
+        _check_data(problems, config, base, variables)
+    if problems:
+        raise GlmflowError("config.yaml has problems (nothing was run):\n  - " + "\n  - ".join(dict.fromkeys(problems)))
+
+
+def _check_datasets(problems: _Problems, datasets: dict, base: Path) -> dict[str, list[str]]:
+    """Each dataset's file, factors, levels and filter; returns the columns of those that can be read."""
     columns: dict[str, list[str]] = {}
     for name, spec in datasets.items():
         key = f"datasets.{name}"
@@ -170,28 +187,26 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         except GlmflowError as error:
             problems.add(f"{key}.path", str(error))
             continue
-        columns[name] = dataset_columns(spec, base)
         for role in ("factors", "levels"):
             for factor in spec.get(role, []):
                 if factor not in columns[name]:
                     problems.add(f"{key}.{role}", f"{factor!r} is not a column of {spec['path']}")
         if spec.get("filter"):
             _check_filter(problems, f"{key}.filter", spec["filter"], columns[name])
+    return columns
 
-    models = config.get("models", {})
+
+def _check_models(problems: _Problems, models: dict, datasets: dict, columns: dict) -> dict[str, list[str]]:
+    """Each model against its dataset; returns the variables of each model whose formula and
+    columns check out (the comparisons, grids and figures read them)."""
     variables: dict[str, list[str]] = {}
-
-    def predictors(model: str) -> list[str]:
-        return [v for v in variables[model] if v not in response_columns(required_variables(
-            models[model]["formula"], model)[0])]  # fmt: skip
-
     for name, model in models.items():
         key = f"models.{name}"
         if model["dataset"] not in datasets:
             problems.add(f"{key}.dataset", f"no dataset {model['dataset']!r} in datasets ({', '.join(datasets)})")
             continue
         try:
-            response, variables[name] = required_variables(model["formula"], key)
+            _, variables[name] = required_variables(model["formula"], key)
             if is_mixed(model):
                 check_random_terms(model["formula"], key)
         except GlmflowError as error:
@@ -209,38 +224,49 @@ def check_config(config: dict, base: str | Path = ".") -> None:
                 f"(columns: {', '.join(known)})",
             )
             variables.pop(name)
-        if model.get("filter"):
-            _check_filter(problems, f"{key}.filter", model["filter"], known)
-        if model.get("offset"):
-            try:
-                missing = [c for c in expression_columns(model["offset"]) if c not in known]
-            except GlmflowError as error:
-                problems.add(f"{key}.offset", str(error))
-            else:
-                if missing:
-                    problems.add(f"{key}.offset", f"{', '.join(map(repr, missing))} not a column of the dataset")
-        if "weights" in model and model["weights"] not in known:
-            problems.add(f"{key}.weights", f"{model['weights']!r} is not a column of dataset {model['dataset']!r}")
-        links = family_class(model["family"]).links
-        if model.get("link") and model["link"] not in links:
-            problems.add(
-                f"{key}.link",
-                f"{model['link']!r} is not a link of the {model['family']} family (links: {', '.join(links)})",
-            )
-        if is_mixed(model):
-            _check_mixed_model(problems, key, model)
-        if not is_mixed(model) and model.get("nAGQ", 1) != 1:
-            problems.add(f"{key}.nAGQ", "nAGQ applies to mixed models (a ( | ) term) only")
-        if "REML" in model and not is_linear_mixed(model):
-            problems.add(f"{key}.REML", "REML applies to linear mixed models only (family gaussian with the "
-                         "identity link and a ( | ) term, lme4's lmer); glm and glmer fit by maximum likelihood: "
-                         "remove REML")  # fmt: skip
+        _check_model_columns(problems, key, model, known)
+        _check_model_settings(problems, key, model)
+    return variables
 
-    for name, comparison in config.get("comparisons", {}).items():
-        _check_comparison(problems, f"comparisons.{name}", comparison_models(comparison), models, variables,
-                          comparison.get("test", "LRT"))  # fmt: skip
 
-    interpretation = config.get("interpretation", {})
+def _check_model_columns(problems: _Problems, key: str, model: dict, known: list[str]) -> None:
+    """A model's filter, offset and weights against its dataset's columns."""
+    if model.get("filter"):
+        _check_filter(problems, f"{key}.filter", model["filter"], known)
+    if model.get("offset"):
+        try:
+            missing = [c for c in expression_columns(model["offset"]) if c not in known]
+        except GlmflowError as error:
+            problems.add(f"{key}.offset", str(error))
+        else:
+            if missing:
+                problems.add(f"{key}.offset", f"{', '.join(map(repr, missing))} not a column of the dataset")
+    if "weights" in model and model["weights"] not in known:
+        problems.add(f"{key}.weights", f"{model['weights']!r} is not a column of dataset {model['dataset']!r}")
+
+
+def _check_model_settings(problems: _Problems, key: str, model: dict) -> None:
+    """A model's link, and the settings that apply to some kinds of model only."""
+    links = family_class(model["family"]).links
+    if model.get("link") and model["link"] not in links:
+        problems.add(
+            f"{key}.link",
+            f"{model['link']!r} is not a link of the {model['family']} family (links: {', '.join(links)})",
+        )
+    if is_mixed(model):
+        _check_mixed_model(problems, key, model)
+    if not is_mixed(model) and model.get("nAGQ", 1) != 1:
+        problems.add(f"{key}.nAGQ", "nAGQ applies to mixed models (a ( | ) term) only")
+    if "REML" in model and not is_linear_mixed(model):
+        problems.add(f"{key}.REML", "REML applies to linear mixed models only (family gaussian with the "
+                     "identity link and a ( | ) term, lme4's lmer); glm and glmer fit by maximum likelihood: "
+                     "remove REML")  # fmt: skip
+
+
+def _check_interpretation(
+    problems: _Problems, interpretation: dict, models: dict, variables: dict, datasets: dict, columns: dict
+) -> None:
+    """Prediction grids against their models, count tables against their datasets."""
     for name, prediction in interpretation.get("predictions", {}).items():
         model = prediction["model"]
         key = f"interpretation.predictions.{name}"
@@ -248,8 +274,7 @@ def check_config(config: dict, base: str | Path = ".") -> None:
             problems.add(f"{key}.model", f"no model {model!r} in models")
         elif model in variables:
             _check_grid_variables(problems, f"{key}.at", prediction.get("at", {}), model, models[model])
-    counts = interpretation.get("counts", {})
-    for name, table in counts.items():
+    for name, table in interpretation.get("counts", {}).items():
         key = f"interpretation.counts.{name}"
         if table["dataset"] not in datasets:
             problems.add(f"{key}.dataset", f"no dataset {table['dataset']!r} in datasets")
@@ -260,7 +285,14 @@ def check_config(config: dict, base: str | Path = ".") -> None:
                     f"{key}.by", f"{', '.join(map(repr, unknown))} not a column of dataset {table['dataset']!r}"
                 )
 
-    figures = config.get("figures", {})
+
+def _check_figures(problems: _Problems, figures: dict, models: dict, variables: dict, counts: dict) -> None:
+    """Fitted-curve figures against their models' predictors, proportion figures against their tables."""
+
+    def predictors(model: str) -> list[str]:
+        return [v for v in variables[model] if v not in response_columns(required_variables(
+            models[model]["formula"], model)[0])]  # fmt: skip
+
     for name, figure in figures.get("fits", {}).items():
         key = f"figures.fits.{name}"
         if figure["model"] not in models:
@@ -280,12 +312,6 @@ def check_config(config: dict, base: str | Path = ".") -> None:
         for role in ("x", "fill"):
             if figure[role] not in by:
                 problems.add(f"{key}.{role}", f"{figure[role]!r} is not one of the table's columns {by}")
-
-    _check_simulation(problems, config.get("simulation", {}))
-    if not problems:
-        _check_data(problems, config, base, variables)
-    if problems:
-        raise GlmflowError("config.yaml has problems (nothing was run):\n  - " + "\n  - ".join(dict.fromkeys(problems)))
 
 
 def _check_grid_variables(problems: _Problems, key: str, at: dict, name: str, model: dict) -> None:
