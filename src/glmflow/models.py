@@ -497,15 +497,7 @@ def _fit_lm(design: Design, spec: dict, name: str, rows: pd.DataFrame, kept: np.
 
 def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.DataFrame) -> ModelFit:
     n = len(design.y)
-    prior = np.ones(n) if not spec.get("weights") else rows.loc[design.rows, spec["weights"]].to_numpy(dtype=float)
-    if np.any(prior < 0):
-        raise GlmflowError(f"model {name!r}: weights {spec['weights']!r}: negative weights not allowed")
-    if design.trials is not None and not chosen.is_binomial:
-        raise GlmflowError(f"model {name!r}: a cbind(successes, failures) response needs a binomial family")
-    try:
-        start = chosen.initialize(design.y, prior, design.trials)
-    except GlmflowError as error:
-        raise GlmflowError(f"model {name!r}: response {design.response!r}: {error}") from None
+    start = _glm_start(design, spec, name, chosen, rows)
     y, weights = start.y, start.weights
     offset = design.offset if design.offset is not None else np.zeros(n)
     try:
@@ -520,32 +512,8 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
     p = int(kept.sum())  # the rank
     n_ok = int(n - np.sum(weights == 0))
     df_residual = n_ok - p
-    if design.has_intercept and design.offset is not None:
-        # glm(): with an offset, the null model is refitted (intercept and offset).
-        null = glm_fit(np.ones((n, 1)), y, chosen, weights, offset, mustart=mu)
-        null_mu = null.mu
-    elif design.has_intercept:
-        null_mu = np.full(n, np.sum(weights * y) / np.sum(weights))
-    else:
-        null_mu = chosen.linkinv(offset)
-    warnings = list(start.warnings) + list(fit.warnings)
-    if not fit.converged:
-        warnings.append("glm.fit: algorithm did not converge")
-    if fit.boundary:
-        warnings.append("glm.fit: algorithm stopped at boundary value")
-    warnings.extend(chosen.fit_warnings(y, mu))
-    terms = [term for term, keep in zip(design.terms, kept, strict=True) if keep]
-    separation = detect_separation(design.X[:, kept], y, terms, weights) if chosen.is_binomial else None
-    if separation and separation.separated:
-        warnings.append(separation.message())
-    if not chosen.dispersion_estimated:
-        dispersion = 1.0
-    elif df_residual > 0:
-        # summary.glm: Pearson's chi-squared over the residual df, from the working weights and residuals.
-        used = fit.working_weights > 0
-        dispersion = float(np.sum((fit.working_weights * fit.working_residuals**2)[used]) / df_residual)
-    else:
-        dispersion = float("nan")
+    warnings, separation = _glm_warnings(design, chosen, start, fit, kept)
+    dispersion = _glm_dispersion(chosen, fit, df_residual)
     rank_df = p + int(chosen.dispersion_in_loglik)
     aic = chosen.aic(y, start.n, mu, weights, fit.deviance) + 2 * p
     return ModelFit(
@@ -559,7 +527,7 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         loglik=rank_df - aic / 2,  # logLik.glm
         df_loglik=rank_df,
         deviance=fit.deviance,
-        null_deviance=float(np.sum(chosen.dev_resids(y, null_mu, weights))),
+        null_deviance=float(np.sum(chosen.dev_resids(y, _null_means(design, chosen, y, weights, offset, mu), weights))),
         df_residual=df_residual,
         df_null=n_ok - int(design.has_intercept),
         iterations=fit.iterations,
@@ -572,6 +540,56 @@ def _fit_glm(design: Design, spec: dict, name: str, chosen: Family, rows: pd.Dat
         offset=spec.get("offset"),
         working_weights=fit.working_weights,
     )
+
+
+def _glm_start(design: Design, spec: dict, name: str, chosen: Family, rows: pd.DataFrame):
+    """The family's initialize(): the response, prior weights and starting means, as glm()."""
+    n = len(design.y)
+    prior = np.ones(n) if not spec.get("weights") else rows.loc[design.rows, spec["weights"]].to_numpy(dtype=float)
+    if np.any(prior < 0):
+        raise GlmflowError(f"model {name!r}: weights {spec['weights']!r}: negative weights not allowed")
+    if design.trials is not None and not chosen.is_binomial:
+        raise GlmflowError(f"model {name!r}: a cbind(successes, failures) response needs a binomial family")
+    try:
+        return chosen.initialize(design.y, prior, design.trials)
+    except GlmflowError as error:
+        raise GlmflowError(f"model {name!r}: response {design.response!r}: {error}") from None
+
+
+def _null_means(design: Design, chosen: Family, y, weights, offset, mu) -> np.ndarray:
+    """The null model's means, as glm(): with an intercept and an offset, refitted (intercept
+    and offset); with an intercept alone, the weighted mean; without, the offset's."""
+    if design.has_intercept and design.offset is not None:
+        return glm_fit(np.ones((len(y), 1)), y, chosen, weights, offset, mustart=mu).mu
+    if design.has_intercept:
+        return np.full(len(y), np.sum(weights * y) / np.sum(weights))
+    return chosen.linkinv(offset)
+
+
+def _glm_warnings(design: Design, chosen: Family, start, fit, kept: np.ndarray):
+    """R's warnings for the fit (glm.fit's, the family's) and, for a binomial family, separation."""
+    warnings = list(start.warnings) + list(fit.warnings)
+    if not fit.converged:
+        warnings.append("glm.fit: algorithm did not converge")
+    if fit.boundary:
+        warnings.append("glm.fit: algorithm stopped at boundary value")
+    warnings.extend(chosen.fit_warnings(start.y, fit.mu))
+    terms = [term for term, keep in zip(design.terms, kept, strict=True) if keep]
+    separation = detect_separation(design.X[:, kept], start.y, terms, start.weights) if chosen.is_binomial else None
+    if separation and separation.separated:
+        warnings.append(separation.message())
+    return warnings, separation
+
+
+def _glm_dispersion(chosen: Family, fit, df_residual: int) -> float:
+    """summary.glm's dispersion: 1 where the family fixes it; else Pearson's chi-squared over the
+    residual df, from the working weights and residuals."""
+    if not chosen.dispersion_estimated:
+        return 1.0
+    if df_residual <= 0:
+        return float("nan")
+    used = fit.working_weights > 0
+    return float(np.sum((fit.working_weights * fit.working_residuals**2)[used]) / df_residual)
 
 
 def is_lm(spec: dict) -> bool:
