@@ -166,9 +166,29 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
     )  # fmt: skip
     params = result.x.copy()
     params[:n_theta] = canonical_theta(glmm_design, params[:n_theta])
+    params, value, gradient, hessian, fresh = _newton_steps(value_and_gradient, local, params, glmm_design)
+    params, value = _snap_to_boundary(value_and_gradient, params, value, n_theta)
+    if not objective.canonical and not fresh:  # the gradient reported is derivatives()', not BFGS's
+        value, gradient, hessian = local(params)
+    try:  # the Newton decrement: what a further step would gain, in deviance
+        converged = bool(gradient @ np.linalg.solve(hessian, gradient) < 1e-6)
+    except np.linalg.LinAlgError:
+        converged = False
+    if objective.canonical:
+        hessian = precise_hessian(value_and_gradient, params, hessian, gradient=True, extrapolate=False)
+    else:
+        hessian = precise_hessian(objective, params, hessian, gradient=False)
+    return params, value, gradient, hessian, converged, str(result.message)
+
+
+def _newton_steps(value_and_gradient, local, params: np.ndarray, glmm_design: GlmmDesign):
+    """Newton's steps from ``params`` with ``local``'s Hessian, while the gradient is above 1e-6
+    and the deviance falls; the Hessian is taken again only after a step above 1e-4. Returns
+    (params, value, gradient, Hessian, fresh: whether that Hessian is the final point's)."""
+    n_theta = glmm_design.n_theta
     value, gradient, hessian = local(params)
     fresh = True
-    for _ in range(6):  # Newton steps; the Hessian is recomputed only after a step above 1e-4
+    for _ in range(6):
         if np.max(np.abs(gradient)) < 1e-6:
             break
         try:
@@ -184,18 +204,7 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
         fresh = np.max(np.abs(step)) > 1e-4
         if fresh:
             value, gradient, hessian = local(params)
-    params, value = _snap_to_boundary(value_and_gradient, params, value, n_theta)
-    if not objective.canonical and not fresh:  # the gradient reported is derivatives()', not BFGS's
-        value, gradient, hessian = local(params)
-    try:  # the Newton decrement: what a further step would gain, in deviance
-        converged = bool(gradient @ np.linalg.solve(hessian, gradient) < 1e-6)
-    except np.linalg.LinAlgError:
-        converged = False
-    if objective.canonical:
-        hessian = precise_hessian(value_and_gradient, params, hessian, gradient=True, extrapolate=False)
-    else:
-        hessian = precise_hessian(objective, params, hessian, gradient=False)
-    return params, value, gradient, hessian, converged, str(result.message)
+    return params, value, gradient, hessian, fresh
 
 
 def _last_call_kept(value_and_gradient):
