@@ -113,6 +113,55 @@ def _node_pass(family, y, eta0, constant, prior, lo, hi, theta, v, resid, k):
     return total, r_sum
 
 
+@numba.njit(inline="always", **_KERNEL)
+def _group_mode(family, y, eta0, constant, prior, lo, hi, theta, uj):
+    """The group's mode from ``uj``: Newton on u - theta sum(y - mu) = 0, steps clipped to 2."""
+    for _ in range(100):
+        sum_resid, sum_w = _mode_sums(family, y, eta0, constant, prior, lo, hi, theta, uj)
+        step = (uj - theta * sum_resid) / (1.0 + theta * theta * sum_w)
+        step = min(max(step, -2.0), 2.0)
+        uj -= step
+        if abs(step) < 1e-12:
+            break
+    return uj
+
+
+@numba.njit(inline="always", **_KERNEL)
+def _group_sums(family, y, X, eta0, constant, prior, lo, hi, theta, uj, Xw, Xws):
+    """At the group's mode: the sums of the weights (S), of their slopes and of the residuals,
+    and X's columns weighted by each (into Xw, Xws)."""
+    S = S_slope = sum_resid = 0.0
+    for c in range(X.shape[1]):
+        Xw[c] = 0.0
+        Xws[c] = 0.0
+    for i in range(lo, hi):
+        resid_i, w, w_slope, _ = _row(family, y[i], eta0[i] + theta * uj, constant[i], prior[i])
+        S += w
+        S_slope += w_slope
+        sum_resid += resid_i
+        for c in range(X.shape[1]):
+            Xw[c] += X[i, c] * w
+            Xws[c] += X[i, c] * w_slope
+    return S, S_slope, sum_resid
+
+
+@numba.njit(inline="always", **_KERNEL)
+def _group_nodes(family, y, eta0, constant, prior, lo, hi, theta, uj, s, nodes, node_constant, resid, v, R, A):
+    """The group's quadrature: the nodes v = uj + s * nodes, each node's log-likelihood plus
+    its constant and prior (A) and residual sum (R); returns log sum exp(A)."""
+    peak = -np.inf
+    for k in range(nodes.shape[0]):
+        v[k] = uj + s * nodes[k]
+        total, R[k] = _node_pass(family, y, eta0, constant, prior, lo, hi, theta, v[k], resid, k)
+        total += node_constant[k] - v[k] * v[k] / 2.0
+        A[k] = total
+        peak = max(peak, total)
+    acc = 0.0
+    for k in range(nodes.shape[0]):
+        acc += math.exp(A[k] - peak)
+    return peak + math.log(acc)
+
+
 @numba.njit(**_KERNEL)
 def _deviance_and_gradient(y, X, eta0, constant, prior, starts, family, nodes, node_constant, theta, u, gradient):
     """The deviance at (theta, beta) (beta enters through eta0 = X beta) and its gradient,
@@ -135,40 +184,12 @@ def _deviance_and_gradient(y, X, eta0, constant, prior, starts, family, nodes, n
     deviance = 0.0
     for j in range(n_groups):
         lo, hi = starts[j], starts[j + 1]
-        uj = u[j]
-        for _ in range(100):  # Newton for the mode: u - theta sum(y - mu) = 0
-            sum_resid, sum_w = _mode_sums(family, y, eta0, constant, prior, lo, hi, theta, uj)
-            step = (uj - theta * sum_resid) / (1.0 + theta * theta * sum_w)
-            step = min(max(step, -2.0), 2.0)
-            uj -= step
-            if abs(step) < 1e-12:
-                break
+        uj = _group_mode(family, y, eta0, constant, prior, lo, hi, theta, u[j])
         u[j] = uj
-        S = S_slope = sum_resid = 0.0
-        for c in range(p):
-            Xw[c] = 0.0
-            Xws[c] = 0.0
-        for i in range(lo, hi):
-            resid_i, w, w_slope, _ = _row(family, y[i], eta0[i] + theta * uj, constant[i], prior[i])
-            S += w
-            S_slope += w_slope
-            sum_resid += resid_i
-            for c in range(p):
-                Xw[c] += X[i, c] * w
-                Xws[c] += X[i, c] * w_slope
+        S, S_slope, sum_resid = _group_sums(family, y, X, eta0, constant, prior, lo, hi, theta, uj, Xw, Xws)
         h = 1.0 + theta * theta * S
         s = 1.0 / math.sqrt(h)
-        peak = -np.inf
-        for k in range(K):
-            v[k] = uj + s * nodes[k]
-            total, R[k] = _node_pass(family, y, eta0, constant, prior, lo, hi, theta, v[k], resid, k)
-            total += node_constant[k] - v[k] * v[k] / 2.0
-            A[k] = total
-            peak = max(peak, total)
-        acc = 0.0
-        for k in range(K):
-            acc += math.exp(A[k] - peak)
-        lse = peak + math.log(acc)
+        lse = _group_nodes(family, y, eta0, constant, prior, lo, hi, theta, uj, s, nodes, node_constant, resid, v, R, A)
         deviance += -2.0 * (math.log(s) + lse)
         c_u = 0.0
         c_s = 1.0 / s
