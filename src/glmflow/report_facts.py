@@ -13,7 +13,7 @@ from glmflow.filters import evaluate_filter, filter_columns
 from glmflow.formula import build_design, predictor_variables
 from glmflow.interpret import _fixed_effects_model, factor_predictors
 from glmflow.models import model_data
-from glmflow.plan import comparison_models, is_mixed
+from glmflow.plan import comparison_models, is_linear_mixed, is_mixed
 from glmflow.rformat import format_number, r_label
 
 # The chapter's items as config.yaml defines them (tests/test_report_layout.py holds the two
@@ -174,7 +174,7 @@ def held_values(data: pd.DataFrame, spec: dict, model: str, focal: list[str]) ->
 def lme4_note(spec: dict, glance: dict, conditional: bool) -> list[str]:
     """How a mixed model's numbers relate to those of lme4's default ``glmer`` fit of the same
     model (README: How it is built), sentence by sentence."""
-    if spec["family"] == "gaussian" and spec.get("link", "identity") == "identity":
+    if is_linear_mixed(spec):
         # lme4 fits a linear mixed model with lmer, not glmer: what follows is about glmer
         return ["A linear mixed model: lme4 fits it with lmer; README (How it is built) says how glmflow's "
                 "fit relates to lmer's default one."]  # fmt: skip
