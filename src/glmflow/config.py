@@ -492,24 +492,29 @@ def _check_data(problems: _Problems, config: dict, base: Path, variables: dict[s
     for name, prediction in predictions.items():
         model = models[prediction["model"]]
         data = frames.get(model["dataset"])
-        if data is None:
-            continue
-        factor_calls = factor_call_variables(model["formula"])
-        for variable, values in prediction.get("at", {}).items():
-            key = f"interpretation.predictions.{name}.at.{variable}"
-            column = data[variable]
-            # Text is a factor, as in R's model frame (its levels in R's collation).
-            text = not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-            if isinstance(column.dtype, pd.CategoricalDtype) or variable in factor_calls or text:
-                levels = [r_label(v) for v in (column.cat.categories if column.dtype == "category" else
-                                               r_sorted(pd.unique(column.dropna())))]  # fmt: skip
-                unknown = [v for v in values if factor_level(v, levels) is None]
-                if unknown:
-                    problems.add(key, f"no level {', '.join(map(repr, unknown))} (levels: {', '.join(levels)})")
-            else:
-                bad = [v for v in values if isinstance(v, str | bool)]
-                if bad:
-                    problems.add(key, f"{variable!r} is numeric; {', '.join(map(repr, bad))} is not a number")
+        if data is not None:
+            _check_grid_values(problems, f"interpretation.predictions.{name}", prediction, model, data)
+
+
+def _check_grid_values(problems: _Problems, key: str, prediction: dict, model: dict, data: pd.DataFrame) -> None:
+    """A prediction grid's values against its dataset: levels of a factor, numbers otherwise."""
+    factor_calls = factor_call_variables(model["formula"])
+    for variable, values in prediction.get("at", {}).items():
+        column = data[variable]
+        # Text is a factor, as in R's model frame (its levels in R's collation).
+        text = not pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+        if isinstance(column.dtype, pd.CategoricalDtype) or variable in factor_calls or text:
+            levels = [r_label(v) for v in (column.cat.categories if column.dtype == "category" else
+                                           r_sorted(pd.unique(column.dropna())))]  # fmt: skip
+            unknown = [v for v in values if factor_level(v, levels) is None]
+            if unknown:
+                problems.add(f"{key}.at.{variable}",
+                             f"no level {', '.join(map(repr, unknown))} (levels: {', '.join(levels)})")  # fmt: skip
+        else:
+            bad = [v for v in values if isinstance(v, str | bool)]
+            if bad:
+                problems.add(f"{key}.at.{variable}",
+                             f"{variable!r} is numeric; {', '.join(map(repr, bad))} is not a number")  # fmt: skip
 
 
 def _check_mixed_model_memory(problems: _Problems, key: str, data: pd.DataFrame, model: dict, name: str) -> None:
