@@ -94,6 +94,7 @@ class LmmCriterion:
         # the general engine's layout of Z's rows (terms, columns, Lambda's template)
         self.layout = LaplaceDeviance(gd, glm_family("gaussian"))
         self.gd, self.reml = gd, reml
+        self.positions = gd.theta_positions()  # each theta's (term, row, column)
         self.y, self.X, self.offset = self.layout.y, self.layout.X, self.layout.offset
         self.w = self.layout.prior
         self.n, self.p = self.X.shape
@@ -190,10 +191,11 @@ class LmmCriterion:
 
     def _derivatives(self, pls: Pls) -> ThetaDerivatives:
         layout, (values, index) = self.layout, pls.rows
-        by_rows = self._by_rows(pls.theta)
+        factors = self.gd.factors(pls.theta)
+        by_rows = self._by_rows(factors)
         # the rows' sums read P11 anywhere; the block traces its lower triangle only
         inverse = pirls.inverse_pieces(*pls.state, mirror=bool(by_rows.any()))
-        traces = self._block_traces(pls.theta, inverse, by_rows)
+        traces = self._block_traces(factors, inverse, by_rows)
         logdet, pwrss, R = pirls.linear_theta_sums(
             self.w, self.y - pls.eta, pls.u, values, index, layout.Zv, self.X, pls.h_b, *inverse, layout.pos,
             layout.k0, layout.theta_map, by_rows,
@@ -205,16 +207,13 @@ class LmmCriterion:
             logdet += np.einsum("jk,mkj->m", np.linalg.inv(pls.rx), rx)
         return ThetaDerivatives(logdet, pwrss, rx)
 
-    def _by_rows(self, theta: np.ndarray) -> np.ndarray:
+    def _by_rows(self, factors: list[np.ndarray]) -> np.ndarray:
         """The thetas whose traces ``_block_traces`` leaves to the rows: those of a term whose
         factor's diagonal has an entry below BLOCK_TRACE_MIN."""
-        by_rows = np.zeros(len(theta), dtype=bool)
-        factors = self.gd.factors(theta)
-        for j, (owner, _, _) in enumerate(self.gd.theta_positions()):
-            by_rows[j] = np.min(np.abs(np.diag(factors[owner]))) < BLOCK_TRACE_MIN
-        return by_rows
+        small = [np.min(np.abs(np.diag(T))) < BLOCK_TRACE_MIN for T in factors]
+        return np.array([small[owner] for owner, _, _ in self.positions], dtype=bool)
 
-    def _block_traces(self, theta: np.ndarray, inverse, by_rows: np.ndarray) -> np.ndarray:
+    def _block_traces(self, factors: list[np.ndarray], inverse, by_rows: np.ndarray) -> np.ndarray:
         """tr(H^-1 dH_m) from H^-1's within-level blocks, for the thetas of a term whose factor
         T is invertible: Lambda'Z'WZ = (H - I) Lambda^-1 on that term's columns, so
         tr(H^-1 dH_m) = 2 tr((I - H^-1) Lambda^-1 dLambda_m) = 2 (levels T^-1[b, a] - (S T^-1)[b, a])
@@ -224,9 +223,9 @@ class LmmCriterion:
         are summed over the rows (their traces are left 0). P11 is read in its lower triangle."""
         # the rows' scattered reads of H^-1 were 70% of the rows' sums on InstEval
         P0, _, P11 = inverse
-        traces = np.zeros(len(theta))
-        positions, start = self.gd.theta_positions(), 0  # start: the term's first column in P11
-        for t, (term, T) in enumerate(zip(self.gd.terms, self.gd.factors(theta), strict=True)):
+        traces = np.zeros(len(by_rows))
+        positions, start = self.positions, 0  # start: the term's first column in P11
+        for t, (term, T) in enumerate(zip(self.gd.terms, factors, strict=True)):
             if t == 0:
                 blocks = P0
             else:
