@@ -136,17 +136,13 @@ def _inverse_seed(hessian: np.ndarray) -> np.ndarray:
 def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
     """The optimum of the general Laplace deviance: (params, value, gradient, Hessian,
     converged, message). With the analytic gradient (``objective.canonical``): BFGS seeded
-    with a forward-difference Hessian of the gradient, then Newton steps with another at the
-    answer, and one central pass of curvature-sized steps for the SEs;
-    otherwise the same on central differences of values (lme4's deriv12 for the Hessian)."""
+    with a forward-difference Hessian of the gradient, then Newton steps with BFGS's own
+    Hessian at its answer, and one central pass of curvature-sized steps for the SEs (and the
+    Newton decrement of ``converged``); otherwise BFGS on central differences of values, Newton
+    steps with their Hessian (lme4's deriv12) and Richardson's for the SEs."""
     n_theta = glmm_design.n_theta
     if objective.canonical:
         value_and_gradient = _last_call_kept(objective.value_and_gradient)
-
-        def local(x):  # for Newton's steps only: forward differences from the gradient at x
-            value, gradient = value_and_gradient(x)
-            return value, gradient, hessian_by_differences(value_and_gradient, x, central=False)
-
         seed = hessian_by_differences(value_and_gradient, start, central=False)
     else:
 
@@ -166,18 +162,29 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
     )  # fmt: skip
     params = result.x.copy()
     params[:n_theta] = canonical_theta(glmm_design, params[:n_theta])
+    if objective.canonical:
+        # Newton's steps with BFGS's own Hessian (a column's sign flipped by canonical_theta
+        # flips its rows and columns), not a forward-difference one (p more evaluations): verbagg
+        # 51 evaluations instead of 58, contraception 56 for 64; the SEs moved 1e-8 relative at most
+        signs = np.where(params * result.x < 0, -1.0, 1.0)
+        approx = np.linalg.inv((result.hess_inv + result.hess_inv.T) / 2) * np.outer(signs, signs)
+
+        def local(x):
+            value, gradient = value_and_gradient(x)
+            return value, gradient, approx
+
     params, value, gradient, hessian, fresh = _newton_steps(value_and_gradient, local, params, glmm_design)
     params, value = _snap_to_boundary(value_and_gradient, params, value, n_theta)
     if not objective.canonical and not fresh:  # the gradient reported is derivatives()', not BFGS's
         value, gradient, hessian = local(params)
-    try:  # the Newton decrement: what a further step would gain, in deviance
-        converged = bool(gradient @ np.linalg.solve(hessian, gradient) < 1e-6)
-    except np.linalg.LinAlgError:
-        converged = False
     if objective.canonical:
         hessian = precise_hessian(value_and_gradient, params, hessian, gradient=True, extrapolate=False)
     else:
         hessian = precise_hessian(objective, params, hessian, gradient=False)
+    try:  # the Newton decrement: what a further step would gain, in deviance
+        converged = bool(gradient @ np.linalg.solve(hessian, gradient) < 1e-6)
+    except np.linalg.LinAlgError:
+        converged = False
     return params, value, gradient, hessian, converged, str(result.message)
 
 
