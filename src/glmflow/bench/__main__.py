@@ -31,7 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     glmm_parser.add_argument("--r-timeout", type=float, default=1800, help="seconds glmer may take a scale model")
     glmm_parser.add_argument("--models", nargs="+", choices=list(scale.MODELS), help="scale models to fit (all)")
     lmm_parser = commands.add_parser("lmm", help="linear mixed models (InstEval, sleepstudy, Penicillin) vs lmer")
-    lmm_parser.add_argument("--repeats", type=int, default=3, help="timed fits of the small models; the median")
+    lmm_parser.add_argument(
+        "--repeats", type=int, default=3, help="timed fits of each model (lmer: one of InstEval); the median"
+    )
     lmm_parser.add_argument("--with-r", action="store_true", help="also time lmer with Rscript, if installed")
     glm_parser = commands.add_parser("glm", help="one logistic fit of n x 8, against statsmodels, glum and R")
     glm_parser.add_argument("--n", default="100000,1000000", help="comma-separated sizes")
