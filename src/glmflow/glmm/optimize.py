@@ -190,8 +190,9 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
 
 def _newton_steps(value_and_gradient, local, params: np.ndarray, glmm_design: GlmmDesign):
     """Newton's steps from ``params`` with ``local``'s Hessian, while the gradient is above 1e-6
-    and the deviance falls; the Hessian is taken again only after a step above 1e-4. Returns
-    (params, value, gradient, Hessian, fresh: whether that Hessian is the final point's)."""
+    and the deviance falls; ``local`` is asked for it again only after a step above 1e-4 (with
+    the analytic gradient it is BFGS's, the same each time). Returns (params, value, gradient,
+    Hessian, fresh: whether that Hessian was taken at the final point)."""
     n_theta = glmm_design.n_theta
     value, gradient, hessian = local(params)
     fresh = True
