@@ -353,9 +353,10 @@ def laplace(
 def inverse_pieces(D, L21, L22, k0, ptr, rows, mirror=True):
     """H^-1 on H's own pattern from the block factor: the diagonal blocks of term 0 (P0), the
     cross block on its pattern (P10, an entry per ``rows``) and the dense rest (P11). With
-    N = L21 L0^-1: P11 = (L22 L22')^-1 (LAPACK's potri), P10 = -P11 N, P0_j = L0_j^-T L0_j^-1
-    + N_j' P11 N_j: only the entries the pattern needs (a selected inverse). ``mirror=False``
-    leaves P11's upper triangle as potri left it, for callers that read the lower one only."""
+    N = L21 L0^-1: P11 = (L22 L22')^-1 (``_upper_inverse``, then LAPACK's lauum), P10 = -P11 N,
+    P0_j = L0_j^-T L0_j^-1 + N_j' P11 N_j: only the entries the pattern needs (a selected
+    inverse). ``mirror=False``
+    leaves P11's upper triangle as lauum left it, for callers that read the lower one only."""
     q_rest = L22.shape[0]
     if q_rest:
         # L22' is L22's Fortran-ordered upper factor U: (L22 L22')^-1 = U^-1 U^-T, which
@@ -459,7 +460,7 @@ def _selected_inverse(D, L21, P11, k0, ptr, rows):
 
 @numba.njit(**_KERNEL)
 def _mirror_lower(P):
-    """The lower triangle copied onto the upper, in place (LAPACK's potri fills the lower only)."""
+    """The lower triangle copied onto the upper, in place (LAPACK's lauum fills the lower only)."""
     for r in range(P.shape[0]):
         for s in range(r):
             P[s, r] = P[r, s]
