@@ -58,6 +58,72 @@ def test_the_scale_models_match_glmer_and_glmmtmb(name):
     np.testing.assert_allclose(fit.theta, reference["theta"], rtol=THETA_RELATIVE)
 
 
+@pytest.mark.parametrize(
+    "formula",
+    ["y ~ 1 + x + (1 | subject) + (1 | item)", SIM_FORMULA, "y ~ 1 + x + (1 + x + x2 | subject) + (1 | item)"],
+)
+def test_the_factor_is_the_same_tile_by_tile(formula):
+    """L21 L21' summed tile by tile of the dense block (7 columns a tile: 9 tiles of the 60
+    items) gives the factor and the deviance of one tile to the last bit, for k0 = 1, 2 and 3;
+    and each tile's entries are those of its columns."""
+    from glmflow.families import family as glm_family
+    from glmflow.glmm.design import build_glmm_design
+    from glmflow.glmm.deviance import LaplaceDeviance
+    from glmflow.glmm.pirls import cross_pattern
+
+    data = simulated(400, 60, 20)
+    data["x2"] = data["x"] ** 2 - 1.0
+    gd = build_glmm_design(formula, data, "sim")
+    objective = LaplaceDeviance(gd, glm_family("binomial"))
+    params = np.concatenate([gd.theta_start() * 0.8, [-0.4, 0.8]])
+    assert objective.ptr.shape[1] == 2  # one tile: 60 items, TILE 256
+    whole, state = objective._evaluate(params)
+    values, index = objective._rows(params[: objective.n_theta])
+    q0 = objective.levels0 * objective.k0
+    ptr, rows, _ = cross_pattern(index, objective.k0, q0, objective.q_rest, objective.levels0, tile=7)
+    assert ptr.shape == (400, 10) and np.array_equal(ptr[:, [0, -1]], objective.ptr)
+    for t in range(9):
+        inside = np.concatenate([rows[ptr[j, t] : ptr[j, t + 1]] for j in range(400)])
+        assert inside.size and np.all((inside >= 7 * t) & (inside < 7 * t + 7))
+    objective.ptr = ptr
+    objective.u[:] = 0.0
+    tiled, tiled_state = objective._evaluate(params)
+    assert tiled == whole
+    for a, b in zip(state[2:5], tiled_state[2:5], strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_the_threaded_kernels_give_the_serial_numbers():
+    """The cross products tile by tile and the selected inverse level by level on numba's
+    threads (the path from PARALLEL_PAIRS, 10^7 pairs, which the simulated model of 10^6 rows
+    takes) give the serial loops' numbers to the last bit, here on 9 tiles of 7 items."""
+    from glmflow.families import family as glm_family
+    from glmflow.glmm import pirls
+    from glmflow.glmm.design import build_glmm_design
+    from glmflow.glmm.deviance import LaplaceDeviance
+
+    gd = build_glmm_design(SIM_FORMULA, simulated(400, 60, 20), "sim")
+    objective = LaplaceDeviance(gd, glm_family("binomial"))
+    params = np.array([0.9, 0.2, 0.4, 0.7, -0.4, 0.8])
+    values, index = objective._rows(params[:4])
+    k0, q0, q_rest = objective.k0, objective.levels0 * objective.k0, objective.q_rest
+    ptr, rows, _ = pirls.cross_pattern(index, k0, q0, q_rest, objective.levels0, tile=7)
+    assert pirls._pairs(ptr) < pirls.PARALLEL_PAIRS  # so the public kernels run serially here
+    L21 = np.random.default_rng(5).normal(size=(len(rows), k0))
+    serial, threaded = np.eye(q_rest) * 50.0, np.eye(q_rest) * 50.0
+    pirls._subtract_cross_products(L21, serial, k0, ptr, rows)
+    pirls._tiles_in_parallel(L21, threaded, k0, ptr, rows)
+    assert np.array_equal(np.tril(serial), np.tril(threaded)) and not np.array_equal(serial, np.eye(q_rest) * 50.0)
+    _, state = objective._evaluate(params)
+    L0, L21, L22 = state[2:5]
+    P11 = pirls.inverse_pieces(L0, L21, L22, k0, objective.ptr, objective.rows)[2]
+    P0, P10 = pirls._selected_inverse(L0, L21, P11, k0, objective.ptr, objective.rows)
+    pieces = [np.zeros((objective.levels0, k0, k0)), np.zeros(L21.shape), np.zeros((objective.levels0, k0, k0)),
+              np.zeros(L21.shape)]  # fmt: skip
+    pirls._levels_in_parallel(L0, L21, P11, k0, objective.ptr, objective.rows, *pieces)
+    assert np.array_equal(pieces[2], P0) and np.array_equal(pieces[3], P10) and np.abs(P10).max() > 0
+
+
 def test_the_selected_inverse_is_the_dense_inverse_on_the_pattern():
     """H^-1's pieces from the block factor (term 0's diagonal blocks, the cross block on its
     pattern, the dense rest) against the inverse of H rebuilt dense from that factor, on the
@@ -76,7 +142,7 @@ def test_the_selected_inverse_is_the_dense_inverse_on_the_pattern():
     L = np.zeros((q, q))
     for j in range(L0.shape[0]):
         L[j * k0 : (j + 1) * k0, j * k0 : (j + 1) * k0] = np.tril(L0[j])
-        for p in range(ptr[j], ptr[j + 1]):
+        for p in range(ptr[j, 0], ptr[j, -1]):
             L[q0 + rows[p], j * k0 : (j + 1) * k0] = L21[p]
     L[q0:, q0:] = np.tril(L22)
     dense = np.linalg.inv(L @ L.T)
@@ -84,7 +150,7 @@ def test_the_selected_inverse_is_the_dense_inverse_on_the_pattern():
     blocks = np.stack([dense[j * k0 : (j + 1) * k0, j * k0 : (j + 1) * k0] for j in range(L0.shape[0])])
     np.testing.assert_allclose(P0, blocks, rtol=1e-10, atol=1e-13)
     cross = np.array([dense[q0 + rows[p], j * k0 : (j + 1) * k0] for j in range(L0.shape[0])
-                      for p in range(ptr[j], ptr[j + 1])])  # fmt: skip
+                      for p in range(ptr[j, 0], ptr[j, -1])])  # fmt: skip
     np.testing.assert_allclose(P10, cross, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(P11, dense[q0:, q0:], rtol=1e-10, atol=1e-13)
 
@@ -101,7 +167,7 @@ def test_the_dense_blocks_inverse_by_halves_is_the_inverse(n):
     L22 = np.linalg.cholesky(A @ A.T + n * np.eye(n))
     X = _upper_inverse(L22.T)
     np.testing.assert_allclose(np.triu(X), np.linalg.inv(L22.T), rtol=1e-10, atol=1e-14)
-    empty = (np.zeros((0, 1, 1)), np.zeros((0, 1)), L22, 1, np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    empty = (np.zeros((0, 1, 1)), np.zeros((0, 1)), L22, 1, np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64))
     mirrored, unmirrored = inverse_pieces(*empty)[2], inverse_pieces(*empty, mirror=False)[2]
     np.testing.assert_allclose(mirrored, np.linalg.inv(L22 @ L22.T), rtol=1e-9, atol=1e-14)
     assert np.array_equal(np.tril(mirrored), np.tril(unmirrored))

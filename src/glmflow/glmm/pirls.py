@@ -99,19 +99,28 @@ def effective_rows(Zv, codes, Tmats, k, col, uoff):
     return values, index
 
 
-def cross_pattern(index: np.ndarray, k0: int, q0: int, q_rest: int, levels0: int):
+# the dense block's columns per tile of the cross products (L21 L21' is summed tile by tile of
+# its lower triangle, 512 KB each, which stay in this machine's 2 MB L2 cache): on the simulated
+# model's 10^6 rows (5 * 10^7 pairs into a 1,000 x 1,000 block) 0.26 s -> 0.10 s a
+# factorisation; tiles of 128 took 0.11 s, 512 0.24 s, 64 0.28 s
+TILE = 256
+
+
+def cross_pattern(index: np.ndarray, k0: int, q0: int, q_rest: int, levels0: int, tile: int = TILE):
     """The pattern of H's cross block, fixed by the design (not by theta): the (other term's
-    column r, term 0's level j) pairs that share a row. Returns ``ptr`` (levels0 + 1) and
-    ``rows`` (r ascending within each level j: rows[ptr[j]:ptr[j + 1]]), and ``pos`` (n x the
-    other columns), each row's entry in that list. The factor's L21 = A21 L0^-T keeps exactly
-    this pattern, since L0 is block diagonal."""
+    column r, term 0's level j) pairs that share a row. Returns ``ptr`` (levels0 x tiles + 1)
+    and ``rows`` (r ascending within each level j: level j's entries are rows[ptr[j, 0]:ptr[j,
+    -1]], those with r in tile t, [t tile, (t + 1) tile), rows[ptr[j, t]:ptr[j, t + 1]]), and
+    ``pos`` (n x the other columns), each row's entry in that list. The factor's L21 = A21
+    L0^-T keeps exactly this pattern, since L0 is block diagonal."""
     n, K = index.shape
     if K == k0:
-        return np.zeros(levels0 + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((n, 0), dtype=np.int64)
+        return np.zeros((levels0, 1), dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((n, 0), dtype=np.int64)
     level = index[:, 0] // k0
     key = level[:, None] * q_rest + (index[:, k0:] - q0)
     unique, inverse = np.unique(key.ravel(), return_inverse=True)
-    ptr = np.searchsorted(unique // q_rest, np.arange(levels0 + 1)).astype(np.int64)
+    bounds = np.minimum(np.arange(-(-q_rest // tile) + 1) * tile, q_rest)
+    ptr = np.searchsorted(unique, np.arange(levels0)[:, None] * q_rest + bounds[None, :]).astype(np.int64)
     rows = (unique % q_rest).astype(np.int64)
     return ptr, rows, np.ascontiguousarray(inverse.reshape(n, K - k0).astype(np.int64))
 
@@ -211,7 +220,7 @@ def _factor(D, B, A22, k0, ptr, rows):
     if q_rest == 0:
         return logdet, A22
     for j in range(D.shape[0]):
-        for p in range(ptr[j], ptr[j + 1]):  # forward substitution per entry (a row of k0)
+        for p in range(ptr[j, 0], ptr[j, -1]):  # forward substitution per entry (a row of k0)
             for a in range(k0):
                 total = B[p, a]
                 for m in range(a):
@@ -229,30 +238,77 @@ def _factor(D, B, A22, k0, ptr, rows):
     return logdet, L22
 
 
+# pairs of entries (the sum over term 0's levels of their entries squared, halved) from which
+# the cross products and the selected inverse run on numba's threads: below it a call's work
+# (about 3 ns a pair, 30 ms at 10^7) is too short to pay for waking the threads on a busy
+# machine; verbagg and InstEval stay serial, the simulated model of 10^6 rows (5 * 10^7) does not
+PARALLEL_PAIRS = 10**7
+
+
+@numba.njit(**_KERNEL)
+def _pairs(ptr):
+    """Pairs of a level's entries, summed over the levels (the work of the two kernels below)."""
+    total = 0
+    for j in range(ptr.shape[0]):
+        count = ptr[j, -1] - ptr[j, 0]
+        total += count * (count + 1) // 2
+    return total
+
+
 @numba.njit(**_KERNEL)
 def _subtract_cross_products(L21, A22, k0, ptr, rows):
-    """A22 -= L21 L21' (lower triangle), level by level of term 0: each pair of a level's
-    entries once. Random slopes (k0 = 2) and intercepts get loops with k0 fixed, the row of
-    A22 and the entry's k0 values held (the same sums)."""
-    # the fixed-k0 loops: 27 -> 17 ms on the simulated model's first 10^5 rows (10^8 pairs on all
-    # of it, the factorisation's main cost)
-    for j in range(ptr.shape[0] - 1):
-        for p in range(ptr[j], ptr[j + 1]):
-            row = A22[rows[p]]
-            if k0 == 1:
-                b0 = L21[p, 0]
-                for p2 in range(ptr[j], p + 1):
-                    row[rows[p2]] -= b0 * L21[p2, 0]
-            elif k0 == 2:
-                b0, b1 = L21[p, 0], L21[p, 1]
-                for p2 in range(ptr[j], p + 1):
-                    row[rows[p2]] -= b0 * L21[p2, 0] + b1 * L21[p2, 1]
-            else:
-                for p2 in range(ptr[j], p + 1):
-                    total = 0.0
-                    for a in range(k0):
-                        total += L21[p, a] * L21[p2, a]
-                    row[rows[p2]] -= total
+    """A22 -= L21 L21' (lower triangle), tile by tile of A22 (``cross_pattern``'s ``ptr``; the
+    tiles on numba's threads from PARALLEL_PAIRS, each writing its own), then level by level of
+    term 0: each pair of a level's entries once, each entry of A22 receiving its terms in the
+    order of the levels whatever the tiles and threads."""
+    tiles = ptr.shape[1] - 1
+    if tiles > 1 and _pairs(ptr) >= PARALLEL_PAIRS:
+        _tiles_in_parallel(L21, A22, k0, ptr, rows)
+        return
+    for R in range(tiles):
+        for S in range(R + 1):
+            _tile_cross_products(L21, A22, k0, ptr, rows, R, S)
+
+
+@numba.njit(parallel=True, **_KERNEL)
+def _tiles_in_parallel(L21, A22, k0, ptr, rows):
+    tiles = ptr.shape[1] - 1
+    for pair in numba.prange(tiles * (tiles + 1) // 2):
+        R = 0
+        while (R + 1) * (R + 2) // 2 <= pair:
+            R += 1
+        _tile_cross_products(L21, A22, k0, ptr, rows, R, pair - R * (R + 1) // 2)
+
+
+@numba.njit(inline="always", **_KERNEL)
+def _tile_cross_products(L21, A22, k0, ptr, rows, R, S):
+    for j in range(ptr.shape[0]):
+        _level_cross_products(L21, A22, k0, rows, ptr[j, R], ptr[j, R + 1], ptr[j, S], ptr[j, S + 1])
+
+
+@numba.njit(inline="always", **_KERNEL)
+def _level_cross_products(L21, A22, k0, rows, first, last, first2, last2):
+    """One level's pairs (p in [first, last), p2 in [first2, last2), p2 <= p) out of A22. Random
+    slopes (k0 = 2) and intercepts get loops with k0 fixed, the row of A22 and the entry's k0
+    values held (the same sums)."""
+    # the fixed-k0 loops: 27 -> 17 ms on the simulated model's first 10^5 rows
+    for p in range(first, last):
+        row = A22[rows[p]]
+        end = min(last2, p + 1)
+        if k0 == 1:
+            b0 = L21[p, 0]
+            for p2 in range(first2, end):
+                row[rows[p2]] -= b0 * L21[p2, 0]
+        elif k0 == 2:
+            b0, b1 = L21[p, 0], L21[p, 1]
+            for p2 in range(first2, end):
+                row[rows[p2]] -= b0 * L21[p2, 0] + b1 * L21[p2, 1]
+        else:
+            for p2 in range(first2, end):
+                total = 0.0
+                for a in range(k0):
+                    total += L21[p, a] * L21[p2, a]
+                row[rows[p2]] -= total
 
 
 @numba.njit(**_KERNEL)
@@ -270,7 +326,7 @@ def solve_factored(D, L21, L22, k0, ptr, rows, rhs):
                 total -= D[j, a, m] * x[base + m]
             x[base + a] = total / D[j, a, a]
     for j in range(levels):  # rhs1 - L21 y0
-        for p in range(ptr[j], ptr[j + 1]):
+        for p in range(ptr[j, 0], ptr[j, -1]):
             total = 0.0
             for a in range(k0):
                 total += L21[p, a] * x[j * k0 + a]
@@ -285,7 +341,7 @@ def solve_factored(D, L21, L22, k0, ptr, rows, rhs):
         for m in range(r):
             x[q0 + m] -= L22[r, m] * x[q0 + r]
     for j in range(levels):  # y0 - L21' x1
-        for p in range(ptr[j], ptr[j + 1]):
+        for p in range(ptr[j, 0], ptr[j, -1]):
             for a in range(k0):
                 x[j * k0 + a] -= L21[p, a] * x[q0 + rows[p]]
     for j in range(levels):  # L0' x0 = ...
@@ -395,67 +451,85 @@ def _upper_inverse(U: np.ndarray) -> np.ndarray:
 
 @numba.njit(**_KERNEL)
 def _selected_inverse(D, L21, P11, k0, ptr, rows):
-    """``inverse_pieces``' term-0 blocks and cross entries, given P11."""
+    """``inverse_pieces``' term-0 blocks and cross entries, given P11: level by level of term 0,
+    on numba's threads from PARALLEL_PAIRS (each level's numbers are its own, whatever the
+    threads)."""
     levels = D.shape[0]
     L0inv = np.zeros((levels, k0, k0))
     P0 = np.zeros((levels, k0, k0))
-    for j in range(levels):
-        for c in range(k0):  # column c of L0_j^-1: forward substitution on e_c
-            for a in range(c, k0):
-                total = 1.0 if a == c else 0.0
-                for m in range(c, a):
-                    total -= D[j, a, m] * L0inv[j, m, c]
-                L0inv[j, a, c] = total / D[j, a, a]
-        for a in range(k0):
-            for b in range(k0):
-                total = 0.0
-                for m in range(max(a, b), k0):
-                    total += L0inv[j, m, a] * L0inv[j, m, b]
-                P0[j, a, b] = total
     N = np.zeros(L21.shape)
     P10 = np.zeros(L21.shape)
-    for j in range(levels):
-        for p in range(ptr[j], ptr[j + 1]):
-            for c in range(k0):
-                total = 0.0
-                for m in range(c, k0):
-                    total += L21[p, m] * L0inv[j, m, c]
-                N[p, c] = total
-        # P10_j = -P11_jj N_j, each pair of the level's entries once (P11 is symmetric: its
-        # entry, read at random across the dense block, is the loop's cost); then
-        # N_j' P11_jj N_j = -N_j' P10_j adds O(entries k0^2), not O(entries^2 k0^2)
-        for p in range(ptr[j], ptr[j + 1]):
-            row = P11[rows[p]]
-            if k0 == 1:  # the entry's values held, as in _subtract_cross_products
-                n0, total0 = N[p, 0], P10[p, 0]
-                for p2 in range(ptr[j], p):
-                    v = row[rows[p2]]
-                    total0 -= v * N[p2, 0]
-                    P10[p2, 0] -= v * n0
-                P10[p, 0] = total0
-            elif k0 == 2:
-                n0, n1, total0, total1 = N[p, 0], N[p, 1], P10[p, 0], P10[p, 1]
-                for p2 in range(ptr[j], p):
-                    v = row[rows[p2]]
-                    total0 -= v * N[p2, 0]
-                    total1 -= v * N[p2, 1]
-                    P10[p2, 0] -= v * n0
-                    P10[p2, 1] -= v * n1
-                P10[p, 0], P10[p, 1] = total0, total1
-            else:
-                for p2 in range(ptr[j], p):
-                    v = row[rows[p2]]
-                    for a in range(k0):
-                        P10[p, a] -= v * N[p2, a]
-                        P10[p2, a] -= v * N[p, a]
-            v = row[rows[p]]
-            for a in range(k0):
-                P10[p, a] -= v * N[p, a]
-        for p in range(ptr[j], ptr[j + 1]):
-            for a in range(k0):
-                for b in range(k0):
-                    P0[j, a, b] -= N[p, a] * P10[p, b]
+    if _pairs(ptr) >= PARALLEL_PAIRS:
+        _levels_in_parallel(D, L21, P11, k0, ptr, rows, L0inv, N, P0, P10)
+    else:
+        for j in range(levels):
+            _level_inverse(D[j], L21, P11, k0, ptr[j, 0], ptr[j, -1], rows, L0inv[j], N, P0[j], P10)
     return P0, P10
+
+
+@numba.njit(parallel=True, **_KERNEL)
+def _levels_in_parallel(D, L21, P11, k0, ptr, rows, L0inv, N, P0, P10):
+    for j in numba.prange(D.shape[0]):
+        _level_inverse(D[j], L21, P11, k0, ptr[j, 0], ptr[j, -1], rows, L0inv[j], N, P0[j], P10)
+
+
+@numba.njit(inline="always", **_KERNEL)
+def _level_inverse(Dj, L21, P11, k0, first, last, rows, L0inv, N, P0, P10):
+    """One level's block P0 (L0_j^-T L0_j^-1 + N_j' P11 N_j) and cross entries P10[first:last]
+    (-P11 N_j on the pattern), with N_j = L21_j L0_j^-1 (``Dj``, ``L0inv``, ``P0``: the level's
+    k0 x k0 blocks; ``first``, ``last``: its entries)."""
+    for c in range(k0):  # column c of L0_j^-1: forward substitution on e_c
+        for a in range(c, k0):
+            total = 1.0 if a == c else 0.0
+            for m in range(c, a):
+                total -= Dj[a, m] * L0inv[m, c]
+            L0inv[a, c] = total / Dj[a, a]
+    for a in range(k0):
+        for b in range(k0):
+            total = 0.0
+            for m in range(max(a, b), k0):
+                total += L0inv[m, a] * L0inv[m, b]
+            P0[a, b] = total
+    for p in range(first, last):
+        for c in range(k0):
+            total = 0.0
+            for m in range(c, k0):
+                total += L21[p, m] * L0inv[m, c]
+            N[p, c] = total
+    # P10_j = -P11_jj N_j, each pair of the level's entries once (P11 is symmetric: its
+    # entry, read at random across the dense block, is the loop's cost); then
+    # N_j' P11_jj N_j = -N_j' P10_j adds O(entries k0^2), not O(entries^2 k0^2)
+    for p in range(first, last):
+        row = P11[rows[p]]
+        if k0 == 1:  # the entry's values held, as in _level_cross_products
+            n0, total0 = N[p, 0], P10[p, 0]
+            for p2 in range(first, p):
+                v = row[rows[p2]]
+                total0 -= v * N[p2, 0]
+                P10[p2, 0] -= v * n0
+            P10[p, 0] = total0
+        elif k0 == 2:
+            n0, n1, total0, total1 = N[p, 0], N[p, 1], P10[p, 0], P10[p, 1]
+            for p2 in range(first, p):
+                v = row[rows[p2]]
+                total0 -= v * N[p2, 0]
+                total1 -= v * N[p2, 1]
+                P10[p2, 0] -= v * n0
+                P10[p2, 1] -= v * n1
+            P10[p, 0], P10[p, 1] = total0, total1
+        else:
+            for p2 in range(first, p):
+                v = row[rows[p2]]
+                for a in range(k0):
+                    P10[p, a] -= v * N[p2, a]
+                    P10[p2, a] -= v * N[p, a]
+        v = row[rows[p]]
+        for a in range(k0):
+            P10[p, a] -= v * N[p, a]
+    for p in range(first, last):
+        for a in range(k0):
+            for b in range(k0):
+                P0[a, b] -= N[p, a] * P10[p, b]
 
 
 @numba.njit(**_KERNEL)
