@@ -167,7 +167,8 @@ def test_the_dense_blocks_inverse_by_halves_is_the_inverse(n):
     L22 = np.linalg.cholesky(A @ A.T + n * np.eye(n))
     X = _upper_inverse(L22.T)
     np.testing.assert_allclose(np.triu(X), np.linalg.inv(L22.T), rtol=1e-10, atol=1e-14)
-    empty = (np.zeros((0, 1, 1)), np.zeros((0, 1)), L22, 1, np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64))
+    no_levels = np.zeros((0, 2), dtype=np.int64)  # cross_pattern's ptr: no level, one tile
+    empty = (np.zeros((0, 1, 1)), np.zeros((0, 1)), L22, 1, no_levels, np.zeros(0, dtype=np.int64))
     mirrored, unmirrored = inverse_pieces(*empty)[2], inverse_pieces(*empty, mirror=False)[2]
     np.testing.assert_allclose(mirrored, np.linalg.inv(L22 @ L22.T), rtol=1e-9, atol=1e-14)
     assert np.array_equal(np.tril(mirrored), np.tril(unmirrored))
