@@ -154,6 +154,16 @@ class LaplaceDeviance:
         )  # fmt: skip
         return deviance, gradient
 
+    def beta_information(self, params: np.ndarray) -> np.ndarray:
+        """-2 logLik's curvature in beta with u profiled out, 2 (X'WX - C'H^-1 C) at (theta, beta)
+        (``_schur``; the Laplace term's change with beta left out): a first Hessian for beta."""
+        _, state = self._evaluate(params)
+        if state is None:
+            return np.eye(len(params) - self.n_theta)
+        eta = state[5]
+        mu = self.family.linkinv(eta)
+        return 2.0 * self._schur(state, self.prior * self.family.mu_eta(eta) ** 2 / self.family.variance(mu))
+
     def conditional(self, params: np.ndarray) -> dict:
         """At (theta, beta), PIRLS to its strict tolerance: the deviance, the modes u, the
         conditional means and linear predictor, the blocks of H^-1 per term and level (for the

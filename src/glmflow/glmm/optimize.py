@@ -136,14 +136,17 @@ def _inverse_seed(hessian: np.ndarray) -> np.ndarray:
 def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
     """The optimum of the general Laplace deviance: (params, value, gradient, Hessian,
     converged, message). With the analytic gradient (``objective.canonical``): BFGS seeded
-    with a forward-difference Hessian of the gradient, then Newton steps with BFGS's own
-    Hessian at its answer, and one central pass of curvature-sized steps for the SEs (and the
-    Newton decrement of ``converged``); otherwise BFGS on central differences of values, Newton
-    steps with their Hessian (lme4's deriv12) and Richardson's for the SEs."""
+    with ``_seed_hessian`` (gradient differences in theta, beta's profiled information), then
+    Newton steps with BFGS's own Hessian at its answer, and one central pass of curvature-sized
+    steps for the SEs (and the Newton decrement of ``converged``); otherwise BFGS on central
+    differences of values, Newton steps with their Hessian (lme4's deriv12) and Richardson's
+    for the SEs."""
     n_theta = glmm_design.n_theta
     if objective.canonical:
         value_and_gradient = _last_call_kept(objective.value_and_gradient)
-        seed = hessian_by_differences(value_and_gradient, start, central=False)
+        # beta's block from its information, not p - n_theta more gradients: verbagg 45
+        # evaluations instead of 51, contraception 49 for 56, bdf 26 for 29; BFGS's iterations unchanged
+        seed = _seed_hessian(objective, value_and_gradient, start, n_theta)
     else:
 
         def value_and_gradient(x):
@@ -186,6 +189,23 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
     except np.linalg.LinAlgError:
         converged = False
     return params, value, gradient, hessian, converged, str(result.message)
+
+
+def _seed_hessian(objective, value_and_gradient, start: np.ndarray, n_theta: int) -> np.ndarray:
+    """BFGS's first Hessian: forward differences of the gradient in theta's directions only, and
+    beta's block from the information of beta with u profiled out (``objective.beta_information``):
+    n_theta + 1 gradients and one PIRLS in place of p + 1 gradients."""
+    size = len(start)
+    hessian = np.empty((size, size))
+    hessian[n_theta:, n_theta:] = objective.beta_information(start)
+    base = value_and_gradient(start)[1]
+    for j in range(n_theta):
+        offset = np.zeros(size)
+        offset[j] = HESSIAN_STEP
+        hessian[:, j] = (value_and_gradient(start + offset)[1] - base) / HESSIAN_STEP
+    hessian[:n_theta, n_theta:] = hessian[n_theta:, :n_theta].T
+    hessian[:n_theta, :n_theta] = (hessian[:n_theta, :n_theta] + hessian[:n_theta, :n_theta].T) / 2
+    return hessian
 
 
 def _newton_steps(value_and_gradient, local, params: np.ndarray, glmm_design: GlmmDesign):
