@@ -32,7 +32,6 @@ from glmflow.compiled_links import (
     LOGIT_THRESHOLD,
     mean_and_slope,
 )
-from glmflow.elementary import exp_neg
 
 _KERNEL = {"cache": True, "error_model": "numpy"}
 
@@ -42,9 +41,9 @@ def _row(family, link, y, eta, prior, constant):
     """Per row: the Fisher weight prior mu_eta^2 / V, the working score prior (y - mu) mu_eta / V
     and log p(y | eta) (R's family$aic counts it)."""
     if family == FAMILY_BINOMIAL and link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta <= LOGIT_THRESHOLD:
-        # canonical logit: one polynomial exp (glmflow.elementary, 1e-13 relative) gives mu, the
-        # weight and log p; R's make.link("logit") clamps only beyond |eta| = 30
-        a = exp_neg(abs(eta))
+        # canonical logit: one exp gives mu, the weight and log p; R's make.link("logit") clamps
+        # only beyond |eta| = 30
+        a = math.exp(-abs(eta))
         inverse = 1.0 / (1.0 + a)
         mu = inverse if eta >= 0.0 else a * inverse
         logp = prior * (y * eta - max(eta, 0.0) - math.log1p(a)) + constant
@@ -151,7 +150,10 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, pos, k0, q0
             e += values[i, a] * u[index[i, a]]
         eta[i] = e
         if product_path and -LOGIT_THRESHOLD <= e <= LOGIT_THRESHOLD:
-            t = exp_neg(abs(e))
+            # libm's exp, not glmflow.elementary's polynomial: this loop's scatters keep it off
+            # SIMD lanes, where the polynomial's chain of 19 multiplies is the longer (verbagg's
+            # assembly 0.33 -> 0.23 ms)
+            t = math.exp(-abs(e))
             inverse = 1.0 / (1.0 + t)
             mu = inverse if e >= 0.0 else t * inverse
             w, score = mu * (1.0 - mu), y[i] - mu
@@ -592,7 +594,7 @@ def laplace_gradient(family, link, y, prior, eta, values, index, pos, Zv, X, u, 
     rhs = np.zeros(u.shape[0])
     for i in range(n):
         if link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta[i] <= LOGIT_THRESHOLD:
-            t = exp_neg(abs(eta[i]))  # as _assemble: the same mu to the last bit
+            t = math.exp(-abs(eta[i]))  # as _assemble: the same mu to the last bit
             reciprocal = 1.0 / (1.0 + t)
             mu = reciprocal if eta[i] >= 0.0 else t * reciprocal
         else:
