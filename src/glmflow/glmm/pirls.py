@@ -241,15 +241,17 @@ def _factor(D, B, A22, k0, ptr, rows):
 
 
 # pairs of entries (the sum over term 0's levels of their entries squared, halved) from which
-# the cross products and the selected inverse run on numba's threads: below it a call's work
-# (about 3 ns a pair, 30 ms at 10^7) is too short to pay for waking the threads on a busy
-# machine; verbagg and InstEval stay serial, the simulated model of 10^6 rows (5 * 10^7) does not
+# the selected inverse runs on numba's threads: below it a call's work (about 4 ns a pair, 40 ms
+# at 10^7) is too short to pay for waking the threads on a busy machine; verbagg and InstEval
+# stay serial, the simulated model of 10^6 rows (5 * 10^7 pairs) does not: 0.21 -> 0.12 s a
+# call on 2 threads. The cross products' tiles on 2 threads went only 0.10 -> 0.08 s (the
+# scattered updates share the memory system) for 3 s more compiling, so they stay serial.
 PARALLEL_PAIRS = 10**7
 
 
 @numba.njit(**_KERNEL)
 def _pairs(ptr):
-    """Pairs of a level's entries, summed over the levels (the work of the two kernels below)."""
+    """Pairs of a level's entries, summed over the levels (the selected inverse's work)."""
     total = 0
     for j in range(ptr.shape[0]):
         count = ptr[j, -1] - ptr[j, 0]
@@ -259,33 +261,14 @@ def _pairs(ptr):
 
 @numba.njit(**_KERNEL)
 def _subtract_cross_products(L21, A22, k0, ptr, rows):
-    """A22 -= L21 L21' (lower triangle), tile by tile of A22 (``cross_pattern``'s ``ptr``; the
-    tiles on numba's threads from PARALLEL_PAIRS, each writing its own), then level by level of
-    term 0: each pair of a level's entries once, each entry of A22 receiving its terms in the
-    order of the levels whatever the tiles and threads."""
+    """A22 -= L21 L21' (lower triangle), tile by tile of A22 (``cross_pattern``'s ``ptr``),
+    then level by level of term 0: each pair of a level's entries once, each entry of A22
+    receiving its terms in the order of the levels whatever the tiles."""
     tiles = ptr.shape[1] - 1
-    if tiles > 1 and _pairs(ptr) >= PARALLEL_PAIRS:
-        _tiles_in_parallel(L21, A22, k0, ptr, rows)
-        return
     for R in range(tiles):
         for S in range(R + 1):
-            _tile_cross_products(L21, A22, k0, ptr, rows, R, S)
-
-
-@numba.njit(parallel=True, **_KERNEL)
-def _tiles_in_parallel(L21, A22, k0, ptr, rows):
-    tiles = ptr.shape[1] - 1
-    for pair in numba.prange(tiles * (tiles + 1) // 2):
-        R = 0
-        while (R + 1) * (R + 2) // 2 <= pair:
-            R += 1
-        _tile_cross_products(L21, A22, k0, ptr, rows, R, pair - R * (R + 1) // 2)
-
-
-@numba.njit(inline="always", **_KERNEL)
-def _tile_cross_products(L21, A22, k0, ptr, rows, R, S):
-    for j in range(ptr.shape[0]):
-        _level_cross_products(L21, A22, k0, rows, ptr[j, R], ptr[j, R + 1], ptr[j, S], ptr[j, S + 1])
+            for j in range(ptr.shape[0]):
+                _level_cross_products(L21, A22, k0, rows, ptr[j, R], ptr[j, R + 1], ptr[j, S], ptr[j, S + 1])
 
 
 @numba.njit(inline="always", **_KERNEL)
@@ -293,7 +276,8 @@ def _level_cross_products(L21, A22, k0, rows, first, last, first2, last2):
     """One level's pairs (p in [first, last), p2 in [first2, last2), p2 <= p) out of A22. Random
     slopes (k0 = 2) and intercepts get loops with k0 fixed, the row of A22 and the entry's k0
     values held (the same sums)."""
-    # the fixed-k0 loops: 27 -> 17 ms on the simulated model's first 10^5 rows
+    # the fixed-k0 loops: 27 -> 17 ms on the simulated model's first 10^5 rows; inlined: 0.13 ->
+    # 0.09 s a factorisation of the 10^6 rows
     for p in range(first, last):
         row = A22[rows[p]]
         end = min(last2, p + 1)
@@ -475,7 +459,7 @@ def _levels_in_parallel(D, L21, P11, k0, ptr, rows, L0inv, N, P0, P10):
         _level_inverse(D[j], L21, P11, k0, ptr[j, 0], ptr[j, -1], rows, L0inv[j], N, P0[j], P10)
 
 
-@numba.njit(inline="always", **_KERNEL)
+@numba.njit(**_KERNEL)
 def _level_inverse(Dj, L21, P11, k0, first, last, rows, L0inv, N, P0, P10):
     """One level's block P0 (L0_j^-T L0_j^-1 + N_j' P11 N_j) and cross entries P10[first:last]
     (-P11 N_j on the pattern), with N_j = L21_j L0_j^-1 (``Dj``, ``L0inv``, ``P0``: the level's
