@@ -341,6 +341,30 @@ def solve_factored(D, L21, L22, k0, ptr, rows, rhs):
 
 
 @numba.njit(**_KERNEL)
+def predicted_modes(
+    family, link, y, prior, constant, eta, values, new_values, index, deta0, u, D, L21, L22, k0, ptr, rows,
+):  # fmt: skip
+    """PIRLS's start at new (theta, beta): the modes there to first order, u + du, from the modes
+    ``u`` at the last (theta, beta) with H's factor (D, L21, L22) and ``eta`` there. The implicit
+    function theorem on PIRLS's equation Lambda'Z' s(eta) = u: H du = Lambda_d'Z' s -
+    Lambda'Z' W (X dbeta + Z Lambda_d u), with Lambda_d the change in Lambda (linear in theta:
+    the change of the rows' values, ``new_values`` - ``values``) and ``deta0`` = X dbeta."""
+    n, K = values.shape
+    rhs = np.zeros(u.shape[0])
+    for i in range(n):
+        w, score, _ = _row(family, link, y[i], eta[i], prior[i], constant[i])
+        deta = deta0[i]
+        for a in range(K):
+            deta += (new_values[i, a] - values[i, a]) * u[index[i, a]]
+        for a in range(K):
+            rhs[index[i, a]] += (new_values[i, a] - values[i, a]) * score - values[i, a] * w * deta
+    step = solve_factored(D, L21, L22, k0, ptr, rows, rhs)
+    for j in range(u.shape[0]):
+        step[j] += u[j]
+    return step
+
+
+@numba.njit(**_KERNEL)
 def laplace(
     family, link, y, prior, constant, eta0, values, index, pos, ptr, rows, levels0, k0, q_rest, u, tolerance,
     max_iterations, accept,
