@@ -11,7 +11,9 @@ printed beside ours. Comparisons are comment lines (``# ...``), after the
 
 from __future__ import annotations
 
+import os
 import shutil
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -80,16 +82,22 @@ GENERAL_SUITE = {
                             ["district", "livch", "urban", "use"], None),
 }  # fmt: skip
 
-R_GENERAL_TIMING = """
+# An R process that fits on request: a line "<package> <model>" on stdin, "<seconds>" back
+# (glmer or glmmTMB, fit and vcov), so that its fits interleave with glmflow's in time.
+R_GENERAL_SERVER = """
 suppressMessages({{library(lme4); library(glmmTMB)}})
-time_it <- function(f) {{ median(sapply(1:{repeats}, function(i) system.time(f())[["elapsed"]])) }}
+fits <- list()
 {models}
+con <- file("stdin"); open(con)
+while (length(line <- readLines(con, n = 1)) > 0) {{
+  cat(system.time(fits[[line]]())[["elapsed"]], "\\n"); flush(stdout())
+}}
 """
 R_MODEL = """
 d <- read.csv("{path}"); {filter} for (v in c({factors})) d[[v]] <- factor(d[[v]])
-g <- time_it(function() {{ m <- glmer({formula}, d, binomial); vcov(m) }})
-t <- time_it(function() {{ m <- glmmTMB({formula}, d, binomial); vcov(m) }})
-cat("{name}", g, t, "\\n")
+local({{ data <- d
+  fits[["glmer {name}"]] <<- function() {{ m <- glmer({formula}, data, binomial); vcov(m) }}
+  fits[["glmmTMB {name}"]] <<- function() {{ m <- glmmTMB({formula}, data, binomial); vcov(m) }} }})
 """
 
 
@@ -98,34 +106,61 @@ def general_data(name: str):
     return load_dataset(ROOT / "resources" / file, factors=factors, filter_=filter_)
 
 
-def r_general_seconds(repeats: int) -> dict[str, tuple[float, float]]:
-    """glmer's and glmmTMB's median fit + vcov times, in one R process."""
+def r_general_server() -> subprocess.Popen:
+    """The R process of R_GENERAL_SERVER with the four models' data read."""
     models = []
     for name, (file, _, _, _, r_formula, r_factors, r_filter) in GENERAL_SUITE.items():
         models.append(R_MODEL.format(
             path=ROOT / "resources" / file, filter=f"d <- subset(d, {r_filter});" if r_filter else "",
             factors=", ".join(f'"{v}"' for v in r_factors), formula=r_formula, name=name,
         ))  # fmt: skip
-    script = R_GENERAL_TIMING.format(repeats=repeats, models="".join(models))
-    output = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, check=True).stdout
-    return {name: (float(g), float(t)) for name, g, t in (line.split() for line in output.strip().splitlines())}
+    script = R_GENERAL_SERVER.format(models="".join(models))
+    # one thread each for R's BLAS and OpenMP: idle pool threads spinning between requests took
+    # the cores from glmflow's fits (verbagg 0.26 s interleaved, against 0.14 s alone)
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        ["Rscript", "-e", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, env=environment,
+    )  # fmt: skip
+
+
+def r_seconds(server: subprocess.Popen, package: str, name: str) -> float:
+    server.stdin.write(f"{package} {name}\n")
+    server.stdin.flush()
+    return float(server.stdout.readline())
 
 
 def run_general(repeats: int, with_r: bool) -> None:
     """``model=<name> fit_seconds=<median>`` per reference model (SEs included, numba cache
-    warm), the first call in this process as a comment, then glmer and glmmTMB with --with-r."""
-    ours = {}
+    warm), the first call in this process as a comment, then with --with-r glmer's and
+    glmmTMB's medians and the ratios. Each round fits every model once in glmflow, then in
+    glmer and glmmTMB (an R process answering on a pipe), after one untimed round: this
+    machine's speed changes within seconds (a verbagg fit took 0.15 s, then 0.26 s twenty
+    fits later in one process), so a slow spell weighs on both sides alike."""
+    r = with_r and shutil.which("Rscript")
+    server = r_general_server() if r else None
+    data = {name: general_data(name) for name in GENERAL_SUITE}
+    specs = {name: {"formula": GENERAL_SUITE[name][3], "family": "binomial", "dataset": name} for name in GENERAL_SUITE}
+    times: dict[tuple[str, str], list[float]] = {}
+    first = None
+    for _ in range(repeats + 1):
+        for name in GENERAL_SUITE:
+            started = time.perf_counter()
+            fit_glmm(data[name], specs[name], name)
+            seconds = time.perf_counter() - started
+            first = seconds if first is None else first
+            times.setdefault(("glmflow", name), []).append(seconds)
+            for package in ("glmer", "glmmTMB") if server else ():
+                times.setdefault((package, name), []).append(r_seconds(server, package, name))
+    if server:
+        server.stdin.close()
+        server.wait()
+    median = {key: statistics.median(values[1:]) for key, values in times.items()}  # the first round untimed
     for index, name in enumerate(GENERAL_SUITE):
-        data = general_data(name)
-        spec = {"formula": GENERAL_SUITE[name][3], "family": "binomial", "dataset": name}
-        started = time.perf_counter()
-        fit_glmm(data, spec, name)
-        first = time.perf_counter() - started
-        ours[name] = median_seconds(lambda spec=spec, data=data, name=name: fit_glmm(data, spec, name), repeats)
-        print(f"model={name} fit_seconds={ours[name]:.4f}", flush=True)
+        print(f"model={name} fit_seconds={median['glmflow', name]:.4f}", flush=True)
         if index == 0:
             print(f"# first fit in a fresh process (numba cache load included): {first:.3f} s")
-    if with_r and shutil.which("Rscript"):
-        for name, (glmer, tmb) in r_general_seconds(max(1, min(repeats, 3))).items():
-            print(f"# model={name} glmer_seconds={glmer:.3f} ratio={glmer / ours[name]:.1f} "
-                  f"glmmTMB_seconds={tmb:.3f} ratio={tmb / ours[name]:.1f}")  # fmt: skip
+    for name in GENERAL_SUITE if server else ():
+        glmer, tmb, ours = median["glmer", name], median["glmmTMB", name], median["glmflow", name]
+        print(f"# model={name} glmer_seconds={glmer:.3f} ratio={glmer / ours:.1f} "
+              f"glmmTMB_seconds={tmb:.3f} ratio={tmb / ours:.1f}")  # fmt: skip
