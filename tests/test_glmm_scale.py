@@ -93,30 +93,6 @@ def test_the_factor_is_the_same_tile_by_tile(formula):
         assert np.array_equal(a, b)
 
 
-def test_the_threaded_selected_inverse_gives_the_serial_numbers():
-    """The selected inverse level by level on numba's threads (the path from PARALLEL_PAIRS,
-    10^7 pairs, which the simulated model of 10^6 rows takes) gives the serial loop's numbers
-    to the last bit."""
-    from glmflow.families import family as glm_family
-    from glmflow.glmm import pirls
-    from glmflow.glmm.design import build_glmm_design
-    from glmflow.glmm.deviance import LaplaceDeviance
-
-    gd = build_glmm_design(SIM_FORMULA, simulated(400, 60, 20), "sim")
-    objective = LaplaceDeviance(gd, glm_family("binomial"))
-    params = np.array([0.9, 0.2, 0.4, 0.7, -0.4, 0.8])
-    k0 = objective.k0
-    assert pirls._pairs(objective.ptr) < pirls.PARALLEL_PAIRS  # so _selected_inverse runs serially here
-    _, state = objective._evaluate(params)
-    L0, L21, L22 = state[2:5]
-    P11 = pirls.inverse_pieces(L0, L21, L22, k0, objective.ptr, objective.rows)[2]
-    P0, P10 = pirls._selected_inverse(L0, L21, P11, k0, objective.ptr, objective.rows)
-    pieces = [np.zeros((objective.levels0, k0, k0)), np.zeros(L21.shape), np.zeros((objective.levels0, k0, k0)),
-              np.zeros(L21.shape)]  # fmt: skip
-    pirls._levels_in_parallel(L0, L21, P11, k0, objective.ptr, objective.rows, *pieces)
-    assert np.array_equal(pieces[2], P0) and np.array_equal(pieces[3], P10) and np.abs(P10).max() > 0
-
-
 def test_the_selected_inverse_is_the_dense_inverse_on_the_pattern():
     """H^-1's pieces from the block factor (term 0's diagonal blocks, the cross block on its
     pattern, the dense rest) against the inverse of H rebuilt dense from that factor, on the

@@ -101,7 +101,9 @@ def effective_rows(Zv, codes, Tmats, k, col, uoff):
 # the dense block's columns per tile of the cross products (L21 L21' is summed tile by tile of
 # its lower triangle, 512 KB each, which stay in this machine's 2 MB L2 cache): on the simulated
 # model's 10^6 rows (5 * 10^7 pairs into a 1,000 x 1,000 block) 0.26 s -> 0.10 s a
-# factorisation; tiles of 128 took 0.11 s, 512 0.24 s, 64 0.28 s
+# factorisation; tiles of 128 took 0.11 s, 512 0.24 s, 64 0.28 s. On numba's two threads the
+# tiles went only 0.10 -> 0.08 s (the scattered updates share the memory system), for 3 s more
+# compiling in every first run: serial
 TILE = 256
 
 
@@ -238,25 +240,6 @@ def _factor(D, B, A22, k0, ptr, rows):
     for a in range(q_rest):
         logdet += 2.0 * math.log(L22[a, a])
     return logdet, L22
-
-
-# pairs of entries (the sum over term 0's levels of their entries squared, halved) from which
-# the selected inverse runs on numba's threads: below it a call's work (about 4 ns a pair, 40 ms
-# at 10^7) is too short to pay for waking the threads on a busy machine; verbagg and InstEval
-# stay serial, the simulated model of 10^6 rows (5 * 10^7 pairs) does not: 0.21 -> 0.12 s a
-# call on 2 threads. The cross products' tiles on 2 threads went only 0.10 -> 0.08 s (the
-# scattered updates share the memory system) for 3 s more compiling, so they stay serial.
-PARALLEL_PAIRS = 10**7
-
-
-@numba.njit(**_KERNEL)
-def _pairs(ptr):
-    """Pairs of a level's entries, summed over the levels (the selected inverse's work)."""
-    total = 0
-    for j in range(ptr.shape[0]):
-        count = ptr[j, -1] - ptr[j, 0]
-        total += count * (count + 1) // 2
-    return total
 
 
 @numba.njit(**_KERNEL)
@@ -461,26 +444,17 @@ def _upper_inverse(U: np.ndarray) -> np.ndarray:
 
 @numba.njit(**_KERNEL)
 def _selected_inverse(D, L21, P11, k0, ptr, rows):
-    """``inverse_pieces``' term-0 blocks and cross entries, given P11: level by level of term 0,
-    on numba's threads from PARALLEL_PAIRS (each level's numbers are its own, whatever the
-    threads)."""
+    """``inverse_pieces``' term-0 blocks and cross entries, given P11, level by level of term 0."""
+    # on numba's threads (prange over the levels) this took 0.21 -> 0.12 s a call on the 10^6
+    # rows, for 2-3 s more compiling in every first run (15.5 -> 17.7-18.9 s): left serial
     levels = D.shape[0]
     L0inv = np.zeros((levels, k0, k0))
     P0 = np.zeros((levels, k0, k0))
     N = np.zeros(L21.shape)
     P10 = np.zeros(L21.shape)
-    if _pairs(ptr) >= PARALLEL_PAIRS:
-        _levels_in_parallel(D, L21, P11, k0, ptr, rows, L0inv, N, P0, P10)
-    else:
-        for j in range(levels):
-            _level_inverse(D[j], L21, P11, k0, ptr[j, 0], ptr[j, -1], rows, L0inv[j], N, P0[j], P10)
-    return P0, P10
-
-
-@numba.njit(parallel=True, **_KERNEL)
-def _levels_in_parallel(D, L21, P11, k0, ptr, rows, L0inv, N, P0, P10):
-    for j in numba.prange(D.shape[0]):
+    for j in range(levels):
         _level_inverse(D[j], L21, P11, k0, ptr[j, 0], ptr[j, -1], rows, L0inv[j], N, P0[j], P10)
+    return P0, P10
 
 
 @numba.njit(**_KERNEL)
