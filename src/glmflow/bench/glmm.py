@@ -115,8 +115,8 @@ def r_general_server() -> subprocess.Popen:
             factors=", ".join(f'"{v}"' for v in r_factors), formula=r_formula, name=name,
         ))  # fmt: skip
     script = R_GENERAL_SERVER.format(models="".join(models))
-    # one thread each for R's BLAS and OpenMP: idle pool threads spinning between requests took
-    # the cores from glmflow's fits (verbagg 0.26 s interleaved, against 0.14 s alone)
+    # one thread each for R's BLAS and OpenMP, whose idle pools may spin between requests: with
+    # R's defaults verbagg took 0.26 s interleaved, with these 0.16-0.19 s (0.14 s alone)
     environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(
         ["Rscript", "-e", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
