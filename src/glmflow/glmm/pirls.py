@@ -457,11 +457,12 @@ def _selected_inverse(D, L21, P11, k0, ptr, rows):
     return P0, P10
 
 
-@numba.njit(**_KERNEL)
+@numba.njit(inline="always", **_KERNEL)
 def _level_inverse(Dj, L21, P11, k0, first, last, rows, L0inv, N, P0, P10):
     """One level's block P0 (L0_j^-T L0_j^-1 + N_j' P11 N_j) and cross entries P10[first:last]
     (-P11 N_j on the pattern), with N_j = L21_j L0_j^-1 (``Dj``, ``L0inv``, ``P0``: the level's
     k0 x k0 blocks; ``first``, ``last``: its entries)."""
+    # inlined: called per level, the 10^6 rows' selected inverse took 0.25-0.27 s against 0.23
     for c in range(k0):  # column c of L0_j^-1: forward substitution on e_c
         for a in range(c, k0):
             total = 1.0 if a == c else 0.0
