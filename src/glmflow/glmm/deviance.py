@@ -192,9 +192,7 @@ class LaplaceDeviance:
         _, state = self._evaluate(params)
         if state is None:
             return np.eye(len(params) - self.n_theta)
-        eta = state[5]
-        mu = self.family.linkinv(eta)
-        return 2.0 * self._schur(state, self.prior * self.family.mu_eta(eta) ** 2 / self.family.variance(mu))
+        return 2.0 * self._schur(state)
 
     def conditional(self, params: np.ndarray) -> dict:
         """At (theta, beta), PIRLS to its strict tolerance: the deviance, the modes u, the
@@ -214,15 +212,18 @@ class LaplaceDeviance:
             blocks.append(np.einsum("jajb->jab", rest))
             position += size
         mu = self.family.linkinv(eta)
-        rx = self._schur(state, self.prior * self.family.mu_eta(eta) ** 2 / self.family.variance(mu))
+        rx = self._schur(state)
         sigma = self.sigma(mu)
         return {"deviance": deviance, "u": self.u.copy(), "eta": eta, "mu": mu, "blocks": blocks,
                 "vcov_rx": sigma**2 * np.linalg.inv(rx), "sigma": sigma}  # fmt: skip
 
-    def _schur(self, state, w: np.ndarray, parts: bool = False):
+    def _schur(self, state, w: np.ndarray | None = None, parts: bool = False):
         """X'WX - C'H^-1 C with C = Lambda'Z'WX: lme4's RX'RX, the Fisher information of beta
-        with u profiled out (H factored in ``state``); with ``parts``, also C and H^-1 C."""
-        values, index, L0, L21, L22, _ = state
+        with u profiled out (H factored in ``state``; W the Fisher weights at its eta unless
+        given); with ``parts``, also C and H^-1 C."""
+        values, index, L0, L21, L22, eta = state
+        if w is None:
+            w = self.prior * self.family.mu_eta(eta) ** 2 / self.family.variance(self.family.linkinv(eta))
         C = np.zeros((self.q, self.X.shape[1]))
         for a in range(values.shape[1]):
             for c in range(self.X.shape[1]):
