@@ -3,10 +3,11 @@ per nAGQ (``--suite chapter``), or the four reference models of lme4's formula l
 (``--suite general``).
 
 glmer runs in R, so it cannot be timed in this process: with ``--with-r`` (R and lme4
-installed) it is timed in an R process started right after, on the same data (fit and
-``vcov``); otherwise the times measured for the GLMM issue on this kind of machine are
-printed beside ours. Comparisons are comment lines (``# ...``), after the
-``nAGQ=<k> fit_seconds=<s>`` lines.
+installed) it is timed in an R process on the same data (fit and ``vcov``): for the chapter's
+model one started right after, for the general suite one answering on a pipe between
+glmflow's fits (with glmmTMB); without, the chapter suite prints the times measured for the
+GLMM issue on this kind of machine beside ours. Comparisons are comment lines (``# ...``),
+after the ``nAGQ=<k> fit_seconds=<s>`` or ``model=<name> fit_seconds=<s>`` lines.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -106,39 +108,55 @@ def general_data(name: str):
     return load_dataset(ROOT / "resources" / file, factors=factors, filter_=filter_)
 
 
-def r_general_server() -> subprocess.Popen:
-    """The R process of R_GENERAL_SERVER with the four models' data read."""
-    models = []
-    for name, (file, _, _, _, r_formula, r_factors, r_filter) in GENERAL_SUITE.items():
-        models.append(R_MODEL.format(
-            path=ROOT / "resources" / file, filter=f"d <- subset(d, {r_filter});" if r_filter else "",
-            factors=", ".join(f'"{v}"' for v in r_factors), formula=r_formula, name=name,
-        ))  # fmt: skip
-    script = R_GENERAL_SERVER.format(models="".join(models))
-    # one thread each for R's BLAS and OpenMP, whose idle pools may spin between requests: with
-    # R's defaults verbagg took 0.26 s interleaved, with these 0.16-0.19 s (0.14 s alone)
-    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        ["Rscript", "-e", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True, env=environment,
-    )  # fmt: skip
+class RServer:
+    """The R process of R_GENERAL_SERVER with the four models' data read: ``seconds(package,
+    name)`` times one fit by glmer or glmmTMB there."""
 
+    def __init__(self):
+        models = []
+        for name, (file, _, _, _, r_formula, r_factors, r_filter) in GENERAL_SUITE.items():
+            models.append(R_MODEL.format(
+                path=ROOT / "resources" / file, filter=f"d <- subset(d, {r_filter});" if r_filter else "",
+                factors=", ".join(f'"{v}"' for v in r_factors), formula=r_formula, name=name,
+            ))  # fmt: skip
+        script = R_GENERAL_SERVER.format(models="".join(models))
+        # one thread each for R's BLAS and OpenMP, whose idle pools may spin between requests:
+        # with R's defaults verbagg took 0.26 s interleaved, with these 0.16-0.19 s (0.14 s alone)
+        environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        self.errors = tempfile.TemporaryFile(mode="w+")  # R's warnings, and why it stopped if it did
+        self.process = subprocess.Popen(
+            ["Rscript", "-e", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
+            text=True, env=environment,
+        )  # fmt: skip
 
-def r_seconds(server: subprocess.Popen, package: str, name: str) -> float:
-    server.stdin.write(f"{package} {name}\n")
-    server.stdin.flush()
-    return float(server.stdout.readline())
+    def seconds(self, package: str, name: str) -> float:
+        self.process.stdin.write(f"{package} {name}\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer.strip():
+            self.errors.seek(0)
+            lines = self.errors.read().strip().splitlines()
+            reason = [line for line in lines if line.startswith("Error")] or lines[-1:]
+            raise RuntimeError(f"R stopped before timing {package} on {name} (exit status "
+                               f"{self.process.wait()}): {' '.join(reason) or 'no message'}")  # fmt: skip
+        return float(answer)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+        self.errors.close()
 
 
 def run_general(repeats: int, with_r: bool) -> None:
     """``model=<name> fit_seconds=<median>`` per reference model (SEs included, numba cache
     warm), the first call in this process as a comment, then with --with-r glmer's and
     glmmTMB's medians and the ratios. Each round fits every model once in glmflow, then in
-    glmer and glmmTMB (an R process answering on a pipe), after one untimed round: this
-    machine's speed changes within seconds (a verbagg fit took 0.15 s, then 0.26 s twenty
-    fits later in one process), so a slow spell weighs on both sides alike."""
+    glmer and glmmTMB (an R process answering on a pipe), after one untimed round, so that a
+    slow spell of the machine weighs on both sides alike."""
+    # this machine's speed changes within seconds: one process's verbagg fits took 0.14-0.15 s,
+    # then 0.25-0.27 s twenty fits later; R timed minutes after glmflow gave 11.4x to 28.2x
     r = with_r and shutil.which("Rscript")
-    server = r_general_server() if r else None
+    server = RServer() if r else None
     data = {name: general_data(name) for name in GENERAL_SUITE}
     specs = {name: {"formula": GENERAL_SUITE[name][3], "family": "binomial", "dataset": name} for name in GENERAL_SUITE}
     times: dict[tuple[str, str], list[float]] = {}
@@ -151,10 +169,9 @@ def run_general(repeats: int, with_r: bool) -> None:
             first = seconds if first is None else first
             times.setdefault(("glmflow", name), []).append(seconds)
             for package in ("glmer", "glmmTMB") if server else ():
-                times.setdefault((package, name), []).append(r_seconds(server, package, name))
+                times.setdefault((package, name), []).append(server.seconds(package, name))
     if server:
-        server.stdin.close()
-        server.wait()
+        server.close()
     median = {key: statistics.median(values[1:]) for key, values in times.items()}  # the first round untimed
     for index, name in enumerate(GENERAL_SUITE):
         print(f"model={name} fit_seconds={median['glmflow', name]:.4f}", flush=True)
