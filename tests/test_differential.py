@@ -12,11 +12,13 @@ Every case R refuses must be refused with a GlmflowError naming the model."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
 import numpy as np
 import pytest
+import snakemake.utils
 from conftest import ROOT
 from differential import CASES, DATA, generate, generate_lmm
 from snakemake.utils import validate
@@ -49,6 +51,24 @@ GLMM_SE = 1e-3  # against an accurate Hessian at lme4's optimum, which is within
 # a singular fit: lme4 stops at a variance of 1e-4 to 1e-3 where glmflow's is 0, and the fixed
 # effects' SEs grow with it (measured: 1.0e-3 on case176)
 GLMM_SE_SINGULAR = 5e-3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def schema_parsed_once():
+    """Snakemake's ``validate`` parses the schema on each call with PyYAML's pure-Python loader
+    (20 ms; 800 calls were half of this file's time): here it gets a copy of one parse, and
+    validates and fills defaults as in the workflow."""
+    load, parsed = snakemake.utils._load_configfile, {}
+
+    def load_once(source, filetype="Config"):
+        key = (str(source), filetype)
+        if key not in parsed:
+            parsed[key] = load(source, filetype=filetype)
+        return copy.deepcopy(parsed[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(snakemake.utils, "_load_configfile", load_once)
+        yield
 
 
 def test_the_cases_are_the_generators():

@@ -61,6 +61,42 @@ def test_runif_and_rnorm_equal_rs_bit_for_bit():
     assert np.array_equal(RRandom(-5).rnorm(20), exact(DRAWS["rnorm_seed_negative"]))
 
 
+class ScriptedUniforms(RRandom):
+    """RRandom whose uniforms are ``values`` in order (its generator's state: how many were taken)."""
+
+    class Position:
+        def __init__(self, values):
+            self.values, self.state = np.asarray(values, dtype=float), 0
+
+    def __init__(self, values):
+        self._bits = self.Position(values)
+
+    def unif_rand(self, n: int) -> np.ndarray:
+        start = self._bits.state
+        self._bits.state += n
+        return self._bits.values[start : start + n]
+
+
+def test_rbinom_for_all_rows_at_once_is_rs_loop_row_by_row():
+    """rbinom1 decides every row at once: the same draws, and the same uniforms taken, as R's
+    loop row by row (_one_binomial_draw), also where a uniform passes both of the loop's
+    comparisons by rounding (p = 0.4315894611749433 with u just below 1: the loop draws again),
+    and with no uniform for p of 0 or 1."""
+    stuck = 0.4315894611749433
+    prob = np.array([0.3, 0.0, stuck, 0.7, 1.0, 0.5, stuck, 0.2])
+    uniforms = [0.5, np.nextafter(1.0, 0.0), 0.9, 0.1, 0.6, np.nextafter(1.0, 0.0), 0.3, 0.95, 0.4, 0.8]
+    rows = ScriptedUniforms(uniforms)
+    loop = ScriptedUniforms(uniforms)
+    expected = [loop._one_binomial_draw(float(p)) for p in prob]
+    assert rows.rbinom1(prob).tolist() == expected == [0, 0, 1, 1, 1, 1, 0, 1]
+    assert rows._bits.state == loop._bits.state == 8  # two uniforms for each stuck row, none for 0 and 1
+    generator = np.random.default_rng(3)
+    prob = np.where(generator.uniform(size=5000) < 0.05, 1.0, generator.uniform(size=5000))
+    a, b = RRandom(11), RRandom(11)
+    assert a.rbinom1(prob).tolist() == [b._one_binomial_draw(float(p)) for p in prob]
+    assert np.array_equal(a.unif_rand(5), b.unif_rand(5))
+
+
 def test_chapter_simulation_fit_matches_r(r_ref):
     reference = r_ref["simulation_seed1"]
     data = simulate_logistic(1000, 0, 1, seed=1, rng="r")
