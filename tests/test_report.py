@@ -12,7 +12,8 @@ import pytest
 import yaml
 from conftest import ROOT, edit_config, snakemake
 
-from glmflow.report import build_context, render_report, report_files, report_settings
+from glmflow.report import build_context, render_report
+from glmflow.report_plan import report_files, report_settings
 
 # Numbers the chapter prints, at the digits it prints them (tests/reference/chapter.Rmd.txt).
 CHAPTER_NUMBERS = [

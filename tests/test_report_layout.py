@@ -17,7 +17,8 @@ from test_report import SCREENSHOTS, open_in_browser, visible_text
 from glmflow.datafile import read_csv_like_r
 from glmflow.figures import ALL_LABELS, EXTREME_LABELS, caterpillar
 from glmflow.report import table_html
-from glmflow.report_facts import CHAPTER, chapter_items, config_items, filter_facts, held_values
+from glmflow.report_facts import CHAPTER, chapter_items, filter_facts, held_values
+from glmflow.report_plan import config_items
 
 # A user's own project: their data (the contraception survey under another name) and nothing
 # of the chapter: two GLMs and a filtered one, a mixed model with 60 districts (too many to

@@ -14,6 +14,7 @@ from glmflow.formula import build_design, predictor_variables
 from glmflow.interpret import _fixed_effects_model, factor_predictors
 from glmflow.models import model_data
 from glmflow.plan import comparison_models, is_linear_mixed, is_mixed
+from glmflow.report_plan import config_items
 from glmflow.rformat import format_number, r_label
 
 # The chapter's items as config.yaml defines them (tests/test_report_layout.py holds the two
@@ -73,20 +74,6 @@ IGNORED = {"digits", "allow_outside_project"}
 
 def _settings(spec: dict) -> dict:
     return {k: v for k, v in spec.items() if k not in IGNORED and not (k in DEFAULTS and DEFAULTS[k] == v)}
-
-
-def config_items(config: dict) -> dict[str, dict]:
-    """The config's items by kind, under the kinds of ``CHAPTER``."""
-    interpretation, figures = config.get("interpretation", {}), config.get("figures", {})
-    return {
-        "datasets": config["datasets"],
-        "models": config["models"],
-        "comparisons": config.get("comparisons", {}),
-        "predictions": interpretation.get("predictions", {}),
-        "counts": interpretation.get("counts", {}),
-        "fits": figures.get("fits", {}),
-        "proportions": figures.get("proportions", {}),
-    }
 
 
 def chapter_items(config: dict) -> dict[str, set[str]]:

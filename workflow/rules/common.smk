@@ -11,7 +11,7 @@ from glmflow.plan import (
     is_mixed,
     remember_checked,
 )
-from glmflow.report import report_files, report_settings
+from glmflow.report_plan import report_files, report_settings
 from glmflow.study import DEMO_NAME, study_cells
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
