@@ -15,6 +15,7 @@ from pathlib import Path
 import forked_snakemake
 import pytest
 import yaml
+from threadpoolctl import threadpool_limits
 
 from glmflow.data import load_dataset
 from glmflow.project import copy_project
@@ -24,6 +25,16 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_REFERENCE = ROOT / "tests" / "reference" / "chapter_r_reference.json"
 CHAPTER_TEXT = ROOT / "tests" / "reference" / "chapter.Rmd.txt"
 EXTRA_REFERENCE = ROOT / "tests" / "r" / "extra_reference.json"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """The tests' own fits on one BLAS thread, as the workflow's jobs run theirs (threads: 1):
+    OpenBLAS's idle threads spin between calls, and under `make test` (two workers and the SLURM
+    tests on two cores) that spinning took the other processes' CPU (test_differential alone:
+    59.6 CPU-s with OpenBLAS's two threads, 46.8 with one)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @pytest.fixture(scope="session")
