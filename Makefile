@@ -8,11 +8,12 @@ CORES ?= all
 
 .PHONY: run test lint lock clean chromium references
 
-# --no-compile: Python compiles the modules a process imports on first use; pip's compiling of
-# every module installed took 24 of the install's 70 s on 2 cores
+# pip compiles every module it installs (24 of the install's 70 s on 2 cores): with
+# PYTHONDONTWRITEBYTECODE set, as on this project's machines, Python would otherwise compile
+# pandas, scipy and Snakemake again in every process (make test took 3 times as long)
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --editable .
 	touch $@
 
