@@ -27,6 +27,23 @@ CHAPTER_TEXT = ROOT / "tests" / "reference" / "chapter.Rmd.txt"
 EXTRA_REFERENCE = ROOT / "tests" / "r" / "extra_reference.json"
 
 
+# The files whose tests run the workflow (seconds to a minute each) first, longest first, and the
+# tests that run in process (a second or less each) after them: pytest-xdist's worksteal gives
+# each worker a contiguous half of the tests and balances by taking from the end of the other's,
+# so short tests at the end let both workers finish together. In the files' own order one worker
+# ran test_kernels' 52 s setup last and finished 46 s after the other.
+WORKFLOW_FILES_FIRST = [
+    "test_kernels.py", "test_workflow.py", "test_report.py", "test_faults.py", "test_jobserver.py",
+    "test_bounded.py", "test_runs.py", "test_reruns.py", "test_trust.py", "test_forked_snakemake.py",
+    "test_report_layout.py", "test_module.py", "test_hardening.py", "test_retries.py",
+]  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: position for position, name in enumerate(WORKFLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order kept
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_blas_thread():
     """The tests' own fits on one BLAS thread, as the workflow's jobs run theirs (threads: 1):
