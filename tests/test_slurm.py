@@ -111,8 +111,15 @@ def test_cancelled_job_and_restarted_slurmd_are_survived(cluster, tmp_path):
     run = subprocess.Popen(command, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: running_jobs(directory)), "no job reached SLURM"
-        subprocess.run(["scancel", running_jobs(directory)[0]], check=True)  # retries: 2 resubmits it
-        assert wait_for(lambda: running_jobs(directory)), "no job after the cancelled one"
+        cancelled = running_jobs(directory)[0]
+        subprocess.run(["scancel", cancelled], check=True)  # retries: 2 resubmits it
+        # the job submitted after it, once the cancelled one has left the queue: slurmd killed while
+        # the node still completed the cancelled job left the node COMPLETING, and it did not
+        # come back within cluster.sh's 20 s (the cancelled job was still listed, so this wait
+        # had returned at once)
+        assert wait_for(lambda: cancelled not in (jobs := running_jobs(directory)) and jobs), (
+            "no job after the cancelled one"
+        )
         subprocess.run(["pkill", "-9", "-x", "slurmd"], check=True)  # the node's daemon dies mid-run
         time.sleep(3)
         subprocess.run([CLUSTER, "start"], check=True, timeout=120)  # and comes back
