@@ -11,7 +11,7 @@ CORES ?= all
 # pip installs without compiling, then compileall compiles every module on all cores (pip
 # compiles one file at a time: 64 s in all, against 39 + 15 s on 2 cores). The compiled files
 # are needed: with PYTHONDONTWRITEBYTECODE set, as on this project's machines, every process
-# would compile pandas, scipy and Snakemake again (make test took 3 times as long).
+# would compile pandas, scipy and Snakemake again (make test took twice as long, 16 min).
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.lock
