@@ -39,9 +39,8 @@ PRELOAD = ["snakemake.cli", "snakemake.api", "snakemake.assets", "snakemake.benc
            "snakemake.report", "snakemake.storage", "glmflow.plan", "glmflow.runs", "glmflow.snakemake_fixes",
            "glmflow.report", "glmflow.report_plan", "glmflow.study", "glmflow.config", "glmflow.data",
            "glmflow.fingerprint", "glmflow.kernels", "PIL.Image", "argparse_dataclass", "docutils.core", "dpath",
-           "fastjsonschema",
-           "nbformat", "packaging.version", "platformdirs", "pygments.lexers", "pygments.formatters", "requests",
-           "smart_open", "yte"]  # fmt: skip
+           "fastjsonschema", "nbformat", "packaging.version", "platformdirs", "pygments.lexers",
+           "pygments.formatters", "requests", "smart_open", "yte"]  # fmt: skip
 _server: subprocess.Popen | None = None
 MAIN = importlib.util.find_spec("snakemake.__main__").origin
 

@@ -74,7 +74,7 @@ class RRandom:
         # R's loop (_one_binomial_draw) takes one uniform a row and ends at its first or second
         # comparison, unless rounding lets a uniform pass both; so all rows at once, and R's
         # loop itself from the first row where that happens (never seen), with the generator
-        # rewound to that row's uniform. 250,000 rows: 0.05 s, against 2 s a row at a time.
+        # rewound to that row's uniform. 250,000 rows: 0.03 s, against 2.2 s a row at a time.
         pending = np.flatnonzero((prob > 0.0) & (prob < 1.0))  # no uniform where p is 0 or 1
         while pending.size:
             state = self._bits.state
