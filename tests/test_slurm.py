@@ -70,9 +70,13 @@ def steps(directory):
 
 
 def test_whole_workflow_on_slurm_equals_a_local_run(cluster, small_run, tmp_path):
+    """The small config on SLURM, in a fresh process (another string hash seed, so another job
+    order) and with every job in a process of its own: the SLURM jobs by design, the local ones
+    by GLMFLOW_JOBSERVER=0. The same results byte for byte as small_run, whose jobs the job
+    server forked in one local run."""
     directory = copy_workflow(tmp_path / "cluster", SMALL_CONFIG).resolve()
     started = time.monotonic()
-    result = cluster_snakemake(directory)
+    result = cluster_snakemake(directory, env={"GLMFLOW_JOBSERVER": "0"})
     seconds = time.monotonic() - started
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", result.stdout + result.stderr))
     assert submitted and submitted <= completed_slurm_jobs(directory)
@@ -81,7 +85,10 @@ def test_whole_workflow_on_slurm_equals_a_local_run(cluster, small_run, tmp_path
             assert job is None, f"{rule} ran as SLURM job {job}"
         else:
             assert job in submitted, f"{log.relative_to(directory)}: {rule} did not run in a SLURM job"
+        assert "(its own process)" in log.read_text(), f"{log.relative_to(directory)}: forked"
+    # provenance.html and provenance.svg hold the date and host: the files allowed to differ
     assert result_hashes(directory) == result_hashes(small_run)
+    assert "(forked by the glmflow job server)" in (small_run / "logs" / "models" / "glm_fare.log").read_text()
     print(f"small config on SLURM: {seconds:.0f} s, {len(submitted)} submissions")
 
 
