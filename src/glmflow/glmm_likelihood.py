@@ -23,13 +23,7 @@ from glmflow.families import Family
 
 def glmm_likelihood_check(model: str, glmm_design, family: Family, nAGQ: int, theta, beta, loglik: float,
                           tolerance: float = 1e-6) -> dict:  # fmt: skip
-    theta = np.atleast_1d(np.asarray(theta, dtype=float))
-    beta = np.asarray(beta, dtype=float)
-    # one random intercept, binomial or Poisson (any link; the scalar engine fits the canonical ones)
-    if glmm_design.is_scalar_intercept and not family.dispersion_in_loglik:
-        recomputed, exact = _scalar(glmm_design, family, nAGQ, float(theta[0]), beta)
-    else:
-        recomputed, exact = _sparse_laplace(glmm_design, family, theta, beta), None
+    recomputed, exact = _recompute(glmm_design, family, nAGQ, theta, beta, marginal=True)
     return {
         "model": model,
         "family": family.name,
@@ -41,10 +35,25 @@ def glmm_likelihood_check(model: str, glmm_design, family: Family, nAGQ: int, th
     }
 
 
-def _scalar(glmm_design, family: Family, nAGQ: int, theta: float, beta: np.ndarray) -> tuple[float, float]:
-    """Per group: the Laplace / AGQ value and the brute-force marginal (trapezoid rule over u
-    within 12 conditional SDs of the mode, spectrally accurate for these smooth integrands):
-    about 2e-3 apart for Laplace on the chapter's model, 2e-7 for nAGQ = 10."""
+def recomputed_loglik(glmm_design, family: Family, nAGQ: int, theta, beta) -> float:
+    """The log-likelihood as ``glmm_likelihood_check`` recomputes it, without the exact marginal
+    (for differences of it)."""
+    return _recompute(glmm_design, family, nAGQ, theta, beta, marginal=False)[0]
+
+
+def _recompute(glmm_design, family: Family, nAGQ: int, theta, beta, marginal: bool) -> tuple[float, float | None]:
+    theta = np.atleast_1d(np.asarray(theta, dtype=float))
+    beta = np.asarray(beta, dtype=float)
+    # one random intercept, binomial or Poisson (any link; the scalar engine fits the canonical ones)
+    if glmm_design.is_scalar_intercept and not family.dispersion_in_loglik:
+        return _scalar(glmm_design, family, nAGQ, float(theta[0]), beta, marginal)
+    return _sparse_laplace(glmm_design, family, theta, beta), None
+
+
+def _scalar(glmm_design, family: Family, nAGQ: int, theta: float, beta: np.ndarray, marginal: bool):
+    """Per group: the Laplace / AGQ value and, with ``marginal``, the brute-force marginal
+    (trapezoid rule over u within 12 conditional SDs of the mode, spectrally accurate for these
+    smooth integrands): about 2e-3 apart for Laplace on the chapter's model, 2e-7 for nAGQ = 10."""
     design, term = glmm_design.design, glmm_design.terms[0]
     eta0 = design.X @ beta + glmm_design.offset
     if nAGQ == 1:
@@ -76,11 +85,13 @@ def _scalar(glmm_design, family: Family, nAGQ: int, theta: float, beta: np.ndarr
         scale = 1 / np.sqrt(1 + theta**2 * np.sum(prior * family.mu_eta(linear) ** 2 / family.variance(mu)))
         terms = np.log(weights) + nodes**2 / 2 + log_joint(mode + scale * nodes)
         approximation += np.log(scale) + special.logsumexp(terms)
+        if not marginal:
+            continue
         u = mode + scale * grid
         values = log_joint(u)
         peak = values.max()
         exact += peak + np.log(np.trapezoid(np.exp(values - peak), dx=u[1] - u[0]))
-    return approximation, exact
+    return approximation, exact if marginal else None
 
 
 def _sparse_laplace(glmm_design, family: Family, theta: np.ndarray, beta: np.ndarray) -> float:
