@@ -39,7 +39,7 @@ run: $(INSTALLED)  ## set up, then run the whole workflow on all cores
 test: $(INSTALLED) chromium  ## set up, then run the test suite
 	@mkdir -p .pytest-artifacts
 	@export GLMFLOW_SHARED_RUNS=$$(mktemp -d); \
-	  timeout -k 30 1200 $(BIN)/pytest -m slurm >.pytest-artifacts/slurm.log 2>&1 & slurm=$$!; \
+	  timeout -k 30 1200 $(BIN)/pytest -m slurm tests/test_slurm.py >.pytest-artifacts/slurm.log 2>&1 & slurm=$$!; \
 	  $(BIN)/pytest -n 2 --dist worksteal -m "not slurm"; rest=$$?; \
 	  wait $$slurm; status=$$?; rm -rf "$$GLMFLOW_SHARED_RUNS"; \
 	  echo "--- the SLURM tests (exit $$status) ---"; cat .pytest-artifacts/slurm.log; \

@@ -39,7 +39,15 @@ WORKFLOW_FILES_FIRST = [
 ]  # fmt: skip
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: every session sees every test it collected
 def pytest_collection_modifyitems(items):
+    # make test's SLURM session collects tests/test_slurm.py alone (the rest's collection took 5 s
+    # and 6 CPU-s at its start); a test marked slurm elsewhere would run in neither session
+    marked = [item for item in items if item.get_closest_marker("slurm")]
+    misplaced = [item.nodeid for item in marked if item.path.name != "test_slurm.py"]
+    if misplaced:
+        raise pytest.UsageError(f"tests marked slurm outside tests/test_slurm.py, which alone make test's SLURM "
+                                f"session collects: {misplaced}")  # fmt: skip
     rank = {name: position for position, name in enumerate(WORKFLOW_FILES_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order kept
 
