@@ -56,8 +56,8 @@ def pytest_collection_modifyitems(items):
 def one_blas_thread():
     """The tests' own fits on one BLAS thread, as the workflow's jobs run theirs (threads: 1):
     OpenBLAS's idle threads spin between calls, and under `make test` (two workers and the SLURM
-    tests on two cores) that spinning took the other processes' CPU (test_differential alone:
-    59.6 CPU-s with OpenBLAS's two threads, 46.8 with one)."""
+    tests on two cores) that spinning took the other processes' CPU."""
+    # test_differential alone: 59.6 CPU-s with OpenBLAS's two threads, 46.8 with one
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 

@@ -38,7 +38,7 @@ from glmflow.jobserver import process_state, single_threaded_environment, take_p
 # the modules that a dry run and a run of tests/config/small.yaml added: 0.2 s of each start)
 PRELOAD = ["snakemake.cli", "snakemake.api", "snakemake.assets", "snakemake.benchmark", "snakemake.profiles",
            "snakemake.report", "snakemake.storage", "glmflow.plan", "glmflow.runs", "glmflow.snakemake_fixes",
-           "glmflow.report", "glmflow.report_plan", "glmflow.study", "glmflow.config", "glmflow.data",
+           "glmflow.report_plan", "glmflow.study", "glmflow.config", "glmflow.data",
            "glmflow.fingerprint", "glmflow.kernels", "PIL.Image", "argparse_dataclass", "docutils.core", "dpath",
            "fastjsonschema", "nbformat", "packaging.version", "platformdirs", "pygments.lexers",
            "pygments.formatters", "requests", "smart_open", "yte"]  # fmt: skip

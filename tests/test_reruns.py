@@ -2,7 +2,7 @@
 on a finished run of the small config: with its own copy of the glmflow package for the changes
 to code (``run_with_package``; each dry run a fresh Snakemake process that imports the copy),
 with the installed package, whose content is the same, for the changes to config and data
-(``run``; dry runs forked from tests/forked_snakemake.py's server, 0.4 s instead of 3-4 s)."""
+(``run``; dry runs forked from tests/forked_snakemake.py's server)."""
 
 from __future__ import annotations
 
