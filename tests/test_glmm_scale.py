@@ -93,17 +93,106 @@ def test_the_factor_is_the_same_tile_by_tile(formula):
         assert np.array_equal(a, b)
 
 
-def test_the_selected_inverse_is_the_dense_inverse_on_the_pattern():
+def complete_crossing(subjects: int = 30, items: int = 8) -> pd.DataFrame:
+    """Every subject meets every item once (as VerbAgg's 316 x 24): a complete cross block."""
+    rng = np.random.default_rng(20261201)
+    data = pd.DataFrame({"subject": np.repeat(np.arange(subjects), items), "item": np.tile(np.arange(items), subjects)})
+    data["x"] = rng.normal(size=len(data))
+    effects = rng.normal(size=subjects)[data["subject"]] + rng.normal(size=items)[data["item"]]
+    data["y"] = (rng.random(len(data)) < 1 / (1 + np.exp(-(0.3 + 0.8 * data["x"] + effects)))).astype(float)
+    return data.astype({"subject": "category", "item": "category"})
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["y ~ 1 + x + (1 | subject) + (1 | item)", SIM_FORMULA, "y ~ 1 + x + (1 + x + x2 | subject) + (1 | item)"],
+)
+def test_a_complete_crossing_gives_the_level_by_level_cross_products(formula):
+    """Where every subject meets every item, L21 L21' goes to BLAS (a product per column of term
+    0's blocks): the same lower triangle as the sum level by level, for k0 = 1, 2 and 3."""
+    from glmflow.families import family as glm_family
+    from glmflow.glmm.design import build_glmm_design
+    from glmflow.glmm.deviance import LaplaceDeviance
+    from glmflow.glmm.pirls import _subtract_complete_cross_products, _subtract_cross_products
+
+    data = complete_crossing()
+    data["x2"] = data["x"] ** 2 - 1.0
+    gd = build_glmm_design(formula, data, "complete")
+    objective = LaplaceDeviance(gd, glm_family("binomial"))
+    assert len(objective.rows) == objective.levels0 * objective.q_rest
+    _, state = objective._evaluate(np.concatenate([gd.theta_start() * 0.8, [-0.4, 0.8]]))
+    L21, q_rest = state[3], objective.q_rest
+    by_levels, by_blas = np.eye(q_rest) * 50.0, np.eye(q_rest) * 50.0
+    _subtract_cross_products(L21, by_levels, objective.k0, objective.ptr, objective.rows)
+    _subtract_complete_cross_products(L21, by_blas, objective.k0)
+    assert not np.allclose(np.tril(by_levels), np.eye(q_rest) * 50.0)  # the products are not all 0
+    np.testing.assert_allclose(np.tril(by_blas), np.tril(by_levels), rtol=1e-13, atol=1e-12)
+
+
+def test_a_far_start_keeps_the_effects():
+    """Where a factor's diagonal entry changes sign (canonical_theta's flip after BFGS), PIRLS
+    starts from the effects b_j = T u_j kept, which are then the modes exactly: no PIRLS step,
+    the same deviance; where the first-order prediction would move a mode by more than
+    PREDICTION_LIMIT (theta five times as large), it starts from them too."""
+    from glmflow.families import family as glm_family
+    from glmflow.glmm.design import build_glmm_design
+    from glmflow.glmm.deviance import PREDICTION_LIMIT, LaplaceDeviance
+
+    gd = build_glmm_design(SIM_FORMULA, complete_crossing(), "complete")
+    objective = LaplaceDeviance(gd, glm_family("binomial"))
+    params = np.array([0.9, 0.2, 0.4, 0.7, -0.4, 0.8])  # subject's factor [0.9 0; 0.2 0.4], item's 0.7
+    deviance, _ = objective._evaluate(params, accept=0.0)
+    modes = objective.u.copy()
+    flipped = params * np.array([-1.0, -1.0, 1.0, 1.0, 1.0, 1.0])  # the subject factor's first column
+    values, index = objective._rows(flipped[:4])
+    objective._predict_modes(flipped[:4], values, index, objective._eta0(flipped[4:]))
+    expected = modes.copy()
+    expected[0 : 2 * 30 : 2] *= -1.0  # each subject's first u
+    np.testing.assert_allclose(objective.u, expected, rtol=0, atol=1e-15)
+    assert objective._evaluate(flipped, accept=0.0)[0] == pytest.approx(deviance, rel=1e-14)
+
+    objective._evaluate(params, accept=0.0)
+    far = np.concatenate([params[:4] * 5.0, params[4:]])
+    values, index = objective._rows(far[:4])
+    eta0 = objective._eta0(far[4:])
+    last = objective._last
+    prediction = predicted_start(objective, values, index, eta0)
+    assert np.max(np.abs(prediction - modes)) > PREDICTION_LIMIT
+    objective._predict_modes(far[:4], values, index, eta0)
+    effects = [objective.u[:60].reshape(30, 2) @ T.T for T in gd.factors(far[:4])[:1]]
+    kept = [modes[:60].reshape(30, 2) @ T.T for T in gd.factors(params[:4])[:1]]
+    np.testing.assert_allclose(effects[0], kept[0], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(objective.u[60:] * 3.5, modes[60:] * 0.7, rtol=1e-13, atol=1e-15)
+    assert objective._last is last
+
+
+def predicted_start(objective, values, index, eta0):
+    """predicted_modes' first-order start from the last evaluation, as _predict_modes computes it."""
+    from glmflow.glmm.pirls import predicted_modes
+
+    _, last_values, last_eta0, L0, L21, L22, eta, u = objective._last
+    return predicted_modes(
+        objective.family_code, objective.link_code, objective.y, objective.prior, objective.constant, eta,
+        last_values, values, index, eta0 - last_eta0, u, L0, L21, L22, objective.k0, objective.ptr, objective.rows,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("crossing", ["sparse", "complete"])
+def test_the_selected_inverse_is_the_dense_inverse_on_the_pattern(crossing):
     """H^-1's pieces from the block factor (term 0's diagonal blocks, the cross block on its
-    pattern, the dense rest) against the inverse of H rebuilt dense from that factor, on the
-    simulated subsample (a random slope: 2 x 2 blocks, subjects crossed with items)."""
+    pattern, the dense rest) against the inverse of H rebuilt dense from that factor: on the
+    simulated subsample (a random slope: 2 x 2 blocks, subjects crossed with some items), and on
+    a complete crossing (every subject with every item), whose products go to BLAS."""
     from glmflow.families import family as glm_family
     from glmflow.glmm.design import build_glmm_design
     from glmflow.glmm.deviance import LaplaceDeviance
     from glmflow.glmm.pirls import inverse_pieces
 
-    gd = build_glmm_design(SIM_FORMULA, simulated(400, 60, 20), "sim")
+    data = simulated(400, 60, 20) if crossing == "sparse" else complete_crossing()
+    gd = build_glmm_design(SIM_FORMULA, data, "sim")
     objective = LaplaceDeviance(gd, glm_family("binomial"))
+    complete = len(objective.rows) == objective.levels0 * objective.q_rest
+    assert complete == (crossing == "complete")
     _, state = objective._evaluate(np.array([0.9, 0.2, 0.4, 0.7, -0.4, 0.8]))
     L0, L21, L22 = state[2:5]
     k0, ptr, rows = objective.k0, objective.ptr, objective.rows
@@ -195,7 +284,7 @@ def test_pirls_start_is_the_modes_to_first_order(step):
     objective._evaluate(params, accept=0.0)
     last = objective.u.copy()
     values, index = objective._rows(moved[: objective.n_theta])
-    objective._predict_modes(values, index, objective._eta0(moved[objective.n_theta :]))
+    objective._predict_modes(moved[: objective.n_theta], values, index, objective._eta0(moved[objective.n_theta :]))
     last_error = np.max(np.abs(last - exact))
     predicted_error = np.max(np.abs(objective.u - exact))
     assert last_error > step / 10  # the modes do move with the parameters

@@ -17,6 +17,7 @@ The reported sigma is then sqrt(pwrss / n) and VarCorr scales theta by it, as lm
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 from numpy.polynomial.hermite_e import hermegauss
 
 from glmflow.errors import GlmflowError
@@ -24,11 +25,12 @@ from glmflow.families import MIXED_MODEL_FAMILIES, Family
 from glmflow.glmm.design import GlmmDesign
 from glmflow.glmm.pirls import (
     cross_pattern,
-    effective_rows,
+    effective_values,
     inverse_pieces,
     laplace,
     laplace_gradient,
     predicted_modes,
+    row_index,
     solve_factored,
 )
 from glmflow.glmm_memory import memory_problem
@@ -43,6 +45,7 @@ PIRLS_ACCEPT = 1e-6
 # 11). PIRLS steps a fit (verbagg, contraception, bdf): 128, 114, 47 from the last modes; with
 # predictions up to 0.1: 89, 83, 28; 1: 79, 81, 28; 2: 77, 81, 28; any: 84, 83, 28
 PREDICTION_LIMIT = 2.0
+NO_MEMO = (None, None, None, None, None)
 
 
 class LaplaceDeviance:
@@ -80,13 +83,15 @@ class LaplaceDeviance:
         self.levels0, self.k0 = terms[0].n_levels, terms[0].k
         self.q_rest = self.q - self.levels0 * self.k0
         self._check_memory(terms)
-        _, index = effective_rows(self.Zv, self.codes, np.ones((len(self.k), self.kmax, self.kmax)), self.k,
-                                  self.col, self.uoff)  # fmt: skip
+        self.index = row_index(self.codes, self.k, self.uoff)
         q0 = self.levels0 * self.k0
-        self.ptr, self.rows, self.pos = cross_pattern(index, self.k0, q0, self.q_rest, self.levels0)
+        self.ptr, self.rows, self.pos = cross_pattern(self.index, self.k0, q0, self.q_rest, self.levels0)
+        self._values = (None, None)  # the last theta's key and Z Lambda's values (``_rows``)
         self.n_theta = glmm_design.n_theta
+        self.diagonal = glmm_design.theta_lower() == 0.0  # the thetas on the factors' diagonals
         self.u = np.zeros(self.q)
-        self._last = None  # the last evaluation's rows, eta0, factor, eta and modes (_predict_modes)
+        self._last = None  # the last evaluation's theta, rows, eta0, factor, eta and modes (_predict_modes)
+        self._memo = NO_MEMO  # the last point's (key, deviance, state, modes, gradient)
         self.evaluations = 0
         # each theta's (first column of its term in Zv, row a, column b) of the term's factor
         positions = np.array(glmm_design.theta_positions(), dtype=np.int64)
@@ -103,9 +108,14 @@ class LaplaceDeviance:
             raise GlmflowError(problem)
 
     def _rows(self, theta):
-        T = np.zeros((len(self.k), self.kmax, self.kmax))
-        T[self.theta_term, self.theta_map[:, 1], self.theta_map[:, 2]] = theta
-        return effective_rows(self.Zv, self.codes, T, self.k, self.col, self.uoff)
+        """Z Lambda's values at theta (those of the last theta again: a step in beta alone) and
+        their index in u."""
+        key = np.asarray(theta, dtype=float).tobytes()
+        if self._values[0] != key:
+            T = np.zeros((len(self.k), self.kmax, self.kmax))
+            T[self.theta_term, self.theta_map[:, 1], self.theta_map[:, 2]] = theta
+            self._values = (key, effective_values(self.Zv, T, self.k, self.col))
+        return self._values[1], self.index
 
     def _eta0(self, beta):
         return self.X @ beta + self.offset
@@ -115,11 +125,15 @@ class LaplaceDeviance:
 
     def _evaluate(self, params: np.ndarray, accept: float | None = None):
         params = np.asarray(params, dtype=float)
+        key = params.tobytes() if accept is None else None
+        if key is not None and self._memo[0] == key:  # the last point again: its modes, no PIRLS
+            self.u[:] = self._memo[3]
+            return self._memo[1], self._memo[2]
         theta, beta = params[: self.n_theta], params[self.n_theta :]
         values, index = self._rows(theta)
         eta0 = self._eta0(beta)
         self.evaluations += 1
-        self._predict_modes(values, index, eta0)
+        self._predict_modes(theta, values, index, eta0)
         accept = (PIRLS_ACCEPT if self.canonical else 0.0) if accept is None else accept
         deviance, converged, L0, L21, L22, eta = self._laplace(values, index, beta, PIRLS_MAX_ITERATIONS, accept, eta0)
         if converged and self.has_dispersion:
@@ -127,16 +141,26 @@ class LaplaceDeviance:
         if not converged or not np.isfinite(deviance):
             self.u[:] = 0.0  # start the next call afresh
             self._last = None
+            self._memo = NO_MEMO
             return np.inf, None
-        self._last = (values, eta0, L0, L21, L22, eta, self.u.copy())
-        return float(deviance), (values, index, L0, L21, L22, eta)
+        u = self.u.copy()
+        self._last = (theta.copy(), values, eta0, L0, L21, L22, eta, u)
+        state = (values, index, L0, L21, L22, eta)
+        self._memo = (key, float(deviance), state, u, None)
+        return float(deviance), state
 
-    def _predict_modes(self, values, index, eta0) -> None:
+    def _predict_modes(self, theta, values, index, eta0) -> None:
         """PIRLS's start: the modes at these (theta, beta) to first order from the last
-        evaluation's (``predicted_modes``), where there was one; else the last modes as they are."""
+        evaluation's (``predicted_modes``), where that moves no mode by more than
+        PREDICTION_LIMIT; else, and where a factor's diagonal entry changed sign (the
+        linearisation then runs through a singular factor), the last effects kept
+        (``_keep_effects``)."""
         if self._last is None:
             return
-        last_values, last_eta0, L0, L21, L22, eta, u = self._last
+        last_theta, last_values, last_eta0, L0, L21, L22, eta, u = self._last
+        if np.any(theta[self.diagonal] * last_theta[self.diagonal] < 0):
+            self._keep_effects(last_theta, theta, u)
+            return
         start = predicted_modes(
             self.family_code, self.link_code, self.y, self.prior, self.constant, eta, last_values, values, index,
             eta0 - last_eta0, u, L0, L21, L22, self.k0, self.ptr, self.rows,
@@ -144,6 +168,24 @@ class LaplaceDeviance:
         change = np.max(np.abs(start - u), initial=0.0)
         if change <= PREDICTION_LIMIT:  # NaN too: a far prediction is worse than the last modes
             self.u[:] = start
+        else:
+            self._keep_effects(last_theta, theta, u)
+
+    def _keep_effects(self, last_theta: np.ndarray, theta: np.ndarray, u: np.ndarray) -> None:
+        """self.u set so that each term's effects b_j = T u_j stay those of the modes ``u`` at
+        ``last_theta`` (u_j = T^-1 T_last u_j): a start far from the last point is on the modes' own scale,
+        and a column's sign flipped (``canonical_theta``) is undone exactly. A term whose new
+        factor is singular keeps its u."""
+        # verbagg's first BFGS step (theta 1 -> -5.5): 11 PIRLS steps from the last modes, 4 from
+        # the effects kept; the flip after BFGS: 5 -> 0. PIRLS steps a fit (verbagg, contraception):
+        # 77, 81 -> 65, 73
+        for t, (last, new) in enumerate(zip(self.gd.factors(last_theta), self.gd.factors(theta), strict=True)):
+            block = u[self.uoff[t] : self.uoff[t + 1]].reshape(-1, self.k[t])
+            if np.any(np.diag(new) == 0.0) or np.array_equal(last, new):
+                self.u[self.uoff[t] : self.uoff[t + 1]] = block.ravel()
+                continue
+            kept = scipy.linalg.solve_triangular(new, last @ block.T, lower=True).T
+            self.u[self.uoff[t] : self.uoff[t + 1]] = kept.ravel()
 
     def _laplace(self, values, index, beta: np.ndarray, iterations: int, accept: float, eta0=None):
         """The compiled PIRLS from self.u (``iterations`` 0: H assembled and factored there only):
@@ -174,17 +216,22 @@ class LaplaceDeviance:
         return float(np.sqrt((pearson + self.u @ self.u) / len(self.y)))
 
     def value_and_gradient(self, params: np.ndarray) -> tuple[float, np.ndarray]:
-        """The deviance and its analytic gradient (canonical links; ``laplace_gradient``)."""
+        """The deviance and its analytic gradient (canonical links; ``laplace_gradient``); the
+        last point's again without PIRLS (BFGS ends where it last evaluated, and the seed's
+        Hessian and the Newton steps start from a point just evaluated)."""
         deviance, state = self._evaluate(params)
         if state is None:
             return deviance, np.full(len(params), np.nan)
-        values, index, L0, L21, L22, eta = state
-        factor = (L0, L21, L22, self.k0, self.ptr, self.rows)
-        gradient = laplace_gradient(
-            self.family_code, self.link_code, self.y, self.prior, eta, values, index, self.pos, self.Zv, self.X,
-            self.u, factor, inverse_pieces(*factor), self.theta_map,
-        )  # fmt: skip
-        return deviance, gradient
+        key, _, _, u, gradient = self._memo
+        if gradient is None:
+            values, index, L0, L21, L22, eta = state
+            factor = (L0, L21, L22, self.k0, self.ptr, self.rows)
+            gradient = laplace_gradient(
+                self.family_code, self.link_code, self.y, self.prior, eta, values, index, self.pos, self.Zv, self.X,
+                u, factor, inverse_pieces(*factor), self.theta_map,
+            )  # fmt: skip
+            self._memo = (key, deviance, state, u, gradient)
+        return deviance, gradient.copy()
 
     def beta_information(self, params: np.ndarray) -> np.ndarray:
         """-2 logLik's curvature in beta with u profiled out, 2 (X'WX - C'H^-1 C) at (theta, beta)
@@ -292,7 +339,7 @@ class LaplaceDeviance:
         Newton steps, each with PIRLS for u to its end) took 2.6 times the factorisations on
         InstEval."""
         values, index = self._rows(theta)
-        self._last = None  # the modes move here without _evaluate
+        self._last, self._memo = None, NO_MEMO  # the modes move here without _evaluate
         value, penalised, state = self._joint_at(values, index, beta)
         for _ in range(PIRLS_MAX_ITERATIONS):
             step = None if state is None else self._joint_step(state)

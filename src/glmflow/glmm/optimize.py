@@ -143,7 +143,7 @@ def minimise_laplace(objective, start: np.ndarray, glmm_design: GlmmDesign):
     for the SEs."""
     n_theta = glmm_design.n_theta
     if objective.canonical:
-        value_and_gradient = _last_call_kept(objective.value_and_gradient)
+        value_and_gradient = objective.value_and_gradient
         # beta's block from its information, not p - n_theta more gradients: verbagg 45
         # evaluations instead of 51, contraception 49 for 56, bdf 26 for 29; BFGS's iterations unchanged
         seed = _seed_hessian(objective, value_and_gradient, start, n_theta)
@@ -219,12 +219,11 @@ def _seed_hessian(objective, value_and_gradient, start: np.ndarray, n_theta: int
     n_theta + 1 gradients and one PIRLS in place of p + 1 gradients."""
     size = len(start)
     hessian = np.empty((size, size))
+    probes = [value_and_gradient(start + HESSIAN_STEP * np.eye(size)[j])[1] for j in range(n_theta)]
+    base = value_and_gradient(start)[1]  # the start last: beta_information and BFGS find it evaluated
+    for j, probe in enumerate(probes):
+        hessian[:, j] = (probe - base) / HESSIAN_STEP
     hessian[n_theta:, n_theta:] = objective.beta_information(start)
-    base = value_and_gradient(start)[1]
-    for j in range(n_theta):
-        offset = np.zeros(size)
-        offset[j] = HESSIAN_STEP
-        hessian[:, j] = (value_and_gradient(start + offset)[1] - base) / HESSIAN_STEP
     hessian[:n_theta, n_theta:] = hessian[n_theta:, :n_theta].T
     hessian[:n_theta, :n_theta] = (hessian[:n_theta, :n_theta] + hessian[:n_theta, :n_theta].T) / 2
     return hessian
@@ -255,21 +254,6 @@ def _newton_steps(value_and_gradient, local, params: np.ndarray, glmm_design: Gl
         if fresh:
             value, gradient, hessian = local(params)
     return params, value, gradient, hessian, fresh
-
-
-def _last_call_kept(value_and_gradient):
-    """``value_and_gradient`` answering a repeat of its last point without a new PIRLS (BFGS
-    ends where it last evaluated, and the Hessians' differences start from that point)."""
-    last: list = [None, None]
-
-    def kept(x):
-        key = np.asarray(x, dtype=float).tobytes()
-        if last[0] != key:
-            last[:] = [key, value_and_gradient(x)]
-        value, gradient = last[1]
-        return value, gradient.copy()
-
-    return kept
 
 
 def _snap_to_boundary(value_and_gradient, params: np.ndarray, value: float, n_theta: int):
