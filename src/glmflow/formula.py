@@ -208,7 +208,8 @@ def build_design(formula: str, data: pd.DataFrame, where: str, offset: str | Non
     rhs_without, offsets = syntax.split_offsets(rhs_with_offsets)
     rhs = syntax.to_formulaic(rhs_without)
     predictors = [v for v in variables if v not in syntax.response_columns(response)]
-    frame = _model_frame(data.loc[complete], variables, list(_variable_order(rhs, predictors)))
+    rows_kept = data if complete.all() else data.loc[complete]  # copy-on-write: data is not changed
+    frame = _model_frame(rows_kept, variables, list(_variable_order(rhs, predictors)))
     try:
         matrix = model_matrix(rhs, frame, context=CONTEXT, na_action="raise")
     except Exception as error:
@@ -283,6 +284,11 @@ def _response(frame: pd.DataFrame, response: str, where: str) -> tuple[np.ndarra
     return successes, successes + failures
 
 
+def _has_unused_level(values: pd.Series) -> bool:
+    codes = values.cat.codes.to_numpy()
+    return bool(np.any(np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)) == 0))
+
+
 def _model_frame(frame: pd.DataFrame, variables: list[str], terms: list[str]) -> pd.DataFrame:
     """R's model frame: unused levels of factors dropped (``drop.unused.levels = TRUE``: a level
     no row uses has no coefficient, and the first level left is the reference); a logical
@@ -292,8 +298,9 @@ def _model_frame(frame: pd.DataFrame, variables: list[str], terms: list[str]) ->
     # code point, and so choose another reference level)
     changed |= {v: as_factor(frame[v]) for v in terms if _is_text(frame[v])}
     for variable in variables:
-        if isinstance(frame[variable].dtype, pd.CategoricalDtype):
-            changed[variable] = frame[variable].cat.remove_unused_categories()
+        values = frame[variable]
+        if isinstance(values.dtype, pd.CategoricalDtype) and _has_unused_level(values):
+            changed[variable] = values.cat.remove_unused_categories()
     # assign: the other columns are not copied (pandas' copy-on-write)
     return frame.assign(**changed) if changed else frame
 

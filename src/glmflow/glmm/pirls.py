@@ -13,8 +13,9 @@ a fill-reducing order computed once for these designs: for crossed factors (316 
 x 24 items) it costs one pass over the rows plus O(q_rest^2 q0) flops, for one factor with
 random slopes O(q0 k0^3). L21 is kept on A21's pattern (``cross_pattern``); where that pattern
 is complete (every level of term 0 meets every other column, as VerbAgg's respondents meet
-every item), L21 L21' and the selected inverse's -P11 N are BLAS products of the dense block. Families (``FAMILY_*``) and links (``LINK_*``) are integer codes;
-the links are R's, thresholds included (make.link's C code).
+every item), L21 L21' and the selected inverse's -P11 N are BLAS products of the dense block.
+Families (``FAMILY_*``) and links (``LINK_*``) are integer codes; the links are R's,
+thresholds included (make.link's C code).
 """
 
 from __future__ import annotations
