@@ -44,6 +44,15 @@ class IrlsResult:
     path: str = "qr"  # "blocked" where glmflow.glm_large fitted it (tests check which path ran)
 
 
+def _valid_start(family: Family, mustart: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """glm.fit's eta and mu from mustart, which it refuses where they leave the family's range."""
+    eta = family.linkfun(mustart)
+    mu = family.linkinv(eta)
+    if not (family.validmu(mu) and family.link.valideta(eta)):
+        raise GlmflowError("cannot find valid starting values: please specify some")
+    return eta, mu
+
+
 def glm_fit(
     X: np.ndarray,
     y: np.ndarray,
@@ -68,10 +77,7 @@ def glm_fit(
     large = _large_fit(X, y, family, weights, offset, mustart, epsilon, maxit)
     if large is not None:
         return large
-    eta = family.linkfun(mustart)
-    mu = family.linkinv(eta)
-    if not (family.validmu(mu) and family.link.valideta(eta)):
-        raise GlmflowError("cannot find valid starting values: please specify some")
+    eta, mu = _valid_start(family, mustart)
     dev_old = float(np.sum(family.dev_resids(y, mu, weights)))
     step = _Step(family, X, y, weights, offset)
     coef = coef_old = None

@@ -134,6 +134,14 @@ def cross_pattern(index: np.ndarray, k0: int, q0: int, q_rest: int, levels0: int
     return ptr, rows, np.ascontiguousarray(inverse.reshape(n, K - k0).astype(np.int64))
 
 
+@numba.njit(inline="always", **_KERNEL)
+def _all_ones(values):
+    for value in values:
+        if value != 1.0:
+            return False
+    return True
+
+
 @numba.njit(**_KERNEL)
 def _assemble(family, link, y, prior, constant, eta0, values, index, pos, k0, q0, u, D, B, A22, rhs, eta):
     """H's blocks (term 0's diagonal blocks D, the cross block B on its pattern, the dense rest
@@ -149,10 +157,7 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, pos, k0, q0
     # 0/1 data with the logit link: log p = y eta - max(eta, 0) - log(1 + a), a = exp(-|eta|);
     # the logs of (1 + a) are taken of running products of 512 rows (at most 2^512), one log
     # per block instead of one per row (a third of the kernel's time on verbagg)
-    product_path = family == FAMILY_BINOMIAL and link == LINK_LOGIT
-    for i in range(n):
-        if prior[i] != 1.0:
-            product_path = False
+    product_path = family == FAMILY_BINOMIAL and link == LINK_LOGIT and _all_ones(prior)
     product = 1.0
     for i in range(n):
         e = eta0[i]
@@ -604,6 +609,44 @@ def _inverse_times_row(P0, P10, P11, pos, values, index, k0, q0, i, level, Hz):
         Hz[i, a] = total
 
 
+@numba.njit(inline="always", **_KERNEL)
+def _gradient_rows(family, link, y, prior, eta, values, index, pos, u, factor, inverse):
+    """``laplace_gradient``'s pass over the rows: the scores s, weights W, v = W' h (h_i =
+    z_i H^-1 z_i', from H^-1 z_i' on the row's columns, Hz) and Lambda'Z' v."""
+    D, L21, L22, k0, ptr, rows = factor
+    P0, P10, P11 = inverse
+    n, K = values.shape
+    q0 = D.shape[0] * k0
+    s = np.empty(n)
+    w = np.empty(n)
+    v = np.empty(n)
+    Hz = np.empty((n, K))
+    rhs = np.zeros(u.shape[0])
+    for i in range(n):
+        if link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta[i] <= LOGIT_THRESHOLD:
+            t = math.exp(-abs(eta[i]))  # as _assemble: the same mu to the last bit
+            reciprocal = 1.0 / (1.0 + t)
+            mu = reciprocal if eta[i] >= 0.0 else t * reciprocal
+        else:
+            mu, _ = mean_and_slope(link, eta[i])
+        if family == FAMILY_BINOMIAL:
+            w[i] = prior[i] * mu * (1.0 - mu)
+            slope = w[i] * (1.0 - 2.0 * mu)
+        else:
+            w[i] = prior[i] * mu
+            slope = w[i]
+        s[i] = prior[i] * (y[i] - mu)
+        level = index[i, 0] if k0 == 1 else index[i, 0] // k0
+        _inverse_times_row(P0, P10, P11, pos, values, index, k0, q0, i, level, Hz)
+        h = 0.0
+        for a in range(K):
+            h += values[i, a] * Hz[i, a]
+        v[i] = slope * h
+        for a in range(K):
+            rhs[index[i, a]] += values[i, a] * v[i]
+    return s, w, v, Hz, rhs
+
+
 @numba.njit(**_KERNEL)
 def laplace_gradient(family, link, y, prior, eta, values, index, pos, Zv, X, u, factor, inverse, theta_map):
     """The gradient of the Laplace deviance in (theta, beta) at the modes u, for the canonical
@@ -619,38 +662,9 @@ def laplace_gradient(family, link, y, prior, eta, values, index, pos, Zv, X, u, 
     first column in ``values``; ``factor`` is (L0, L21, L22, k0, ptr, rows), ``inverse``
     ``inverse_pieces``' (P0, P10, P11)."""
     D, L21, L22, k0, ptr, rows = factor
-    P0, P10, P11 = inverse
-    n, K = values.shape
-    q0 = D.shape[0] * k0
-    s = np.empty(n)
-    w = np.empty(n)
-    slope = np.empty(n)
-    v = np.empty(n)
-    Hz = np.empty((n, K))
-    rhs = np.zeros(u.shape[0])
-    for i in range(n):
-        if link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta[i] <= LOGIT_THRESHOLD:
-            t = math.exp(-abs(eta[i]))  # as _assemble: the same mu to the last bit
-            reciprocal = 1.0 / (1.0 + t)
-            mu = reciprocal if eta[i] >= 0.0 else t * reciprocal
-        else:
-            mu, _ = mean_and_slope(link, eta[i])
-        if family == FAMILY_BINOMIAL:
-            w[i] = prior[i] * mu * (1.0 - mu)
-            slope[i] = w[i] * (1.0 - 2.0 * mu)
-        else:
-            w[i] = prior[i] * mu
-            slope[i] = w[i]
-        s[i] = prior[i] * (y[i] - mu)
-        level = index[i, 0] if k0 == 1 else index[i, 0] // k0
-        _inverse_times_row(P0, P10, P11, pos, values, index, k0, q0, i, level, Hz)
-        h = 0.0
-        for a in range(K):
-            h += values[i, a] * Hz[i, a]
-        v[i] = slope[i] * h
-        for a in range(K):
-            rhs[index[i, a]] += values[i, a] * v[i]
+    s, w, v, Hz, rhs = _gradient_rows(family, link, y, prior, eta, values, index, pos, u, factor, inverse)
     A = solve_factored(D, L21, L22, k0, ptr, rows, rhs)
+    n, K = values.shape
     p = X.shape[1]
     n_theta = theta_map.shape[0]
     gradient = np.zeros(n_theta + p)
