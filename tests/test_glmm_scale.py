@@ -129,6 +129,38 @@ def test_a_complete_crossing_gives_the_level_by_level_cross_products(formula):
     np.testing.assert_allclose(np.tril(by_blas), np.tril(by_levels), rtol=1e-13, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "formula", ["y ~ 1 + x + (1 | subject) + (1 | item)", "y ~ x + (1 | subject) + (0 + x | item)"]
+)
+def test_the_logit_assembly_for_scalar_terms_is_the_general_one(formula):
+    """0/1 data, the logit link and a scalar term 0 take _assemble_logit_scalar: H's blocks and
+    the right-hand side as the general loop gives them (which prior weights a rounding away
+    from 1 select), and -2 log p + |u|^2 to 1e-13."""
+    from glmflow.families import family as glm_family
+    from glmflow.glmm.design import build_glmm_design
+    from glmflow.glmm.deviance import LaplaceDeviance
+    from glmflow.glmm.pirls import _assemble
+
+    gd = build_glmm_design(formula, complete_crossing(), "complete")
+    objective = LaplaceDeviance(gd, glm_family("binomial"))
+    values, index = objective._rows(np.array([0.9, 0.7]))
+    eta0 = objective._eta0(np.array([-0.4, 0.8]))
+    u = np.sin(np.arange(objective.q))  # modes of both signs
+    results = []
+    for prior in (np.ones(len(eta0)), np.full(len(eta0), 1.0 + 2.0**-52)):
+        q_rest = objective.q_rest
+        blocks = (np.empty((objective.levels0, 1, 1)), np.empty((len(objective.rows), 1)),
+                  np.empty((q_rest, q_rest)), np.empty(objective.q), np.empty(len(eta0)))  # fmt: skip
+        minus2 = _assemble(objective.family_code, objective.link_code, objective.y, prior, objective.constant, eta0,
+                           values, index, objective.pos, 1, objective.levels0, u, *blocks)  # fmt: skip
+        results.append((minus2, blocks))
+    (special, ours), (general, theirs) = results
+    assert special == pytest.approx(general, rel=1e-13) and special != general  # two paths
+    for a, b in zip(ours, theirs, strict=True):
+        lower = np.tril(a) if a.ndim == 2 and a.shape[0] == a.shape[1] else a
+        np.testing.assert_allclose(lower, np.tril(b) if lower is not a else b, rtol=1e-14, atol=0)
+
+
 def test_a_far_start_keeps_the_effects():
     """Where a factor's diagonal entry changes sign (canonical_theta's flip after BFGS), PIRLS
     starts from the effects b_j = T u_j kept, which are then the modes exactly: no PIRLS step,

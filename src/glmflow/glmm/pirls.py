@@ -158,6 +158,8 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, pos, k0, q0
     # the logs of (1 + a) are taken of running products of 512 rows (at most 2^512), one log
     # per block instead of one per row (a third of the kernel's time on verbagg)
     product_path = family == FAMILY_BINOMIAL and link == LINK_LOGIT and _all_ones(prior)
+    if product_path and k0 == 1 and _within_threshold(eta0, values, index, u, eta):
+        return _assemble_logit_scalar(y, constant, values, index, pos, q0, u, D, B, A22, rhs, eta)
     product = 1.0
     for i in range(n):
         e = eta0[i]
@@ -197,6 +199,55 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, pos, k0, q0
                 s = index[i, b] - q0
                 if s <= r:
                     A22[r, s] += wa * values[i, b]
+    minus2 += 2.0 * math.log(product)
+    for j in range(u.shape[0]):
+        minus2 += u[j] * u[j]
+    return minus2
+
+
+@numba.njit(inline="always", **_KERNEL)
+def _within_threshold(eta0, values, index, u, eta):
+    """eta = eta0 + Z Lambda u into ``eta``; whether every row is within LOGIT_THRESHOLD."""
+    inside = True
+    for i in range(eta.shape[0]):
+        e = eta0[i]
+        for a in range(values.shape[1]):
+            e += values[i, a] * u[index[i, a]]
+        eta[i] = e
+        inside = inside and -LOGIT_THRESHOLD <= e <= LOGIT_THRESHOLD
+    return inside
+
+
+@numba.njit(**_KERNEL)
+def _assemble_logit_scalar(y, constant, values, index, pos, q0, u, D, B, A22, rhs, eta):
+    """``_assemble`` for 0/1 data with the logit link, unit weights, every eta (given) within
+    LOGIT_THRESHOLD and a scalar term 0 (k0 = 1): the same sums in the same order, in a loop
+    with nothing else in it."""
+    # verbagg (two scalar terms): 0.227 -> 0.16 ms an assembly, bit for bit the same blocks
+    K = values.shape[1]
+    minus2, product = 0.0, 1.0
+    for i in range(eta.shape[0]):
+        e = eta[i]
+        t = math.exp(-abs(e))
+        inverse = 1.0 / (1.0 + t)
+        mu = inverse if e >= 0.0 else t * inverse
+        w, score = mu * (1.0 - mu), y[i] - mu
+        minus2 -= 2.0 * (y[i] * e - max(e, 0.0) + constant[i])
+        product *= 1.0 + t
+        if i % 512 == 511:
+            minus2 += 2.0 * math.log(product)
+            product = 1.0
+        v0, level = values[i, 0], index[i, 0]
+        rhs[level] += v0 * score
+        D[level, 0, 0] += w * v0 * v0
+        for a in range(1, K):
+            wa = w * values[i, a]
+            rhs[index[i, a]] += values[i, a] * score
+            B[pos[i, a - 1], 0] += wa * v0
+            r = index[i, a] - q0
+            for b in range(1, K):
+                if index[i, b] - q0 <= r:
+                    A22[r, index[i, b] - q0] += wa * values[i, b]
     minus2 += 2.0 * math.log(product)
     for j in range(u.shape[0]):
         minus2 += u[j] * u[j]
