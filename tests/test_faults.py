@@ -1,5 +1,5 @@
 """A run killed at a random job recovers with README's Troubleshooting commands and gives the
-same results, byte for byte, as a clean run (issue 9, faults)."""
+same results, byte for byte, as a clean run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The code fingerprint that decides reruns (issue 8) depends on content only: not on where the
+"""The code fingerprint that decides reruns depends on content only: not on where the
 checkout, the package or the workflow copy lies."""
 
 from __future__ import annotations

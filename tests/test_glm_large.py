@@ -1,4 +1,4 @@
-"""The blocked large-n path of glm.fit (issue 12): the same numbers as glm.fit's QR path (the
+"""The blocked large-n path of glm.fit: the same numbers as glm.fit's QR path (the
 one checked against R everywhere else), the same iterations, and the QR path where it declines;
 and against R's own glm.fit on 250,000 rows drawn in R (tests/r/glm_large.R)."""
 

@@ -1,4 +1,4 @@
-"""The warm job server (issue 12): a rule script runs in a process forked by it, its exit status
+"""The warm job server: a rule script runs in a process forked by it, its exit status
 and errors come back to the script's own process, a job dies with that process, and the
 workflow's results are the same with and without it."""
 

@@ -12,7 +12,7 @@ from glmflow.errors import GlmflowError
 from glmflow.models import fit_model
 from glmflow.summaries import summary_text
 
-RTOL = 1e-6  # relative, for every number of the lm and glm outputs (issue: 1e-6 relative)
+RTOL = 1e-6  # relative, for every number of the lm and glm outputs
 
 CHAPTER_MODELS = ["lm_fare", "glm_fare", "glm_sex", "glm_sex_fare", "glm_sex_fare_no_outlier"]
 

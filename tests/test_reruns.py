@@ -1,4 +1,4 @@
-"""Reruns follow content (issue 8): what Snakemake plans (--dry-run) after each kind of change,
+"""Reruns follow content: what Snakemake plans (--dry-run) after each kind of change,
 on a finished run of the small config: with its own copy of the glmflow package for the changes
 to code (``run_with_package``; each dry run a fresh Snakemake process that imports the copy),
 with the installed package, whose content is the same, for the changes to config and data

@@ -1,5 +1,5 @@
 """Config is data, never code; bad input is refused before any job runs, by its key, and
-loses no earlier result (issue 9). Every case runs the real Snakemake."""
+loses no earlier result. Every case runs the real Snakemake."""
 
 from __future__ import annotations
 

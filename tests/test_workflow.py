@@ -338,7 +338,7 @@ def test_checksum_mismatch_fails_the_data_job_and_leaves_nothing(tmp_path):
 
 
 def test_general_mixed_models_run_in_the_workflow(finished_run):
-    """The crossed and random-slope models of config.yaml (issue 10): VarCorr as lme4's, the
+    """The crossed and random-slope models of config.yaml: VarCorr as lme4's, the
     conditional modes per factor and term, the independent likelihood check."""
     shared = json.loads((ROOT / "tests" / "reference" / "glmm_general_reference.json").read_text())
     for model, reference in [("glmm_verbagg_crossed", "verbagg_crossed"), ("glmm_contraception_slope",

@@ -27,11 +27,12 @@ def _imported_modules(path: Path) -> frozenset[str]:
     """Names of the glmflow modules a file imports (``import glmflow.x``, ``from glmflow import
     x``, ``from glmflow.x import (a, b)``), at the start of a line, inside functions too.
 
-    Read with two regular expressions, not ``ast``: parsing the 52 files the rule scripts reach
-    took 0.29 s of every ``snakemake`` start here (a no-op run was 1.9 s, goal 1.5 s); the
-    regular expressions take 5 ms. A docstring line that looks like an import only adds a file
-    to the fingerprint (a needless rerun), never drops one; ``test_fingerprint`` checks the
-    result equals ``ast``'s on every module."""
+    Read with two regular expressions, not ``ast`` (every ``snakemake`` start runs this). A
+    docstring line that looks like an import only adds a file to the fingerprint (a needless
+    rerun), never drops one; ``test_fingerprint`` checks the result equals ``ast``'s on every
+    module."""
+    # ast's parse of the 52 files the rule scripts reach took 0.29 s of every snakemake start (a
+    # no-op run was 1.9 s, goal 1.5 s); the regular expressions take 5 ms
     text = path.read_text()
     found = set(_IMPORT.findall(text))
     for module, names in _FROM_IMPORT.findall(text):

@@ -1,9 +1,10 @@
 """R model formulas as text: tokens, the response and right-hand side, cbind() and offset()
 parts, random-effect terms ``(expr | g)``, and the allow-list that keeps a formula data, not
 code. Nothing here builds a matrix (that is ``glmflow.formula``, through formulaic), so that
-Snakemake can plan the workflow from the config without importing formulaic (0.21 s of every
-``snakemake`` start, measured with ``python -X importtime``).
+Snakemake can plan the workflow from the config without importing formulaic.
 """
+
+# formulaic's import: 0.21 s of every snakemake start (python -X importtime)
 
 from __future__ import annotations
 

@@ -2,14 +2,13 @@
 not Python's start-up.
 
 Each rule script is a fresh ``python`` process (Snakemake's ``script:``), and importing what a
-job needs (pandas, scipy, formulaic, statsmodels, numba, matplotlib, the glmflow modules) took
-0.5-0.8 s of the 0.03-0.2 s of work a typical job does: the default config's 77 jobs ran 40 s
-on 2 cores. Here the first job of a run starts this server (``python -m glmflow.jobserver``),
-which imports all of that once and then forks a child per job: the child starts warm, takes the
-job's working directory, environment and standard streams, and runs the very script file
-Snakemake wrote (its preamble included) with ``runpy``. The script's own process, the client,
-waits for the child's exit status and exits with it, so Snakemake sees an ordinary job. Measured
-with ``python -m glmflow.bench workflow``: 40.3 s -> 15.2 s, and 1.13 s -> 0.24 s per added GLM.
+job needs (pandas, scipy, formulaic, statsmodels, numba, matplotlib, the glmflow modules) takes
+many times the work a typical job does. Here the first job of a run starts this server
+(``python -m glmflow.jobserver``), which imports all of that once and then forks a child per
+job: the child starts warm, takes the job's working directory, environment and standard
+streams, and runs the very script file Snakemake wrote (its preamble included) with ``runpy``.
+The script's own process, the client, waits for the child's exit status and exits with it, so
+Snakemake sees an ordinary job.
 
 - One server per version of the code: the socket's name is a digest of the Python executable,
   the package's location and the content of every package file, so an edited module gets a new
@@ -33,6 +32,10 @@ with ``python -m glmflow.bench workflow``: 40.3 s -> 15.2 s, and 1.13 s -> 0.24 
   allocation), nor where ``GLMFLOW_JOBSERVER=0``; if no server can be reached the script runs
   in its own process, as it always did.
 """
+
+# measured: the imports took 0.5-0.8 s of the 0.03-0.2 s of work a typical job does (the default
+# config's 77 jobs ran 40 s on 2 cores); with the server (python -m glmflow.bench workflow)
+# 40.3 s -> 15.2 s, and 1.13 s -> 0.24 s per added GLM
 
 from __future__ import annotations
 
@@ -374,7 +377,8 @@ def single_threaded_environment() -> None:
 def preload() -> None:
     """Import what the rule scripts use; then move it all to the collector's permanent
     generation, so that a child's collections never walk (and so never copy on write) the pages
-    it lies on (a simulate_cell job took 0.30 s without this, 0.19 s with it)."""
+    it lies on."""
+    # a simulate_cell job took 0.30 s without the freeze, 0.19 s with it
     for module in PRELOAD:
         try:
             importlib.import_module(module)

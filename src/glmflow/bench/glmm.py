@@ -65,7 +65,7 @@ def run(agqs: list[int], repeats: int, with_r: bool) -> None:
                 )
 
 
-# The general suite (issue 10): the four reference models of tests/reference/
+# The general suite: the four reference models of tests/reference/
 # glmm_general_reference.json. name: (file, factors, filter, formula with clean names,
 # the formula as R reads the file's own names, R's factor() columns, R's row filter).
 GENERAL_SUITE = {

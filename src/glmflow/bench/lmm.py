@@ -1,7 +1,7 @@
 """Linear mixed models against lme4's lmer (``python -m glmflow.bench lmm``): InstEval's
-crossed model (73,421 ratings; students, lecturers and department-by-service), fitted by ML as
-in the issue's timing, and two small models of lme4's (sleepstudy's correlated slope and
-Penicillin's crossed intercepts, by REML). ``model=<name> fit_seconds=<median>`` lines (glmflow's
+crossed model (73,421 ratings; students, lecturers and department-by-service), fitted by ML,
+and two small models of lme4's (sleepstudy's correlated slope and Penicillin's crossed
+intercepts, by REML). ``model=<name> fit_seconds=<median>`` lines (glmflow's
 fit with SEs and Satterthwaite's df); with ``--with-r``, lmer (fit and ``vcov``) timed in one R
 process right after, its times, the ratios and both criteria (REML criterion or -2 logLik:
 glmflow's at lmer's or below) as comment lines.
