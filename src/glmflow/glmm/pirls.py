@@ -40,15 +40,38 @@ _KERNEL = {"cache": True, "error_model": "numpy"}
 
 
 @numba.njit(inline="always", **_KERNEL)
+def _logit_mean(eta):
+    """The logit's mean 1 / (1 + exp(-eta)) from a = exp(-|eta|), which cannot overflow:
+    (mu, a). Every kernel takes mu from here, so that they agree to the last bit."""
+    a = math.exp(-abs(eta))
+    inverse = 1.0 / (1.0 + a)
+    return (inverse if eta >= 0.0 else a * inverse), a
+
+
+@numba.njit(inline="always", **_KERNEL)
+def _logit_terms(y, eta, constant, i, minus2, product):
+    """Row i of 0/1 data with the logit link and unit weight: (weight, score, minus2, product)
+    with -2 log p added to the running ``minus2``. log p = y eta - max(eta, 0) - log(1 + a),
+    a = exp(-|eta|); the logs of (1 + a) are taken of running products of 512 rows (at most
+    2^512), one log per block instead of one per row."""
+    # the products' logs: a third of the assembly's time on verbagg before them
+    mu, a = _logit_mean(eta)
+    minus2 -= 2.0 * (y * eta - max(eta, 0.0) + constant)
+    product *= 1.0 + a
+    if i % 512 == 511:
+        minus2 += 2.0 * math.log(product)
+        product = 1.0
+    return mu * (1.0 - mu), y - mu, minus2, product
+
+
+@numba.njit(inline="always", **_KERNEL)
 def _row(family, link, y, eta, prior, constant):
     """Per row: the Fisher weight prior mu_eta^2 / V, the working score prior (y - mu) mu_eta / V
     and log p(y | eta) (R's family$aic counts it)."""
     if family == FAMILY_BINOMIAL and link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta <= LOGIT_THRESHOLD:
         # canonical logit: one exp gives mu, the weight and log p; R's make.link("logit") clamps
         # only beyond |eta| = 30
-        a = math.exp(-abs(eta))
-        inverse = 1.0 / (1.0 + a)
-        mu = inverse if eta >= 0.0 else a * inverse
+        mu, a = _logit_mean(eta)
         logp = prior * (y * eta - max(eta, 0.0) - math.log1p(a)) + constant
         return prior * mu * (1.0 - mu), prior * (y - mu), logp
     mu, mu_eta = mean_and_slope(link, eta)
@@ -88,9 +111,7 @@ def _weight_and_score(family, link, y, eta, prior, constant):
     """``_row``'s weight and score without log p (the logit's log1p is half a row's cost)."""
     # verbagg: predicted_modes 0.25 -> 0.155 ms
     if family == FAMILY_BINOMIAL and link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta <= LOGIT_THRESHOLD:
-        a = math.exp(-abs(eta))
-        inverse = 1.0 / (1.0 + a)
-        mu = inverse if eta >= 0.0 else a * inverse
+        mu, _ = _logit_mean(eta)
         return prior * mu * (1.0 - mu), prior * (y - mu)
     w, score, _ = _row(family, link, y, eta, prior, constant)
     return w, score
@@ -167,9 +188,7 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, pos, k0, q0
     for j in range(rhs.shape[0]):
         rhs[j] = -u[j]
     minus2 = 0.0
-    # 0/1 data with the logit link: log p = y eta - max(eta, 0) - log(1 + a), a = exp(-|eta|);
-    # the logs of (1 + a) are taken of running products of 512 rows (at most 2^512), one log
-    # per block instead of one per row (a third of the kernel's time on verbagg)
+    # 0/1 data with the logit link: log p from running products (``_logit_terms``)
     product_path = family == FAMILY_BINOMIAL and link == LINK_LOGIT and _all_ones(prior)
     if product_path and k0 == 1 and _within_threshold(eta0, values, index, u, eta):
         return _assemble_logit_scalar(y, constant, values, index, pos, q0, u, D, B, A22, rhs, eta)
@@ -183,15 +202,7 @@ def _assemble(family, link, y, prior, constant, eta0, values, index, pos, k0, q0
             # libm's exp, not glmflow.elementary's polynomial: this loop's scatters keep it off
             # SIMD lanes, where the polynomial's chain of 19 multiplies is the longer (verbagg's
             # assembly 0.33 -> 0.23 ms)
-            t = math.exp(-abs(e))
-            inverse = 1.0 / (1.0 + t)
-            mu = inverse if e >= 0.0 else t * inverse
-            w, score = mu * (1.0 - mu), y[i] - mu
-            minus2 -= 2.0 * (y[i] * e - max(e, 0.0) + constant[i])
-            product *= 1.0 + t
-            if i % 512 == 511:
-                minus2 += 2.0 * math.log(product)
-                product = 1.0
+            w, score, minus2, product = _logit_terms(y[i], e, constant[i], i, minus2, product)
         else:
             w, score, logp = _row(family, link, y[i], e, prior[i], constant[i])
             minus2 -= 2.0 * logp
@@ -241,15 +252,7 @@ def _assemble_logit_scalar(y, constant, values, index, pos, q0, u, D, B, A22, rh
     minus2, product = 0.0, 1.0
     for i in range(eta.shape[0]):
         e = eta[i]
-        t = math.exp(-abs(e))
-        inverse = 1.0 / (1.0 + t)
-        mu = inverse if e >= 0.0 else t * inverse
-        w, score = mu * (1.0 - mu), y[i] - mu
-        minus2 -= 2.0 * (y[i] * e - max(e, 0.0) + constant[i])
-        product *= 1.0 + t
-        if i % 512 == 511:
-            minus2 += 2.0 * math.log(product)
-            product = 1.0
+        w, score, minus2, product = _logit_terms(y[i], e, constant[i], i, minus2, product)
         v0, level = values[i, 0], index[i, 0]
         rhs[level] += v0 * score
         D[level, 0, 0] += w * v0 * v0
@@ -691,9 +694,7 @@ def _gradient_rows(family, link, y, prior, eta, values, index, pos, u, factor, i
         return s, w, v, Hz, rhs
     for i in range(n):
         if link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta[i] <= LOGIT_THRESHOLD:
-            t = math.exp(-abs(eta[i]))  # as _assemble: the same mu to the last bit
-            reciprocal = 1.0 / (1.0 + t)
-            mu = reciprocal if eta[i] >= 0.0 else t * reciprocal
+            mu, _ = _logit_mean(eta[i])  # as _assemble: the same mu to the last bit
         else:
             mu, _ = mean_and_slope(link, eta[i])
         if family == FAMILY_BINOMIAL:
@@ -722,9 +723,7 @@ def _gradient_rows_scalar(family, link, y, prior, eta, values, index, pos, q0, P
     K = values.shape[1]
     for i in range(values.shape[0]):
         if link == LINK_LOGIT and -LOGIT_THRESHOLD <= eta[i] <= LOGIT_THRESHOLD:
-            t = math.exp(-abs(eta[i]))  # as _assemble: the same mu to the last bit
-            reciprocal = 1.0 / (1.0 + t)
-            mu = reciprocal if eta[i] >= 0.0 else t * reciprocal
+            mu, _ = _logit_mean(eta[i])  # as _assemble: the same mu to the last bit
         else:
             mu, _ = mean_and_slope(link, eta[i])
         w[i] = prior[i] * mu * (1.0 - mu) if family == FAMILY_BINOMIAL else prior[i] * mu
