@@ -2,8 +2,8 @@
 
 Each call runs PIRLS (``glmflow.glmm.pirls``, compiled) for the conditional modes u from a
 start predicted from the previous call's modes (``_predict_modes``), to a step below 1e-10 (the
-last point's value, state and gradient are kept: a repeat costs nothing), then returns -2 log
-p(y | u) + |u|^2 + log|H| with everything at that u. lme4 stops PIRLS at a relative change of
+last point's value, state and gradient are kept: a repeat costs nothing), then returns
+-2 log p(y | u) + |u|^2 + log|H| with everything at that u. lme4 stops PIRLS at a relative change of
 1e-7 in the penalised deviance and takes log|H| at the previous iteration's weights: its
 default fits lie up to 0.006 of -2 logLik above the optimum (glmm_general_reference.json); the
 tight tolerance also keeps the function smooth enough for the finite differences of the
