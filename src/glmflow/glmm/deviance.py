@@ -44,8 +44,10 @@ PIRLS_MAX_ITERATIONS = 200
 PIRLS_ACCEPT = 1e-6
 # the largest change of a mode that _predict_modes takes (u is on the standard normal scale);
 # beyond it the first-order step overshoots (verbagg's first BFGS step: 16 PIRLS steps against
-# 11). PIRLS steps a fit (verbagg, contraception, bdf): 128, 114, 47 from the last modes; with
-# predictions up to 0.1: 89, 83, 28; 1: 79, 81, 28; 2: 77, 81, 28; any: 84, 83, 28
+# 11 from the last modes). PIRLS steps a fit (verbagg, contraception, bdf), measured with the
+# last modes as the fallback: 128, 114, 47 from the last modes; with predictions up to 0.1: 89,
+# 83, 28; 1: 79, 81, 28; 2: 77, 81, 28; any: 84, 83, 28. With the effects kept as the fallback
+# (``_keep_effects``): 64, 71, 27
 PREDICTION_LIMIT = 2.0
 NO_MEMO = (None, None, None, None, None)
 
@@ -168,19 +170,19 @@ class LaplaceDeviance:
             eta0 - last_eta0, u, L0, L21, L22, self.k0, self.ptr, self.rows,
         )  # fmt: skip
         change = np.max(np.abs(start - u), initial=0.0)
-        if change <= PREDICTION_LIMIT:  # NaN too: a far prediction is worse than the last modes
+        if change <= PREDICTION_LIMIT:  # NaN too: a far prediction is worse than the effects kept
             self.u[:] = start
         else:
             self._keep_effects(last_theta, theta, u)
 
     def _keep_effects(self, last_theta: np.ndarray, theta: np.ndarray, u: np.ndarray) -> None:
         """self.u set so that each term's effects b_j = T u_j stay those of the modes ``u`` at
-        ``last_theta`` (u_j = T^-1 T_last u_j): a start far from the last point is on the modes' own scale,
-        and a column's sign flipped (``canonical_theta``) is undone exactly. A term whose new
-        factor is singular keeps its u."""
+        ``last_theta`` (u_j = T^-1 T_last u_j): a start far from the last point is on the modes'
+        own scale, and a column's sign flipped (``canonical_theta``) is undone exactly. A term
+        whose new factor is singular keeps its u."""
         # verbagg's first BFGS step (theta 1 -> -5.5): 11 PIRLS steps from the last modes, 4 from
         # the effects kept; the flip after BFGS: 5 -> 0. PIRLS steps a fit (verbagg, contraception):
-        # 77, 81 -> 65, 73
+        # 77, 81 -> 64, 71
         for t, (last, new) in enumerate(zip(self.gd.factors(last_theta), self.gd.factors(theta), strict=True)):
             block = u[self.uoff[t] : self.uoff[t + 1]].reshape(-1, self.k[t])
             if np.any(np.diag(new) == 0.0) or np.array_equal(last, new):
